@@ -1,0 +1,47 @@
+"""hmog_xp: hierarchical mixtures of Gaussians on any Array-API backend.
+
+Public API (everything else is private):
+
+* backends: :func:`set_backend`, :func:`get_backend`, :func:`installed_backends`,
+  :func:`value_and_grad`, :func:`grad`, :func:`jit`;
+* covariance representations: :class:`PositiveDefinite`, :class:`Diagonal`, :class:`Scale`;
+* exponential families: :class:`Normal`, :class:`Categorical`;
+* validation switch: :func:`set_validation`, :func:`validation`; errors
+  :class:`ValidationError`, :class:`BackendError`.
+"""
+
+from hmog_xp._backend import (
+    get_backend,
+    grad,
+    installed_backends,
+    jit,
+    set_backend,
+    value_and_grad,
+)
+from hmog_xp._errors import BackendError, ValidationError
+from hmog_xp._validation import set_validation, validation
+from hmog_xp.families import Categorical, ExponentialFamily, Normal
+from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BackendError",
+    "Categorical",
+    "CovarianceRep",
+    "Diagonal",
+    "ExponentialFamily",
+    "Normal",
+    "PositiveDefinite",
+    "Scale",
+    "ValidationError",
+    "__version__",
+    "get_backend",
+    "grad",
+    "installed_backends",
+    "jit",
+    "set_backend",
+    "set_validation",
+    "validation",
+    "value_and_grad",
+]

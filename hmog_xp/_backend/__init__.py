@@ -1,0 +1,58 @@
+"""The backend layer: the only package in hmog_xp that imports array libraries.
+
+It selects namespaces (:func:`array_namespace`, :func:`get_namespace`), holds the default
+backend (:func:`set_backend`, :func:`get_backend`), and provides what the Array API standard
+lacks: random numbers (:mod:`.random`), automatic differentiation and ``jit``
+(:mod:`.autodiff`), and a few numerical helpers (:mod:`.linalg`).
+"""
+
+from hmog_xp._backend._arrays import default_float_dtype, device_of, is_concrete
+from hmog_xp._backend._registry import (
+    BACKEND_NAMES,
+    array_namespace,
+    backend_name_of,
+    get_backend,
+    get_namespace,
+    installed_backends,
+    namespace_for,
+    set_backend,
+)
+from hmog_xp._backend.autodiff import grad, jit, value_and_grad
+from hmog_xp._backend.linalg import (
+    broadcast_shapes,
+    cholesky,
+    cholesky_inverse,
+    cholesky_logdet,
+    cholesky_solve,
+    logsumexp,
+    softmax,
+    solve_triangular,
+)
+from hmog_xp._backend.random import RandomSource, random_source
+
+__all__ = [
+    "BACKEND_NAMES",
+    "RandomSource",
+    "array_namespace",
+    "backend_name_of",
+    "broadcast_shapes",
+    "cholesky",
+    "cholesky_inverse",
+    "cholesky_logdet",
+    "cholesky_solve",
+    "default_float_dtype",
+    "device_of",
+    "get_backend",
+    "get_namespace",
+    "grad",
+    "installed_backends",
+    "is_concrete",
+    "jit",
+    "logsumexp",
+    "namespace_for",
+    "random_source",
+    "set_backend",
+    "softmax",
+    "solve_triangular",
+    "value_and_grad",
+]

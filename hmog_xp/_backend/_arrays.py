@@ -1,0 +1,79 @@
+"""Small array facts the standard leaves to each library: dtypes, devices, tracing."""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+from array_api_compat import device as _compat_device
+
+from hmog_xp._backend._registry import backend_name_of
+
+
+def default_float_dtype(xp: ModuleType) -> Any:
+    """Return the floating dtype used for arrays created from nothing in ``xp``.
+
+    ``float64`` everywhere, except JAX without ``jax_enable_x64`` where it is ``float32``
+    (enable it with ``jax.config.update("jax_enable_x64", True)`` to get float64).
+
+    Parameters
+    ----------
+    xp : module
+        An Array-API namespace.
+
+    Returns
+    -------
+    dtype
+        ``xp.float64`` or ``xp.float32``.
+    """
+    if backend_name_of(xp) == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return xp.float32
+    return xp.float64
+
+
+def device_of(x: Any) -> Any:
+    """Return the device an array lives on (``None`` for Python scalars).
+
+    Parameters
+    ----------
+    x : array or scalar
+        The array.
+
+    Returns
+    -------
+    object
+        The backend's device object.
+    """
+    if isinstance(x, (int, float, bool)):
+        return None
+    return _compat_device(x)
+
+
+def is_concrete(x: Any) -> bool:
+    """Return False when ``x`` is an abstract value being traced (inside ``jax.jit`` / grad).
+
+    Validation that needs actual values (finiteness, positive definiteness) is skipped for
+    abstract values: it would force a host synchronisation or fail under tracing.
+
+    Parameters
+    ----------
+    x : array
+        The array.
+
+    Returns
+    -------
+    bool
+        Whether the array holds actual values.
+    """
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.core.Tracer):
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        # torch.func / functorch wrappers and meta tensors have no values to inspect.
+        return not (x.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(x))
+    return True

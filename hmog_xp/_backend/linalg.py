@@ -1,0 +1,223 @@
+"""Numerical helpers the Array API standard lacks, with backend fast paths chosen here.
+
+Every function takes the namespace as the keyword ``xp`` (private-kernel convention) and
+works on batched inputs with leading axes. This is the one delegation layer: model code
+never branches on the backend itself.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from hmog_xp._backend._arrays import device_of
+from hmog_xp._backend._registry import backend_name_of
+from hmog_xp._errors import ValidationError
+
+
+def logsumexp(x: Any, /, *, axis: int = -1, keepdims: bool = False, xp: ModuleType) -> Any:
+    """Compute ``log(sum(exp(x), axis))`` without overflow.
+
+    Parameters
+    ----------
+    x : array, shape (..., k, ...)
+        Values; ``-inf`` entries are allowed (they contribute zero).
+    axis : int, optional
+        Axis to reduce.
+    keepdims : bool, optional
+        Keep the reduced axis with length one.
+    xp : module
+        Namespace of ``x``.
+
+    Returns
+    -------
+    array
+        ``x`` reduced over ``axis``.
+    """
+    peak = xp.max(x, axis=axis, keepdims=True)
+    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
+    total = xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)
+    result = xp.log(total) + peak
+    return result if keepdims else xp.squeeze(result, axis=axis)
+
+
+def softmax(x: Any, /, *, axis: int = -1, xp: ModuleType) -> Any:
+    """Compute ``exp(x) / sum(exp(x))`` along ``axis`` stably.
+
+    Parameters
+    ----------
+    x : array
+        Logits.
+    axis : int, optional
+        Axis to normalise.
+    xp : module
+        Namespace of ``x``.
+
+    Returns
+    -------
+    array, shape of ``x``
+        Probabilities summing to one along ``axis``.
+    """
+    return xp.exp(x - logsumexp(x, axis=axis, keepdims=True, xp=xp))
+
+
+def cholesky(a: Any, /, *, xp: ModuleType) -> Any:
+    """Lower Cholesky factor of symmetric positive definite matrices.
+
+    Parameters
+    ----------
+    a : array, shape (..., n, n)
+        Symmetric positive definite matrices.
+    xp : module
+        Namespace of ``a``.
+
+    Returns
+    -------
+    array, shape (..., n, n)
+        ``L`` lower triangular with ``L @ L.mT == a``. Backends that do not raise on
+        failure (JAX) return NaN; callers that validate check the factor's diagonal.
+
+    Raises
+    ------
+    ValidationError
+        If the backend reports that a matrix is not positive definite.
+    """
+    try:
+        return xp.linalg.cholesky(a)
+    except Exception as exc:  # numpy LinAlgError, torch linalg error, cupy errors
+        if type(exc).__name__ not in ("LinAlgError", "_LinAlgError", "CUSOLVERError"):
+            raise
+        msg = f"matrix is not positive definite (Cholesky factorization failed: {exc})"
+        raise ValidationError(msg) from None
+
+
+def solve_triangular(
+    factor: Any, b: Any, /, *, lower: bool = True, transpose: bool = False, xp: ModuleType
+) -> Any:
+    """Solve ``T x = b`` (or ``T.mT x = b``) with ``T`` triangular.
+
+    Parameters
+    ----------
+    factor : array, shape (..., n, n)
+        Triangular matrices ``T``.
+    b : array, shape (..., n, k)
+        Right-hand sides (matrices; pass ``v[..., None]`` for vectors).
+    lower : bool, optional
+        Whether ``T`` is lower triangular.
+    transpose : bool, optional
+        Solve with ``T.mT`` instead of ``T``.
+    xp : module
+        Namespace of the inputs.
+
+    Returns
+    -------
+    array, shape (..., n, k)
+        The solutions, batch axes broadcast.
+    """
+    name = backend_name_of(xp)
+    batch = tuple(broadcast_shapes(factor.shape[:-2], b.shape[:-2]))
+    factor = xp.broadcast_to(factor, (*batch, *factor.shape[-2:]))
+    b = xp.broadcast_to(b, (*batch, *b.shape[-2:]))
+    if name == "torch":
+        import torch
+
+        tri = factor.mT if transpose else factor
+        return torch.linalg.solve_triangular(tri, b, upper=(lower == transpose))
+    if name == "jax":
+        from jax import lax
+
+        return lax.linalg.triangular_solve(
+            factor, b, left_side=True, lower=lower, transpose_a=transpose
+        )
+    tri = xp.matrix_transpose(factor) if transpose else factor
+    return xp.linalg.solve(tri, b)
+
+
+def cholesky_solve(factor: Any, b: Any, /, *, xp: ModuleType) -> Any:
+    """Solve ``A x = b`` given the lower Cholesky factor ``L`` of ``A``.
+
+    Parameters
+    ----------
+    factor : array, shape (..., n, n)
+        Lower Cholesky factors.
+    b : array, shape (..., n, k)
+        Right-hand sides.
+    xp : module
+        Namespace of the inputs.
+
+    Returns
+    -------
+    array, shape (..., n, k)
+        ``A^{-1} b``.
+    """
+    half = solve_triangular(factor, b, lower=True, xp=xp)
+    return solve_triangular(factor, half, lower=True, transpose=True, xp=xp)
+
+
+def cholesky_inverse(factor: Any, /, *, xp: ModuleType) -> Any:
+    """Inverse of ``A = L L^T`` from its lower Cholesky factor.
+
+    Parameters
+    ----------
+    factor : array, shape (..., n, n)
+        Lower Cholesky factors.
+    xp : module
+        Namespace of ``factor``.
+
+    Returns
+    -------
+    array, shape (..., n, n)
+        ``A^{-1}``, exactly symmetric.
+    """
+    n = factor.shape[-1]
+    eye = xp.eye(n, dtype=factor.dtype, device=device_of(factor))
+    inverse_factor = solve_triangular(factor, eye, lower=True, xp=xp)
+    return xp.matrix_transpose(inverse_factor) @ inverse_factor
+
+
+def cholesky_logdet(factor: Any, /, *, xp: ModuleType) -> Any:
+    """``log det A`` from the lower Cholesky factor of ``A``.
+
+    Parameters
+    ----------
+    factor : array, shape (..., n, n)
+        Lower Cholesky factors.
+    xp : module
+        Namespace of ``factor``.
+
+    Returns
+    -------
+    array, shape (...)
+        ``2 * sum(log(diag(L)))``.
+    """
+    return 2.0 * xp.sum(xp.log(xp.linalg.diagonal(factor)), axis=-1)
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """Broadcast shapes like NumPy (the standard has no ``broadcast_shapes``).
+
+    Parameters
+    ----------
+    *shapes : tuple of int
+        Shapes to broadcast.
+
+    Returns
+    -------
+    tuple of int
+        The broadcast shape.
+
+    Raises
+    ------
+    ValidationError
+        If the shapes are incompatible.
+    """
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for dims in zip(*padded):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            msg = f"batch shapes {shapes} do not broadcast"
+            raise ValidationError(msg)
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)

@@ -1,0 +1,437 @@
+"""Covariance representations: how a symmetric ``n x n`` matrix is stored as a flat vector.
+
+Three representations, from most to least general:
+
+===================== ===================== ==========================================
+rep                   storage, shape        matrices it holds
+===================== ===================== ==========================================
+``PositiveDefinite``  ``(..., n(n+1)/2)``   any symmetric matrix; upper triangle, row
+                                            by row: ``M[0,0], M[0,1], .., M[1,1], ..``
+``Diagonal``          ``(..., n)``          diagonal matrices; the diagonal
+``Scale``             ``(..., 1)``          ``s * I``; the scalar ``s``
+===================== ===================== ==========================================
+
+``pack`` maps a dense symmetric matrix to storage by orthogonal (Frobenius) projection onto
+the rep's matrices (``Scale`` keeps the mean of the diagonal), ``unpack`` maps back. Two more
+storages sit beside the plain one, related to it by fixed weights, so that for a matrix ``M``
+of the rep and *any* symmetric ``S``:
+
+    ``sum(pack_quadratic(M) * pack_statistic(S)) == trace(M @ S)``
+
+* ``pack_statistic(S)`` is how a second-moment statistic is stored (``Scale``: the trace).
+* ``pack_quadratic(M)`` are the coefficients of a quadratic form (``PositiveDefinite``:
+  off-diagonal entries doubled), so ``xᵀ M x == sum(pack_quadratic(M) * outer_statistic(x))``.
+
+Square-root factors (``cholesky``) are dense lower triangular for ``PositiveDefinite`` and the
+elementwise square root of the storage otherwise. Every method broadcasts over leading axes.
+A representation holds no arrays: it is a frozen, hashable dataclass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, ClassVar
+
+from hmog_xp import _backend as B
+
+
+def _constant(values: tuple[float, ...], like: Any, xp: ModuleType) -> Any:
+    return xp.asarray(values, dtype=like.dtype, device=B.device_of(like))
+
+
+@dataclass(frozen=True)
+class CovarianceRep(ABC):
+    """Base class of the covariance representations (see the module docstring)."""
+
+    #: Position in the generality order ``Scale < Diagonal < PositiveDefinite``.
+    generality: ClassVar[int] = 0
+
+    @abstractmethod
+    def size(self, n: int) -> int:
+        """Return the storage length for ``n x n`` matrices.
+
+        Parameters
+        ----------
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        int
+            Length of the last storage axis.
+        """
+
+    def includes(self, other: CovarianceRep) -> bool:
+        """Return whether every matrix of ``other`` is a matrix of this rep.
+
+        Parameters
+        ----------
+        other : CovarianceRep
+            Another representation.
+
+        Returns
+        -------
+        bool
+            True for ``PositiveDefinite ⊇ Diagonal ⊇ Scale``.
+        """
+        return self.generality >= other.generality
+
+    @abstractmethod
+    def pack(self, matrix: Any, /) -> Any:
+        """Project dense symmetric matrices onto the rep and return their storage.
+
+        Parameters
+        ----------
+        matrix : array, shape (..., n, n)
+            Symmetric matrices.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Storage.
+        """
+
+    @abstractmethod
+    def unpack(self, packed: Any, n: int, /) -> Any:
+        """Return the dense matrices stored in ``packed``.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., n, n)
+            Dense symmetric matrices.
+        """
+
+    @abstractmethod
+    def outer_statistic(self, x: Any, /) -> Any:
+        """Return ``pack_statistic(x xᵀ)`` without forming ``x xᵀ``.
+
+        Parameters
+        ----------
+        x : array, shape (..., n)
+            Vectors.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            The rep's second-moment statistic of ``x``.
+        """
+
+    @abstractmethod
+    def _statistic_weights(self, n: int) -> tuple[float, ...] | float: ...
+
+    @abstractmethod
+    def _quadratic_weights(self, n: int) -> tuple[float, ...] | float: ...
+
+    def _weights(self, weights: tuple[float, ...] | float, like: Any) -> Any:
+        if isinstance(weights, tuple):
+            return _constant(weights, like, B.array_namespace(like))
+        return weights
+
+    def pack_statistic(self, matrix: Any, /) -> Any:
+        """Store a second-moment matrix the way the sufficient statistic stores it.
+
+        Parameters
+        ----------
+        matrix : array, shape (..., n, n)
+            Symmetric matrices (e.g. ``E[x xᵀ]``).
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Statistic storage (``Scale``: the trace).
+        """
+        packed = self.pack(matrix)
+        return packed * self._weights(self._statistic_weights(matrix.shape[-1]), packed)
+
+    def statistic_to_packed(self, statistic: Any, n: int, /) -> Any:
+        """Convert statistic storage to plain storage (inverse of the statistic weights).
+
+        Parameters
+        ----------
+        statistic : array, shape (..., size(n))
+            Statistic storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Plain storage of the same matrix.
+        """
+        return statistic / self._weights(self._statistic_weights(n), statistic)
+
+    def packed_to_statistic(self, packed: Any, n: int, /) -> Any:
+        """Convert plain storage to statistic storage.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Statistic storage of the same matrix.
+        """
+        return packed * self._weights(self._statistic_weights(n), packed)
+
+    def packed_to_quadratic(self, packed: Any, n: int, /) -> Any:
+        """Convert plain storage of ``M`` to the coefficients of the form ``xᵀ M x``.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Coefficients pairing with :meth:`outer_statistic`.
+        """
+        return packed * self._weights(self._quadratic_weights(n), packed)
+
+    def quadratic_to_packed(self, coefficients: Any, n: int, /) -> Any:
+        """Inverse of :meth:`packed_to_quadratic`.
+
+        Parameters
+        ----------
+        coefficients : array, shape (..., size(n))
+            Quadratic-form coefficients.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Plain storage.
+        """
+        return coefficients / self._weights(self._quadratic_weights(n), coefficients)
+
+    def convert(self, packed: Any, n: int, target: CovarianceRep, /) -> Any:
+        """Re-store matrices in another rep: exact embedding into a more general rep,
+        orthogonal projection onto a less general one.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage in this rep.
+        n : int
+            Matrix dimension.
+        target : CovarianceRep
+            The rep to store in.
+
+        Returns
+        -------
+        array, shape (..., target.size(n))
+            Plain storage in ``target``.
+        """
+        if target == self:
+            return packed
+        return target.pack(self.unpack(packed, n))
+
+    def identity(self, n: int, /, *, xp: ModuleType, dtype: Any, device: Any = None) -> Any:
+        """Return the storage of the identity matrix.
+
+        Parameters
+        ----------
+        n : int
+            Matrix dimension.
+        xp : module
+            Namespace to create it in.
+        dtype : dtype
+            Floating dtype.
+        device : object, optional
+            Device.
+
+        Returns
+        -------
+        array, shape (size(n),)
+            Plain storage of ``I_n``.
+        """
+        return self.pack(xp.eye(n, dtype=dtype, device=device))
+
+    @abstractmethod
+    def diagonal(self, packed: Any, n: int, /) -> Any:
+        """Return the diagonal in the rep's own form.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., n) or (..., 1)
+            The diagonal entries; ``Scale`` returns its single scalar.
+        """
+
+    @abstractmethod
+    def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
+        """Add ``values`` to the diagonal.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        values : array, shape like :meth:`diagonal`'s result
+            Amounts to add (broadcast).
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Plain storage of ``M + diag(values)``.
+        """
+
+    @abstractmethod
+    def matvec(self, packed: Any, x: Any, /) -> Any:
+        """Multiply the stored matrices with vectors.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        x : array, shape (..., n)
+            Vectors.
+
+        Returns
+        -------
+        array, shape (..., n)
+            ``M @ x``.
+        """
+
+    @abstractmethod
+    def cholesky(self, packed: Any, n: int, /) -> Any:
+        """Return a square-root factor ``L`` with ``M = L Lᵀ``.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage of positive definite matrices.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array
+            ``(..., n, n)`` lower triangular for ``PositiveDefinite``; the elementwise
+            square root of the storage, ``(..., size(n))``, otherwise.
+        """
+
+    @abstractmethod
+    def factor_diagonal(self, factor: Any, /) -> Any:
+        """Return the diagonal of a factor (positive iff the matrix is positive definite).
+
+        Parameters
+        ----------
+        factor : array
+            Output of :meth:`cholesky`.
+
+        Returns
+        -------
+        array, shape (..., n) or (..., 1)
+            Diagonal of ``L``.
+        """
+
+    @abstractmethod
+    def factor_solve(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
+        """Solve ``L z = b`` (or ``Lᵀ z = b``) with the factor from :meth:`cholesky`.
+
+        Parameters
+        ----------
+        factor : array
+            Output of :meth:`cholesky`.
+        b : array, shape (..., n)
+            Right-hand sides.
+        transpose : bool, optional
+            Solve with ``Lᵀ``.
+
+        Returns
+        -------
+        array, shape (..., n)
+            ``L⁻¹ b`` (or ``L⁻ᵀ b``).
+        """
+
+    @abstractmethod
+    def factor_logdet(self, factor: Any, n: int, /) -> Any:
+        """Return ``log det M`` from the factor.
+
+        Parameters
+        ----------
+        factor : array
+            Output of :meth:`cholesky`.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (...)
+            Log-determinants.
+        """
+
+    @abstractmethod
+    def factor_inverse(self, factor: Any, n: int, /) -> Any:
+        """Return the plain storage of ``M⁻¹`` from the factor.
+
+        Parameters
+        ----------
+        factor : array
+            Output of :meth:`cholesky`.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Storage of the inverse.
+        """
+
+    def inverse(self, packed: Any, n: int, /) -> Any:
+        """Return the storage of ``M⁻¹`` (``M`` positive definite).
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Storage of the inverse.
+        """
+        return self.factor_inverse(self.cholesky(packed, n), n)
+
+    def logdet(self, packed: Any, n: int, /) -> Any:
+        """Return ``log det M`` (``M`` positive definite).
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array, shape (...)
+            Log-determinants.
+        """
+        return self.factor_logdet(self.cholesky(packed, n), n)

@@ -1,0 +1,194 @@
+"""The three covariance representations (see :mod:`hmog_xp.reps._base` for the contract)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, ClassVar
+
+from hmog_xp import _backend as B
+from hmog_xp.reps._base import CovarianceRep
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_indices(n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Row and column of each packed upper-triangle position, row by row."""
+    rows = tuple(i for i in range(n) for _ in range(i, n))
+    cols = tuple(j for i in range(n) for j in range(i, n))
+    return rows, cols
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_position_of_entry(n: int) -> tuple[int, ...]:
+    """For each entry ``(i, j)`` of an ``n x n`` matrix, row-major, its packed position."""
+    position = {}
+    for k, (i, j) in enumerate(zip(*_upper_indices(n), strict=True)):
+        position[i, j] = position[j, i] = k
+    return tuple(position[i, j] for i in range(n) for j in range(n))
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_upper_entries(n: int) -> tuple[int, ...]:
+    """Row-major flat index ``i * n + j`` of each packed position."""
+    return tuple(i * n + j for i, j in zip(*_upper_indices(n), strict=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_diagonal_positions(n: int) -> tuple[int, ...]:
+    return tuple(k for k, (i, j) in enumerate(zip(*_upper_indices(n), strict=True)) if i == j)
+
+
+def _indices(values: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
+    return xp.asarray(values, device=B.device_of(like))
+
+
+@dataclass(frozen=True)
+class PositiveDefinite(CovarianceRep):
+    """Full symmetric matrices, stored as the upper triangle row by row, ``n(n+1)/2`` values."""
+
+    generality: ClassVar[int] = 2
+
+    def size(self, n: int) -> int:
+        return n * (n + 1) // 2
+
+    def pack(self, matrix: Any, /) -> Any:
+        xp = B.array_namespace(matrix)
+        n = matrix.shape[-1]
+        flat = xp.reshape(matrix, (*matrix.shape[:-2], n * n))
+        return xp.take(flat, _indices(_flat_upper_entries(n), matrix, xp), axis=-1)
+
+    def unpack(self, packed: Any, n: int, /) -> Any:
+        xp = B.array_namespace(packed)
+        flat = xp.take(packed, _indices(_packed_position_of_entry(n), packed, xp), axis=-1)
+        return xp.reshape(flat, (*packed.shape[:-1], n, n))
+
+    def outer_statistic(self, x: Any, /) -> Any:
+        xp = B.array_namespace(x)
+        rows, cols = _upper_indices(x.shape[-1])
+        return xp.take(x, _indices(rows, x, xp), axis=-1) * xp.take(
+            x, _indices(cols, x, xp), axis=-1
+        )
+
+    def _statistic_weights(self, n: int) -> float:
+        return 1.0
+
+    def _quadratic_weights(self, n: int) -> tuple[float, ...]:
+        rows, cols = _upper_indices(n)
+        return tuple(1.0 if i == j else 2.0 for i, j in zip(rows, cols, strict=True))
+
+    def diagonal(self, packed: Any, n: int, /) -> Any:
+        xp = B.array_namespace(packed)
+        return xp.take(packed, _indices(_packed_diagonal_positions(n), packed, xp), axis=-1)
+
+    def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
+        xp = B.array_namespace(packed, values)
+        values = xp.broadcast_to(xp.asarray(values, dtype=packed.dtype), (*packed.shape[:-1], n))
+        eye = xp.eye(n, dtype=packed.dtype, device=B.device_of(packed))
+        return packed + self.pack(values[..., :, None] * eye)
+
+    def matvec(self, packed: Any, x: Any, /) -> Any:
+        n = x.shape[-1]
+        return (self.unpack(packed, n) @ x[..., None])[..., 0]
+
+    def cholesky(self, packed: Any, n: int, /) -> Any:
+        xp = B.array_namespace(packed)
+        return B.cholesky(self.unpack(packed, n), xp=xp)
+
+    def factor_diagonal(self, factor: Any, /) -> Any:
+        return B.array_namespace(factor).linalg.diagonal(factor)
+
+    def factor_solve(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
+        xp = B.array_namespace(factor, b)
+        return B.solve_triangular(factor, b[..., None], transpose=transpose, xp=xp)[..., 0]
+
+    def factor_logdet(self, factor: Any, n: int, /) -> Any:
+        return B.cholesky_logdet(factor, xp=B.array_namespace(factor))
+
+    def factor_inverse(self, factor: Any, n: int, /) -> Any:
+        return self.pack(B.cholesky_inverse(factor, xp=B.array_namespace(factor)))
+
+
+@dataclass(frozen=True)
+class _ElementwiseRep(CovarianceRep):
+    """Shared code of the reps whose factors and inverses act elementwise on storage."""
+
+    def matvec(self, packed: Any, x: Any, /) -> Any:
+        return packed * x
+
+    def cholesky(self, packed: Any, n: int, /) -> Any:
+        return B.array_namespace(packed).sqrt(packed)
+
+    def factor_diagonal(self, factor: Any, /) -> Any:
+        return factor
+
+    def factor_solve(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
+        return b / factor
+
+    def factor_inverse(self, factor: Any, n: int, /) -> Any:
+        return 1.0 / (factor * factor)
+
+    def diagonal(self, packed: Any, n: int, /) -> Any:
+        return packed
+
+    def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
+        return packed + values
+
+    def unpack(self, packed: Any, n: int, /) -> Any:
+        xp = B.array_namespace(packed)
+        return packed[..., :, None] * xp.eye(n, dtype=packed.dtype, device=B.device_of(packed))
+
+
+@dataclass(frozen=True)
+class Diagonal(_ElementwiseRep):
+    """Diagonal matrices, stored as their diagonal, ``n`` values."""
+
+    generality: ClassVar[int] = 1
+
+    def size(self, n: int) -> int:
+        return n
+
+    def pack(self, matrix: Any, /) -> Any:
+        return B.array_namespace(matrix).linalg.diagonal(matrix)
+
+    def outer_statistic(self, x: Any, /) -> Any:
+        return x * x
+
+    def _statistic_weights(self, n: int) -> float:
+        return 1.0
+
+    def _quadratic_weights(self, n: int) -> float:
+        return 1.0
+
+    def factor_logdet(self, factor: Any, n: int, /) -> Any:
+        xp = B.array_namespace(factor)
+        return 2.0 * xp.sum(xp.log(factor), axis=-1)
+
+
+@dataclass(frozen=True)
+class Scale(_ElementwiseRep):
+    """Multiples of the identity ``s * I``, stored as ``s``, one value.
+
+    The statistic storage of a second moment ``S`` is its trace (``sum x_i²`` for ``x xᵀ``).
+    """
+
+    generality: ClassVar[int] = 0
+
+    def size(self, n: int) -> int:
+        return 1
+
+    def pack(self, matrix: Any, /) -> Any:
+        xp = B.array_namespace(matrix)
+        return xp.mean(xp.linalg.diagonal(matrix), axis=-1, keepdims=True)
+
+    def outer_statistic(self, x: Any, /) -> Any:
+        return B.array_namespace(x).sum(x * x, axis=-1, keepdims=True)
+
+    def _statistic_weights(self, n: int) -> float:
+        return float(n)
+
+    def _quadratic_weights(self, n: int) -> float:
+        return 1.0
+
+    def factor_logdet(self, factor: Any, n: int, /) -> Any:
+        return 2.0 * n * B.array_namespace(factor).log(factor[..., 0])

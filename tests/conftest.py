@@ -1,0 +1,103 @@
+"""Multi-backend test harness: the ``xp`` fixture and the Hypothesis profiles.
+
+Every test that takes ``xp`` runs once per backend: ``numpy``, ``numpy_readonly`` (NumPy with
+read-only inputs, to catch in-place writes), ``array_api_strict``, ``jax`` (float64 enabled),
+``torch`` and ``cupy`` (only with a CUDA GPU). A backend that is not installed is skipped
+with the reason. ``HMOG_XP_TEST_BACKENDS=jax,torch`` limits a run to some backends (the nox
+sessions use it); the others are then skipped, with that reason.
+
+Hypothesis profiles: ``ci`` (default; derandomised, no deadline, ``HYPOTHESIS_MAX_EXAMPLES``
+examples, default 15) and ``dev`` (randomised, 100 examples). Choose with
+``HYPOTHESIS_PROFILE``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "15")),
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
+)
+settings.register_profile(
+    "dev",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+BACKENDS = ("numpy", "numpy_readonly", "array_api_strict", "jax", "torch", "cupy")
+
+
+class ReadOnlyNumpy:
+    """The NumPy namespace, except that ``asarray`` returns read-only copies."""
+
+    __name__ = "array_api_compat.numpy"
+
+    def __init__(self) -> None:
+        self._namespace = importlib.import_module("array_api_compat.numpy")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._namespace, name)
+
+    def asarray(self, obj: Any, dtype: Any = None, device: Any = None, copy: Any = None) -> Any:
+        array = np.array(obj, dtype=dtype, copy=True)
+        array.flags.writeable = False
+        return array
+
+
+def _selected(name: str) -> bool:
+    wanted = os.environ.get("HMOG_XP_TEST_BACKENDS", "").strip()
+    if not wanted:
+        return True
+    names = {w.strip() for w in wanted.split(",")}
+    return name in names or (name == "numpy_readonly" and "numpy" in names)
+
+
+def load_namespace(name: str) -> ModuleType | ReadOnlyNumpy:
+    """Import a backend's namespace for tests, or skip the test with the reason."""
+    if not _selected(name):
+        pytest.skip(f"backend {name} not selected (HMOG_XP_TEST_BACKENDS)")
+    if name == "numpy_readonly":
+        return ReadOnlyNumpy()
+    if name == "jax":
+        jax = pytest.importorskip("jax", reason="jax is not installed")
+        jax.config.update("jax_enable_x64", True)
+        return importlib.import_module("jax.numpy")
+    if name == "cupy":
+        cupy = pytest.importorskip("cupy", reason="cupy is not installed")
+        try:
+            n_devices = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # no driver / no device
+            pytest.skip(f"cupy is installed but no CUDA GPU is usable: {exc}")
+        if n_devices < 1:
+            pytest.skip("cupy is installed but no CUDA GPU is present")
+        return importlib.import_module("array_api_compat.cupy")
+    pytest.importorskip(name, reason=f"{name} is not installed")
+    if name == "array_api_strict":
+        return importlib.import_module("array_api_strict")
+    return importlib.import_module(f"array_api_compat.{name}")
+
+
+@pytest.fixture(params=BACKENDS, scope="session")
+def xp(request: pytest.FixtureRequest) -> ModuleType | ReadOnlyNumpy:
+    """The array namespace under test (one test run per backend)."""
+    return load_namespace(request.param)
+
+
+@pytest.fixture(scope="session")
+def dtype(xp: Any) -> Any:
+    """float64 of the namespace under test."""
+    return xp.float64

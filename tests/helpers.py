@@ -1,0 +1,67 @@
+"""Test helpers: conversions to NumPy and a namespace/shape/dtype-checking ``assert_close``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hmog_xp._backend import array_namespace, backend_name_of
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy any backend's array (or a scalar) into a NumPy array on the host."""
+    if isinstance(x, np.ndarray | np.generic | float | int | bool):
+        return np.asarray(x)
+    module = type(x).__module__
+    if module.startswith("torch"):
+        return x.detach().cpu().numpy()
+    if module.startswith("cupy"):
+        return x.get()
+    return np.asarray(x)
+
+
+def backend_of(x: Any) -> str:
+    """Backend name of an array."""
+    return backend_name_of(array_namespace(x))
+
+
+def xp_name(xp: Any) -> str:
+    """Backend name of a namespace (the read-only NumPy proxy counts as numpy)."""
+    return backend_name_of(xp)
+
+
+def default_tolerance(dtype: Any) -> float:
+    """``4 sqrt(eps)`` of the dtype: ~6e-8 for float64, ~1.4e-3 for float32."""
+    return 4.0 * float(np.finfo(np.dtype(str(dtype).split(".")[-1])).eps) ** 0.5
+
+
+def assert_close(
+    actual: Any,
+    desired: Any,
+    *,
+    xp: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool = True,
+) -> None:
+    """Assert ``actual`` is an array of ``xp`` with ``desired``'s shape and dtype, and close.
+
+    ``desired`` may be a NumPy array (an oracle) or an array of ``actual``'s backend.
+    Tolerances default to :func:`default_tolerance` of ``actual``'s dtype.
+    """
+    if xp is not None:
+        assert backend_of(actual) == xp_name(xp), (
+            f"result is a {backend_of(actual)} array, expected {xp_name(xp)}"
+        )
+    actual_np, desired_np = to_numpy(actual), to_numpy(desired)
+    assert actual_np.shape == desired_np.shape, f"shape {actual_np.shape} != {desired_np.shape}"
+    if check_dtype and not isinstance(desired, float | int):
+        assert actual_np.dtype == desired_np.dtype, f"dtype {actual_np.dtype} != {desired_np.dtype}"
+    tolerance = default_tolerance(actual_np.dtype) if actual_np.dtype.kind == "f" else 0.0
+    np.testing.assert_allclose(
+        actual_np,
+        desired_np,
+        rtol=tolerance if rtol is None else rtol,
+        atol=tolerance if atol is None else atol,
+    )
