@@ -214,7 +214,7 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     ndim = max(len(s) for s in shapes)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
     out = []
-    for dims in zip(*padded):
+    for dims in zip(*padded, strict=True):
         sizes = {d for d in dims if d != 1}
         if len(sizes) > 1:
             msg = f"batch shapes {shapes} do not broadcast"
