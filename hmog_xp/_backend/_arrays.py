@@ -30,7 +30,7 @@ def default_float_dtype(xp: ModuleType) -> Any:
     if backend_name_of(xp) == "jax":
         import jax
 
-        if not jax.config.jax_enable_x64:
+        if not jax.config.read("jax_enable_x64"):
             return xp.float32
     return xp.float64
 

@@ -46,7 +46,7 @@ def value_and_grad(fun: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
         if name == "jax":
             import jax
 
-            return jax.value_and_grad(fun)(x, *args, **kwargs)  # type: ignore[no-any-return]
+            return jax.value_and_grad(fun)(x, *args, **kwargs)
         if name == "torch":
             import torch
 

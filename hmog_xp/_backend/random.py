@@ -64,13 +64,16 @@ class RandomSource:
             import jax
 
             self._state, key = jax.random.split(self._state)
-            draw = jax.random.normal if which == "normal" else jax.random.uniform
-            return draw(key, shape, dtype=dtype)
+            if which == "normal":
+                return jax.random.normal(key, shape, dtype=dtype)
+            return jax.random.uniform(key, shape, dtype=dtype)
         if self._kind == "torch":
             import torch
 
-            draw = torch.randn if which == "normal" else torch.rand
-            values = draw(shape, generator=self._state, dtype=dtype, device=self._state.device)
+            torch_draw = torch.randn if which == "normal" else torch.rand
+            values = torch_draw(
+                shape, generator=self._state, dtype=dtype, device=self._state.device
+            )
             return values if self.device is None else values.to(self.device)
         # cupy
         gen = self._state

@@ -86,7 +86,9 @@ class NormalUtilities(ExponentialFamily):
         return self.join_location_precision(location, precision)
 
     def _other(self, rep: CovarianceRep) -> Normal:
-        return type(self)(self.n, rep)  # type: ignore[call-arg]
+        from hmog_xp.families.normal import Normal
+
+        return Normal(self.n, rep)
 
     def embed_rep(self, params: Any, target: CovarianceRep) -> Any:
         """Natural parameters of the same distribution in a more general rep (exact).
