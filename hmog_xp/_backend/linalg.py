@@ -7,6 +7,7 @@ never branches on the backend itself.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -37,7 +38,10 @@ def logsumexp(x: Any, /, *, axis: int = -1, keepdims: bool = False, xp: ModuleTy
     peak = xp.max(x, axis=axis, keepdims=True)
     peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
     total = xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)
-    result = xp.log(total) + peak
+    # All entries -inf: the sum is 0 and the answer -inf, without a log(0) warning.
+    empty = total == 0
+    safe_log = xp.log(xp.where(empty, xp.ones_like(total), total))
+    result = xp.where(empty, xp.full_like(total, -math.inf), safe_log + peak)
     return result if keepdims else xp.squeeze(result, axis=axis)
 
 

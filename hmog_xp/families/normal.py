@@ -328,6 +328,8 @@ class Normal(NormalUtilities):
             raise ValidationError(msg)
         check_finite(mean, "mean", xp=xp)
         check_finite(covariance, "covariance", xp=xp)
+        common = xp.result_type(mean, covariance)
+        mean, covariance = xp.astype(mean, common), xp.astype(covariance, common)
         packed = self.rep.pack(covariance)
         deviation = xp.abs(covariance - self.rep.unpack(packed, self.n))
         tolerance = 1e-8 * (1.0 + xp.abs(covariance))

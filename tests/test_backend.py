@@ -1,0 +1,257 @@
+"""The backend layer: selection, random numbers, autodiff/jit adapters, numerical helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import special
+
+import hmog_xp as hx
+from hmog_xp import _backend as B
+from tests.helpers import assert_close, to_numpy, xp_name
+
+PACKAGE = pathlib.Path(hx.__file__).parent
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "HMOG_XP_BACKEND"}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, check=False
+    )
+
+
+# -- selection -----------------------------------------------------------------------------------
+
+
+def test_default_backend_is_numpy_when_environment_unset() -> None:
+    result = _run_python("import hmog_xp; print(hmog_xp.get_backend())")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy"
+
+
+@pytest.mark.parametrize("name", ["jax", "torch", "array_api_strict"])
+def test_environment_variable_picks_default_backend(name: str) -> None:
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
+    result = _run_python("import hmog_xp; print(hmog_xp.get_backend())", HMOG_XP_BACKEND=name)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == name
+
+
+def test_unknown_environment_backend_fails_at_import_listing_installed() -> None:
+    result = _run_python("import hmog_xp", HMOG_XP_BACKEND="tensorflow")
+    assert result.returncode != 0
+    assert "HMOG_XP_BACKEND='tensorflow' is invalid" in result.stderr
+    assert "installed here: ['numpy'" in result.stderr
+
+
+def test_import_does_not_import_optional_array_libraries() -> None:
+    code = (
+        "import sys, hmog_xp; "
+        "print(sorted(m for m in ('jax', 'torch', 'cupy') if m in sys.modules))"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_set_backend_round_trip_and_errors() -> None:
+    previous = hx.get_backend()
+    try:
+        hx.set_backend("array_api_strict")
+        assert hx.get_backend() == "array_api_strict"
+        assert B.get_namespace().__name__ == "array_api_strict"
+        with pytest.raises(hx.BackendError, match=r"unknown backend 'mxnet'.*installed here"):
+            hx.set_backend("mxnet")
+        assert hx.get_backend() == "array_api_strict", "a failed set_backend must not change it"
+        with pytest.raises(hx.BackendError, match="unknown backend"):
+            hx.set_backend(3)  # type: ignore[arg-type]
+    finally:
+        hx.set_backend(previous)
+
+
+def test_uninstalled_backend_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torch" else real_find_spec(name, *a),
+    )
+    with pytest.raises(hx.BackendError, match=r"backend 'torch' is not installed.*installed"):
+        hx.set_backend("torch")
+    assert "torch" not in hx.installed_backends()
+
+
+def test_installed_backends_lists_importable_ones() -> None:
+    names = hx.installed_backends()
+    assert "numpy" in names
+    for name in names:
+        assert importlib.util.find_spec(name) is not None
+
+
+def test_namespace_follows_inputs(xp) -> None:
+    x = xp.asarray([1.0, 2.0], dtype=xp.float64)
+    assert B.backend_name_of(B.array_namespace(x)) == xp_name(xp)
+    with pytest.raises(hx.BackendError, match="not arrays of a single supported backend"):
+        B.array_namespace(x, [1.0, 2.0])
+
+
+def test_model_layers_import_no_array_library() -> None:
+    pattern = re.compile(r"^\s*(import|from)\s+(numpy|jax|torch|cupy|array_api_strict)\b", re.M)
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "_backend" not in path.parts and pattern.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+# -- random numbers ------------------------------------------------------------------------------
+
+
+def test_same_seed_same_numbers_different_seed_different(xp) -> None:
+    first = B.random_source(7, xp).normal((6,))
+    again = B.random_source(7, xp).normal((6,))
+    other = B.random_source(8, xp).normal((6,))
+    assert_close(first, again, xp=xp, rtol=0, atol=0)
+    assert not np.allclose(to_numpy(first), to_numpy(other))
+
+
+def test_numpy_generator_draws_for_every_backend(xp) -> None:
+    values = B.random_source(np.random.default_rng(3), xp).uniform((4, 2))
+    expected = np.random.default_rng(3).random((4, 2))
+    assert_close(values, expected, xp=xp, rtol=0, atol=0)
+
+
+def test_random_draws_have_standard_moments(xp) -> None:
+    source = B.random_source(11, xp)
+    normal = to_numpy(source.normal((40_000,)))
+    uniform = to_numpy(source.uniform((40_000,)))
+    assert abs(normal.mean()) < 0.02
+    assert abs(normal.var() - 1.0) < 0.03
+    assert abs(uniform.mean() - 0.5) < 0.01
+    assert uniform.min() >= 0.0
+    assert uniform.max() < 1.0
+
+
+def test_native_generators(xp) -> None:
+    name = xp_name(xp)
+    if name == "torch":
+        import torch
+
+        rng = torch.Generator().manual_seed(5)
+        values = B.random_source(rng, xp).normal((3,))
+        assert_close(
+            values,
+            torch.randn(3, generator=torch.Generator().manual_seed(5), dtype=torch.float64),
+            xp=xp,
+        )
+    elif name == "jax":
+        import jax
+
+        key = jax.random.key(5)
+        assert B.random_source(key).xp.__name__ == "jax.numpy"
+        one, two = B.random_source(key, xp).normal((3,)), B.random_source(key, xp).normal((3,))
+        assert_close(one, two, xp=xp, rtol=0, atol=0)
+    else:
+        pytest.skip(f"{name} has no native generator beyond numpy's")
+
+
+def test_foreign_generator_is_rejected() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.raises(hx.BackendError, match="a torch random generator cannot draw numpy arrays"):
+        B.random_source(torch.Generator(), B.namespace_for("numpy"))
+    with pytest.raises(hx.BackendError, match="rng must be an int seed"):
+        B.random_source("seed", B.namespace_for("numpy"))
+
+
+# -- automatic differentiation and jit -----------------------------------------------------------
+
+
+def test_value_and_grad_matches_closed_form_gradient_of_log_partition(xp) -> None:
+    family = hx.Normal(3, hx.PositiveDefinite())
+    covariance = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 1.5]])
+    params = family.from_moments(
+        xp.asarray([0.5, -1.0, 2.0], dtype=xp.float64), xp.asarray(covariance)
+    )
+    if xp_name(xp) not in ("jax", "torch"):
+        with pytest.raises(hx.BackendError, match=r"not available on the .* backend.*jax"):
+            hx.value_and_grad(family.log_partition_function)(params)
+        return
+    value, gradient = hx.value_and_grad(family.log_partition_function)(params)
+    assert_close(value, family.log_partition_function(params), xp=xp)
+    # The gradient of the log-partition function is the mean parameters.
+    assert_close(gradient, family.to_mean(params), xp=xp, rtol=1e-10, atol=1e-10)
+    assert_close(hx.grad(family.log_partition_function)(params), gradient, xp=xp)
+
+
+def test_jit_compiles_on_jax_and_passes_through_elsewhere(xp) -> None:
+    family = hx.Categorical(3)
+    params = xp.asarray([0.2, -1.0], dtype=xp.float64)
+    compiled = hx.jit(family.log_partition_function)
+    assert_close(compiled(params), family.log_partition_function(params), xp=xp)
+    assert_close(compiled(params + 1.0), family.log_partition_function(params + 1.0), xp=xp)
+
+
+# -- numerical helpers ---------------------------------------------------------------------------
+
+
+def test_logsumexp_and_softmax_match_scipy(xp) -> None:
+    values = np.array([[1000.0, 1000.5, -np.inf], [-3.0, 0.0, 2.0]])
+    actual = B.logsumexp(xp.asarray(values), axis=-1, xp=xp)
+    assert_close(actual, special.logsumexp(values, axis=-1), xp=xp)
+    kept = B.logsumexp(xp.asarray(values), axis=0, keepdims=True, xp=xp)
+    assert_close(kept, special.logsumexp(values, axis=0, keepdims=True), xp=xp)
+    assert_close(B.softmax(xp.asarray(values), xp=xp), special.softmax(values, axis=-1), xp=xp)
+    all_minus_inf = xp.asarray([-np.inf, -np.inf], dtype=xp.float64)
+    assert to_numpy(B.logsumexp(all_minus_inf, xp=xp)) == -np.inf
+
+
+def test_triangular_and_cholesky_helpers_match_dense_linear_algebra(xp) -> None:
+    rng = np.random.default_rng(0)
+    factor_np = rng.normal(size=(2, 3, 3))
+    matrices = factor_np @ factor_np.transpose(0, 2, 1) + 3 * np.eye(3)
+    rhs = rng.normal(size=(3, 2))  # broadcast over the batch
+    lower = np.linalg.cholesky(matrices)
+    factor = B.cholesky(xp.asarray(matrices), xp=xp)
+    assert_close(factor, lower, xp=xp)
+    assert_close(
+        B.solve_triangular(factor, xp.asarray(rhs), xp=xp), np.linalg.solve(lower, rhs), xp=xp
+    )
+    assert_close(
+        B.solve_triangular(factor, xp.asarray(rhs), transpose=True, xp=xp),
+        np.linalg.solve(lower.transpose(0, 2, 1), rhs),
+        xp=xp,
+    )
+    assert_close(
+        B.cholesky_solve(factor, xp.asarray(rhs), xp=xp), np.linalg.solve(matrices, rhs), xp=xp
+    )
+    assert_close(B.cholesky_inverse(factor, xp=xp), np.linalg.inv(matrices), xp=xp)
+    assert_close(B.cholesky_logdet(factor, xp=xp), np.linalg.slogdet(matrices)[1], xp=xp)
+
+
+def test_cholesky_of_indefinite_matrix_raises_or_flags(xp) -> None:
+    indefinite = xp.asarray([[1.0, 2.0], [2.0, 1.0]], dtype=xp.float64)
+    if xp_name(xp) == "jax":  # JAX reports failure with NaN; callers check the diagonal
+        assert np.isnan(to_numpy(B.cholesky(indefinite, xp=xp))).any()
+        return
+    with pytest.raises(hx.ValidationError, match="not positive definite"):
+        B.cholesky(indefinite, xp=xp)
+
+
+def test_broadcast_shapes() -> None:
+    assert B.broadcast_shapes((3, 1), (4,), ()) == np.broadcast_shapes((3, 1), (4,), ())
+    with pytest.raises(hx.ValidationError, match="do not broadcast"):
+        B.broadcast_shapes((3,), (4,))
+
+
+def test_default_float_dtype(xp) -> None:
+    assert B.default_float_dtype(xp) == xp.float64
