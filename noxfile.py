@@ -1,0 +1,102 @@
+"""Nox sessions: the test suite once per array backend, lint and type checks.
+
+Run everything (what CI runs)::
+
+    python -m pip install nox && python -m nox
+
+Run one session, passing arguments through to pytest::
+
+    python -m nox -s tests-jax -- -k normal -x
+
+Every session builds a fresh virtual environment with the Python that runs nox (no version
+pinning), installs what it needs from ``backends/*.txt`` and the package's extras, and runs.
+Add ``-r`` to reuse the environments between runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "virtualenv"
+# Sessions use the running interpreter (python=None), so no interpreter can be missing; a
+# session that asks for one later must not be skipped silently.
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+
+#: nox session suffix -> (requirements file in backends/, name understood by tests/conftest.py)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "numpy": ("numpy.txt", "numpy"),  # also runs the read-only NumPy variant
+    "strict": ("strict.txt", "array_api_strict"),
+    "jax": ("jax.txt", "jax"),
+    "torch": ("torch.txt", "torch"),
+    "cupy": ("cupy.txt", "cupy"),
+}
+
+nox.options.sessions = ["lint", "typecheck", *(f"tests-{name}" for name in BACKENDS)]
+
+
+def _cuda_gpu_missing() -> str | None:
+    """Why no CUDA GPU is usable here, or None when ``nvidia-smi`` lists one."""
+    nvidia_smi = shutil.which("nvidia-smi")
+    if nvidia_smi is None:
+        return "nvidia-smi is not on PATH"
+    try:
+        result = subprocess.run(
+            [nvidia_smi, "--list-gpus"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"nvidia-smi failed: {exc}"
+    if result.returncode != 0:
+        return f"nvidia-smi failed (exit {result.returncode}): {result.stderr.strip()}"
+    if "GPU" not in result.stdout:
+        return "nvidia-smi lists no GPU"
+    return None
+
+
+def _tests(session: nox.Session, requirements: str, backend: str) -> None:
+    session.install("-r", f"backends/{requirements}")
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"HMOG_XP_TEST_BACKENDS": backend})
+
+
+def _register_tests(suffix: str, requirements: str, backend: str) -> None:
+    @nox.session(name=f"tests-{suffix}", python=None)
+    def tests(session: nox.Session) -> None:
+        if suffix == "cupy":
+            reason = _cuda_gpu_missing()
+            if reason is not None:
+                session.skip(f"CuPy needs a CUDA GPU and none is usable here ({reason})")
+        _tests(session, requirements, backend)
+
+    tests.__doc__ = (
+        f"Run the test suite on the {backend} backend "
+        f"(installs backends/{requirements}; the other backends are skipped)."
+    )
+
+
+for _suffix, (_requirements, _backend) in BACKENDS.items():
+    _register_tests(_suffix, _requirements, _backend)
+
+
+@nox.session(python=None)
+def lint(session: nox.Session) -> None:
+    """Run ruff (lint and format check) and validate the package's numpydoc docstrings."""
+    session.install("ruff>=0.6", "numpydoc>=1.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    sources = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "hmog_xp").rglob("*.py"))
+    # Checks and exclusions: [tool.numpydoc_validation] in pyproject.toml.
+    session.run("numpydoc", "lint", *sources)
+
+
+@nox.session(python=None)
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package with mypy (configured in pyproject.toml)."""
+    session.install("-e", ".", "mypy>=1.10")
+    session.run("mypy")
