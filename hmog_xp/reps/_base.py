@@ -126,6 +126,24 @@ class CovarianceRep(ABC):
         """
 
     @abstractmethod
+    def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
+        """Return ``pack_statistic(left @ middle @ left.mT)`` without the full product where
+        the rep does not need it (``Diagonal``/``Scale`` only need its diagonal).
+
+        Parameters
+        ----------
+        left : array, shape (..., n, m)
+            Outer factor.
+        middle : array, shape (..., m, m)
+            Symmetric inner matrix.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Statistic storage of the congruence.
+        """
+
+    @abstractmethod
     def _statistic_weights(self, n: int) -> tuple[float, ...] | float: ...
 
     @abstractmethod

@@ -89,7 +89,10 @@ class PositiveDefinite(CovarianceRep):
 
     def matvec(self, packed: Any, x: Any, /) -> Any:
         n = x.shape[-1]
-        return (self.unpack(packed, n) @ x[..., None])[..., 0]
+        matrix = self.unpack(packed, n)
+        if matrix.ndim == 2:  # one matrix, many vectors: a single GEMM (M is symmetric)
+            return x @ matrix
+        return (matrix @ x[..., None])[..., 0]
 
     def cholesky(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
@@ -100,7 +103,15 @@ class PositiveDefinite(CovarianceRep):
 
     def factor_solve(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
         xp = B.array_namespace(factor, b)
+        if factor.ndim == 2 and b.ndim > 1:  # one factor, many vectors: one multi-RHS solve
+            n = factor.shape[-1]
+            columns = xp.matrix_transpose(xp.reshape(b, (-1, n)))
+            solved = B.solve_triangular(factor, columns, transpose=transpose, xp=xp)
+            return xp.reshape(xp.matrix_transpose(solved), b.shape)
         return B.solve_triangular(factor, b[..., None], transpose=transpose, xp=xp)[..., 0]
+
+    def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
+        return self.pack(left @ middle @ B.array_namespace(left).matrix_transpose(left))
 
     def factor_logdet(self, factor: Any, n: int, /) -> Any:
         return B.cholesky_logdet(factor, xp=B.array_namespace(factor))
@@ -134,6 +145,9 @@ class _ElementwiseRep(CovarianceRep):
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         return packed + values
 
+    def _congruence_diagonal(self, left: Any, middle: Any) -> Any:
+        return B.array_namespace(left).sum((left @ middle) * left, axis=-1)
+
     def unpack(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
         return packed[..., :, None] * xp.eye(n, dtype=packed.dtype, device=B.device_of(packed))
@@ -164,6 +178,9 @@ class Diagonal(_ElementwiseRep):
         xp = B.array_namespace(factor)
         return 2.0 * xp.sum(xp.log(factor), axis=-1)
 
+    def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
+        return self._congruence_diagonal(left, middle)
+
 
 @dataclass(frozen=True)
 class Scale(_ElementwiseRep):
@@ -192,3 +209,7 @@ class Scale(_ElementwiseRep):
 
     def factor_logdet(self, factor: Any, n: int, /) -> Any:
         return 2.0 * n * B.array_namespace(factor).log(factor[..., 0])
+
+    def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
+        xp = B.array_namespace(left)
+        return xp.sum(self._congruence_diagonal(left, middle), axis=-1, keepdims=True)
