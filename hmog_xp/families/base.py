@@ -203,6 +203,7 @@ class ExponentialFamily(ABC):
         array, shape (...)
             Log densities.
         """
+        check_trailing_dim(params, self.dim, "params", repr(self))
         xp = B.array_namespace(params, x)
         statistic = self.sufficient_statistic(x)
         return (
@@ -259,6 +260,8 @@ class ExponentialFamily(ABC):
         array, shape (...)
             ``φ(η_p) + ψ(θ_q) − θ_q · η_p`` (non-negative, zero iff ``p = q``).
         """
+        check_trailing_dim(p_means, self.dim, "p_means", repr(self))
+        check_trailing_dim(q_params, self.dim, "q_params", repr(self))
         xp = B.array_namespace(p_means, q_params)
         return (
             self.negative_entropy(p_means)

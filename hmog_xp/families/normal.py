@@ -177,8 +177,28 @@ class Normal(NormalUtilities):
         xp = self._check_data(x)
         return xp.full(x.shape[:-1], -0.5 * self.n * math.log(2.0 * math.pi), dtype=x.dtype)
 
-    def _factor(self, packed: Any, what: str, *, xp: ModuleType) -> Any:
-        """Square-root factor of a precision or covariance, checked positive definite."""
+    def cholesky_factor(self, packed: Any, what: str = "precision") -> Any:
+        """Square-root factor of a stored precision or covariance, checked positive definite.
+
+        Parameters
+        ----------
+        packed : array, shape (..., rep.size(n))
+            A precision or covariance in the rep's plain storage.
+        what : str, optional
+            What the matrix is, for the error message.
+
+        Returns
+        -------
+        array
+            ``rep.cholesky(packed, n)``: dense lower triangular ``(..., n, n)`` for
+            ``PositiveDefinite``, the elementwise square root otherwise.
+
+        Raises
+        ------
+        ValidationError
+            If the matrix is not positive definite (checked while validation is on).
+        """
+        xp = B.array_namespace(packed)
         message = (
             f"the {what} of {self!r} is not positive definite; parameters must describe a "
             f"Normal distribution (build them with Normal.from_moments or join_mean_covariance)"
@@ -205,16 +225,16 @@ class Normal(NormalUtilities):
         """
         xp = self._check_coords(params)
         location, precision = self.split_location_precision(params)
-        factor = self._factor(precision, "precision", xp=xp)
+        factor = self.cholesky_factor(precision, "precision")
         whitened = self.rep.factor_solve(factor, location)
         return 0.5 * xp.sum(whitened * whitened, axis=-1) - 0.5 * self.rep.factor_logdet(
             factor, self.n
         )
 
     def _natural_to_moments(self, params: Any) -> tuple[Any, Any]:
-        xp = self._check_coords(params)
+        self._check_coords(params)
         location, precision = self.split_location_precision(params)
-        factor = self._factor(precision, "precision", xp=xp)
+        factor = self.cholesky_factor(precision, "precision")
         covariance = self.rep.factor_inverse(factor, self.n)
         return self.rep.matvec(covariance, location), covariance
 
@@ -246,9 +266,9 @@ class Normal(NormalUtilities):
         array, shape (..., dim)
             Natural parameters.
         """
-        xp = self._check_coords(means, "means")
+        self._check_coords(means, "means")
         mean, covariance = self.split_mean_covariance(means)
-        precision = self.rep.factor_inverse(self._factor(covariance, "covariance", xp=xp), self.n)
+        precision = self.rep.factor_inverse(self.cholesky_factor(covariance, "covariance"), self.n)
         return self.join_location_precision(self.rep.matvec(precision, mean), precision)
 
     def negative_entropy(self, means: Any) -> Any:
@@ -264,9 +284,9 @@ class Normal(NormalUtilities):
         array, shape (...)
             Negative entropy relative to the base measure.
         """
-        xp = self._check_coords(means, "means")
+        self._check_coords(means, "means")
         covariance = self.split_mean_covariance(means)[1]
-        factor = self._factor(covariance, "covariance", xp=xp)
+        factor = self.cholesky_factor(covariance, "covariance")
         return -0.5 * self.rep.factor_logdet(factor, self.n) - 0.5 * self.n
 
     def sample(self, rng: Any, params: Any, n: int) -> Any:
@@ -288,7 +308,7 @@ class Normal(NormalUtilities):
         """
         xp = self._check_coords(params)
         location, precision = self.split_location_precision(params)
-        factor = self._factor(precision, "precision", xp=xp)
+        factor = self.cholesky_factor(precision, "precision")
         mean = self.rep.matvec(self.rep.factor_inverse(factor, self.n), location)
         source = B.random_source(rng, xp, B.device_of(params))
         noise = source.normal((sample_count(n), *params.shape[:-1], self.n), dtype=params.dtype)
@@ -339,7 +359,7 @@ class Normal(NormalUtilities):
             f"that {self!r} represents",
             xp=xp,
         )
-        factor = self._factor(packed, "covariance", xp=xp)
+        factor = self.cholesky_factor(packed, "covariance")
         precision = self.rep.factor_inverse(factor, self.n)
         return self.join_location_precision(self.rep.matvec(precision, mean), precision)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -128,7 +129,10 @@ class _ElementwiseRep(CovarianceRep):
         return packed * x
 
     def cholesky(self, packed: Any, n: int, /) -> Any:
-        return B.array_namespace(packed).sqrt(packed)
+        xp = B.array_namespace(packed)
+        # Non-positive entries give NaN factors (as JAX's Cholesky does), without a warning;
+        # callers that validate check the factor's diagonal.
+        return xp.sqrt(xp.where(packed > 0, packed, xp.full_like(packed, math.nan)))
 
     def factor_diagonal(self, factor: Any, /) -> Any:
         return factor
