@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
 
 
 def _constant(values: tuple[float, ...], like: Any, xp: ModuleType) -> Any:
@@ -260,6 +261,60 @@ class CovarianceRep(ABC):
             return packed
         return target.pack(self.unpack(packed, n))
 
+    def to_readable(self, packed: Any, n: int, /) -> Any:
+        """Return the matrices in the rep's natural user-facing form.
+
+        Parameters
+        ----------
+        packed : array, shape (..., size(n))
+            Plain storage.
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        array
+            ``(..., n, n)`` dense for ``PositiveDefinite``, the ``(..., n)`` diagonal for
+            ``Diagonal``, the ``(...)`` scalar for ``Scale``.
+        """
+        return self._to_readable(packed, n)
+
+    def from_readable(self, value: Any, n: int, name: str = "matrix", /) -> Any:
+        """Inverse of :meth:`to_readable`, checking the shape.
+
+        Parameters
+        ----------
+        value : array
+            ``(..., n, n)``, ``(..., n)`` or ``(...)`` as :meth:`to_readable` returns.
+        n : int
+            Matrix dimension.
+        name : str, optional
+            What the value is, for the error message.
+
+        Returns
+        -------
+        array, shape (..., size(n))
+            Plain storage.
+        """
+        core = self._readable_shape(n)
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) < len(core) or shape[len(shape) - len(core) :] != core:
+            msg = (
+                f"{name} for {type(self).__name__}() must have trailing shape {core} "
+                f"(dense matrix, diagonal, or scalar by rep); got {shape}"
+            )
+            raise ValidationError(msg)
+        return self._from_readable(value, n)
+
+    @abstractmethod
+    def _readable_shape(self, n: int) -> tuple[int, ...]: ...
+
+    @abstractmethod
+    def _to_readable(self, packed: Any, n: int) -> Any: ...
+
+    @abstractmethod
+    def _from_readable(self, value: Any, n: int) -> Any: ...
+
     def identity(self, n: int, /, *, xp: ModuleType, dtype: Any, device: Any = None) -> Any:
         """Return the storage of the identity matrix.
 
@@ -383,6 +438,25 @@ class CovarianceRep(ABC):
         Returns
         -------
         array, shape (..., n)
+            ``L⁻¹ b`` (or ``L⁻ᵀ b``).
+        """
+
+    @abstractmethod
+    def factor_solve_matrix(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
+        """Solve ``L Z = b`` (or ``Lᵀ Z = b``) for matrices ``b``, column by column.
+
+        Parameters
+        ----------
+        factor : array
+            Output of :meth:`cholesky`.
+        b : array, shape (..., n, k)
+            Right-hand sides, as columns.
+        transpose : bool, optional
+            Solve with ``Lᵀ``.
+
+        Returns
+        -------
+        array, shape (..., n, k)
             ``L⁻¹ b`` (or ``L⁻ᵀ b``).
         """
 

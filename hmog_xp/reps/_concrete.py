@@ -71,6 +71,15 @@ class PositiveDefinite(CovarianceRep):
             x, _indices(cols, x, xp), axis=-1
         )
 
+    def _readable_shape(self, n: int) -> tuple[int, ...]:
+        return (n, n)
+
+    def _to_readable(self, packed: Any, n: int) -> Any:
+        return self.unpack(packed, n)
+
+    def _from_readable(self, value: Any, n: int) -> Any:
+        return self.pack(value)
+
     def _statistic_weights(self, n: int) -> float:
         return 1.0
 
@@ -111,6 +120,10 @@ class PositiveDefinite(CovarianceRep):
             return xp.reshape(xp.matrix_transpose(solved), b.shape)
         return B.solve_triangular(factor, b[..., None], transpose=transpose, xp=xp)[..., 0]
 
+    def factor_solve_matrix(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
+        xp = B.array_namespace(factor, b)
+        return B.solve_triangular(factor, b, transpose=transpose, xp=xp)
+
     def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
         return self.pack(left @ middle @ B.array_namespace(left).matrix_transpose(left))
 
@@ -139,6 +152,9 @@ class _ElementwiseRep(CovarianceRep):
 
     def factor_solve(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
         return b / factor
+
+    def factor_solve_matrix(self, factor: Any, b: Any, /, *, transpose: bool = False) -> Any:
+        return b / factor[..., :, None]
 
     def factor_inverse(self, factor: Any, n: int, /) -> Any:
         return 1.0 / (factor * factor)
@@ -172,6 +188,15 @@ class Diagonal(_ElementwiseRep):
     def outer_statistic(self, x: Any, /) -> Any:
         return x * x
 
+    def _readable_shape(self, n: int) -> tuple[int, ...]:
+        return (n,)
+
+    def _to_readable(self, packed: Any, n: int) -> Any:
+        return packed
+
+    def _from_readable(self, value: Any, n: int) -> Any:
+        return value
+
     def _statistic_weights(self, n: int) -> float:
         return 1.0
 
@@ -204,6 +229,15 @@ class Scale(_ElementwiseRep):
 
     def outer_statistic(self, x: Any, /) -> Any:
         return B.array_namespace(x).sum(x * x, axis=-1, keepdims=True)
+
+    def _readable_shape(self, n: int) -> tuple[int, ...]:
+        return ()
+
+    def _to_readable(self, packed: Any, n: int) -> Any:
+        return packed[..., 0]
+
+    def _from_readable(self, value: Any, n: int) -> Any:
+        return value[..., None]
 
     def _statistic_weights(self, n: int) -> float:
         return float(n)
