@@ -25,6 +25,15 @@ _IMPORT_NAMES = {
     "cupy": "cupy",
 }
 
+#: Backend name -> the package extra and ``backends/<extra>.txt`` requirements file.
+_EXTRAS = {
+    "numpy": "numpy",
+    "array_api_strict": "strict",
+    "jax": "jax",
+    "torch": "torch",
+    "cupy": "cupy",
+}
+
 #: Every backend name hmog_xp understands, in the order they are listed to users.
 BACKEND_NAMES: tuple[str, ...] = tuple(_IMPORT_NAMES)
 
@@ -51,9 +60,11 @@ def _check_name(name: object) -> str:
         )
         raise BackendError(msg)
     if importlib.util.find_spec(_IMPORT_NAMES[name]) is None:
+        extra = _EXTRAS[name]
         msg = (
-            f"backend {name!r} is not installed (install it with `pip install hmog_xp[{name}]` "
-            f"or `pip install -r backends/{name}.txt`); installed backends: {installed_backends()}"
+            f"backend {name!r} is not installed (install it with `pip install hmog_xp[{extra}]` "
+            f"or `pip install -r backends/{extra}.txt`); installed backends: "
+            f"{installed_backends()}"
         )
         raise BackendError(msg)
     return name

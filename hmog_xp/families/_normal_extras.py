@@ -1,6 +1,7 @@
-"""Normal-family conveniences: moments, standard normal, changes of rep, regularisation and
-initialisation. Mixed into :class:`hmog_xp.families.normal.Normal`; kept apart so each file
-stays readable."""
+"""Normal-family conveniences: moments, changes of rep, regularisation, initialisation.
+
+Mixed into :class:`hmog_xp.families.normal.Normal`; kept apart so each file stays readable.
+"""
 
 from __future__ import annotations
 
@@ -116,8 +117,10 @@ class NormalUtilities(ExponentialFamily):
         return self._other(target).join_location_precision(location, embedded)
 
     def project_rep(self, means: Any, target: CovarianceRep) -> Any:
-        """Mean parameters of the moment-matching ``Normal(n, target)`` (``target`` less
-        general): same mean, covariance projected onto the target's structure.
+        """Mean parameters of the moment-matching ``Normal(n, target)``.
+
+        ``target`` must be less general: same mean, covariance projected onto the target's
+        structure.
 
         Parameters
         ----------

@@ -21,7 +21,7 @@ from hmog_xp.families.base import ExponentialFamily, sample_count
 
 
 @dataclass(frozen=True)
-class Categorical(ExponentialFamily):
+class Categorical(ExponentialFamily):  # numpydoc ignore=PR02
     """Categorical distribution with ``n_categories`` classes.
 
     Parameters
@@ -53,7 +53,7 @@ class Categorical(ExponentialFamily):
 
     @property
     def data_shape(self) -> tuple[int, ...]:
-        """Observations are scalar integer labels: ``()``."""
+        """Trailing shape ``()`` of one observation: labels are scalar integers."""
         return ()
 
     def _check_data(self, x: Any, name: str = "z") -> ModuleType:

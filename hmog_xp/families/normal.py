@@ -27,7 +27,7 @@ from hmog_xp.reps import CovarianceRep, PositiveDefinite
 
 
 @dataclass(frozen=True)
-class Normal(NormalUtilities):
+class Normal(NormalUtilities):  # numpydoc ignore=PR02
     """Normal distribution on ``R^n`` whose covariance lives in ``rep``.
 
     Parameters

@@ -19,11 +19,13 @@ once per call; the per-observation work is matrix products over all observations
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
+from hmog_xp.harmoniums._lgm_init import random_params, sample_params
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.reps import CovarianceRep, PositiveDefinite
 
@@ -55,7 +57,7 @@ class LinearGaussianParameters(NamedTuple):
 
 
 @dataclass(frozen=True)
-class LinearGaussianModel(Harmonium):
+class LinearGaussianModel(Harmonium):  # numpydoc ignore=PR02
     """Harmonium of ``Normal(obs_dim, obs_rep)`` and ``Normal(lat_dim, pst_rep)``.
 
     Parameters
@@ -226,6 +228,55 @@ class LinearGaussianModel(Harmonium):
         """
         self._check_x(x)
         return self._posterior_means(params, x)[..., : self.lat_dim]
+
+    # -- starting points ----------------------------------------------------------------------
+
+    def initialize(
+        self, rng: Any, shape: float = 0.1, *, xp: ModuleType | None = None, dtype: Any = None
+    ) -> Any:
+        """Random parameters: loadings ``shape · ε``, zero bias, unit noise, valid prior.
+
+        Parameters
+        ----------
+        rng : int, generator or JAX key
+            Randomness; picks the namespace when ``xp`` is None.
+        shape : float, optional
+            Scale of the random loadings.
+        xp : module, optional
+            Namespace.
+        dtype : dtype, optional
+            Floating dtype.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        return random_params(self, rng, shape, xp, dtype)
+
+    def initialize_from_sample(
+        self, rng: Any, xs: Any, shape: float = 0.1, min_var: float = 1e-6
+    ) -> Any:
+        """Fit parameters to a sample by probabilistic PCA, loadings slightly jittered.
+
+        Parameters
+        ----------
+        rng : int, generator or JAX key
+            Randomness.
+        xs : array, shape (N, obs_dim)
+            Observations.
+        shape : float, optional
+            Jitter of the loadings, in noise standard deviations (0: the exact PPCA fit).
+        min_var : float, optional
+            Floor of the noise variance.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters in ``xs``'s namespace.
+        """
+        self._check_sample(xs)
+        return sample_params(self, rng, xs, shape, min_var)
 
     # -- generative form --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 
 @dataclass(frozen=True)
-class AnalyticLinearGaussianModel(LinearGaussianModel):
+class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
     """Linear Gaussian model with a full latent covariance: closed-form EM.
 
     Parameters

@@ -128,8 +128,9 @@ class CovarianceRep(ABC):
 
     @abstractmethod
     def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
-        """Return ``pack_statistic(left @ middle @ left.mT)`` without the full product where
-        the rep does not need it (``Diagonal``/``Scale`` only need its diagonal).
+        """Return ``pack_statistic(left @ middle @ left.mT)``.
+
+        ``Diagonal`` and ``Scale`` compute only the diagonal of the product.
 
         Parameters
         ----------
@@ -240,8 +241,10 @@ class CovarianceRep(ABC):
         return coefficients / self._weights(self._quadratic_weights(n), coefficients)
 
     def convert(self, packed: Any, n: int, target: CovarianceRep, /) -> Any:
-        """Re-store matrices in another rep: exact embedding into a more general rep,
-        orthogonal projection onto a less general one.
+        """Re-store matrices in another rep.
+
+        Into a more general rep this is an exact embedding; onto a less general one, the
+        orthogonal (Frobenius) projection.
 
         Parameters
         ----------

@@ -1,0 +1,150 @@
+"""Starting points for linear Gaussian models: random, and from data by probabilistic PCA."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
+from hmog_xp.reps import PositiveDefinite
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from hmog_xp.harmoniums.lgm import LinearGaussianModel
+
+
+def params_from_loadings(
+    model: LinearGaussianModel, loadings: Any, bias: Any, noise: Any, *, xp: ModuleType
+) -> Any:
+    """Natural parameters with likelihood ``x | y ~ N(A y + b, Ψ)`` and a valid latent part.
+
+    The posterior precision is ``I + AᵀΨ⁻¹A`` when ``pst_rep`` is full (the prior is then
+    exactly ``N(0, I)``) and ``c I`` with ``c = 1 + max_i Σ_j |(AᵀΨ⁻¹A)_ij|`` otherwise, which
+    keeps the prior precision ``c I − AᵀΨ⁻¹A`` positive definite (Gershgorin).
+
+    Parameters
+    ----------
+    model : LinearGaussianModel
+        The model.
+    loadings : array, shape (p, d)
+        ``A``.
+    bias : array, shape (p,)
+        ``b``.
+    noise : array, shape (obs_rep.size(p),)
+        ``Ψ`` in the observable rep's plain storage.
+    xp : module
+        Namespace.
+
+    Returns
+    -------
+    array, shape (model.dim,)
+        Natural parameters.
+    """
+    rep, obs_dim, lat_dim = model.obs_rep, model.obs_dim, model.lat_dim
+    factor = model.obs_man.cholesky_factor(noise, "noise covariance")
+    white = rep.factor_solve_matrix(factor, loadings)
+    interaction = rep.factor_solve_matrix(factor, white, transpose=True)
+    location = rep.factor_solve(factor, rep.factor_solve(factor, bias), transpose=True)
+    obs = model.obs_man.join_location_precision(location, rep.factor_inverse(factor, obs_dim))
+    gram = xp.matrix_transpose(white) @ white
+    eye = xp.eye(lat_dim, dtype=loadings.dtype, device=B.device_of(loadings))
+    if model.pst_rep == PositiveDefinite():
+        precision = PositiveDefinite().pack(eye + gram)
+    else:
+        bound = 1.0 + xp.max(xp.sum(xp.abs(gram), axis=-1))
+        precision = model.pst_rep.pack(bound * eye)
+    zeros = xp.zeros((lat_dim,), dtype=loadings.dtype, device=B.device_of(loadings))
+    lat = model.pst_man.join_location_precision(zeros, precision)
+    return model.join_coords(obs, interaction, lat)
+
+
+def random_params(
+    model: LinearGaussianModel, rng: Any, shape: float, xp: ModuleType | None, dtype: Any
+) -> Any:
+    """Random loadings ``shape · ε``, zero bias, unit noise (see :func:`params_from_loadings`).
+
+    Parameters
+    ----------
+    model : LinearGaussianModel
+        The model.
+    rng : int, generator or JAX key
+        Randomness; picks the namespace when ``xp`` is None.
+    shape : float
+        Scale of the random loadings.
+    xp : module or None
+        Namespace.
+    dtype : dtype or None
+        Floating dtype.
+
+    Returns
+    -------
+    array, shape (model.dim,)
+        Natural parameters.
+    """
+    source = B.random_source(rng, xp)
+    namespace = source.xp
+    dtype = B.default_float_dtype(namespace) if dtype is None else dtype
+    loadings = shape * source.normal((model.obs_dim, model.lat_dim), dtype=dtype)
+    device = B.device_of(loadings)
+    bias = namespace.zeros((model.obs_dim,), dtype=dtype, device=device)
+    noise = model.obs_rep.identity(model.obs_dim, xp=namespace, dtype=dtype, device=device)
+    return params_from_loadings(model, loadings, bias, noise, xp=namespace)
+
+
+def sample_params(
+    model: LinearGaussianModel, rng: Any, xs: Any, shape: float, min_var: float
+) -> Any:
+    """Probabilistic-PCA fit of the sample, loadings jittered by ``shape`` noise deviations.
+
+    With the sample covariance's eigenvalues ``λ_1 ≥ … ≥ λ_p`` and eigenvectors ``U``:
+    ``σ² = mean(λ_{d+1..p})`` (floored at ``min_var``), ``A = U_d (λ_d − σ²)^{1/2}`` (the
+    maximum-likelihood PPCA loadings, Tipping & Bishop 1999), ``b`` the sample mean and
+    ``Ψ = σ² I``.
+
+    Parameters
+    ----------
+    model : LinearGaussianModel
+        The model.
+    rng : int, generator or JAX key
+        Randomness.
+    xs : array, shape (N, p)
+        Observations.
+    shape : float
+        Size of the random perturbation of the loadings, in noise standard deviations.
+    min_var : float
+        Floor of the noise variance.
+
+    Returns
+    -------
+    array, shape (model.dim,)
+        Natural parameters in ``xs``'s namespace.
+    """
+    if shape < 0 or min_var <= 0:
+        msg = f"shape must be >= 0 and min_var > 0; got shape={shape}, min_var={min_var}"
+        raise ValidationError(msg)
+    xp = B.array_namespace(xs)
+    n_obs, obs_dim = xs.shape
+    lat_dim = model.lat_dim
+    bias = xp.mean(xs, axis=0)
+    centred = xs - bias
+    covariance = xp.matrix_transpose(centred) @ centred / n_obs
+    eigenvalues, eigenvectors = xp.linalg.eigh(covariance)  # ascending
+    top = min(lat_dim, obs_dim)
+    leading_values = xp.flip(eigenvalues[obs_dim - top :], axis=0)
+    leading_vectors = xp.flip(eigenvectors[:, obs_dim - top :], axis=1)
+    rest = eigenvalues[: obs_dim - top]
+    floor = xp.asarray(min_var, dtype=xs.dtype, device=B.device_of(xs))
+    variance = xp.maximum(xp.mean(rest), floor) if obs_dim > top else floor
+    loadings = leading_vectors * xp.sqrt(xp.maximum(leading_values - variance, floor))
+    if top < lat_dim:  # more factors than dimensions: pad with zero columns
+        padding = xp.zeros((obs_dim, lat_dim - top), dtype=xs.dtype, device=B.device_of(xs))
+        loadings = xp.concat([loadings, padding], axis=1)
+    source = B.random_source(rng, xp, B.device_of(xs))
+    loadings = loadings + shape * xp.sqrt(variance) * source.normal(
+        (obs_dim, lat_dim), dtype=xs.dtype
+    )
+    noise = variance * model.obs_rep.identity(
+        obs_dim, xp=xp, dtype=xs.dtype, device=B.device_of(xs)
+    )
+    return params_from_loadings(model, loadings, bias, noise, xp=xp)
