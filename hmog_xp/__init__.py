@@ -6,6 +6,9 @@ Public API (everything else is private):
   :func:`value_and_grad`, :func:`grad`, :func:`jit`;
 * covariance representations: :class:`PositiveDefinite`, :class:`Diagonal`, :class:`Scale`;
 * exponential families: :class:`Normal`, :class:`Categorical`;
+* harmoniums: :class:`LinearGaussianModel`, :class:`AnalyticLinearGaussianModel`,
+  :func:`factor_analysis`, :func:`principal_component_analysis`, :class:`Mixture`,
+  :class:`AnalyticMixture`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
   :class:`ValidationError`, :class:`BackendError`.
 """
@@ -21,25 +24,45 @@ from hmog_xp._backend import (
 from hmog_xp._errors import BackendError, ValidationError
 from hmog_xp._validation import set_validation, validation
 from hmog_xp.families import Categorical, ExponentialFamily, Normal
+from hmog_xp.harmoniums import (
+    AnalyticLinearGaussianModel,
+    AnalyticMixture,
+    Harmonium,
+    LinearGaussianModel,
+    LinearGaussianParameters,
+    Mixture,
+    MixtureParameters,
+    factor_analysis,
+    principal_component_analysis,
+)
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AnalyticLinearGaussianModel",
+    "AnalyticMixture",
     "BackendError",
     "Categorical",
     "CovarianceRep",
     "Diagonal",
     "ExponentialFamily",
+    "Harmonium",
+    "LinearGaussianModel",
+    "LinearGaussianParameters",
+    "Mixture",
+    "MixtureParameters",
     "Normal",
     "PositiveDefinite",
     "Scale",
     "ValidationError",
     "__version__",
+    "factor_analysis",
     "get_backend",
     "grad",
     "installed_backends",
     "jit",
+    "principal_component_analysis",
     "set_backend",
     "set_validation",
     "validation",

@@ -141,10 +141,19 @@ def test_bad_labels_and_parameters_are_rejected(xp) -> None:
         family.sample(0, params, -1)
 
 
-@pytest.mark.parametrize("k", [1, 0, 2.5, True])
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
 def test_invalid_number_of_categories(k) -> None:
-    with pytest.raises(hx.ValidationError, match="number of categories >= 2"):
+    with pytest.raises(hx.ValidationError, match="number of categories >= 1"):
         hx.Categorical(k)
+
+
+def test_single_category_is_a_point_mass(xp) -> None:
+    family = hx.Categorical(1)
+    params = xp.zeros((0,), dtype=xp.float64)
+    assert_close(family.to_probs(params), np.ones(1), xp=xp)
+    assert_close(family.log_partition_function(params), 0.0, xp=xp, check_dtype=False)
+    assert_close(family.log_density(params, xp.asarray([0, 0])), np.zeros(2), xp=xp)
+    assert_close(family.sample(0, params, 3), np.zeros(3, dtype=np.int64), xp=xp)
 
 
 @given(k=st.integers(min_value=2, max_value=6))

@@ -27,15 +27,16 @@ class Categorical(ExponentialFamily):  # numpydoc ignore=PR02
     Parameters
     ----------
     n_categories : int
-        Number of classes ``K >= 2``.
+        Number of classes ``K >= 1`` (``K = 1`` is the point mass on class 0, with
+        parameters of length 0; mixtures of one component use it).
     """
 
     n_categories: int
 
     def __post_init__(self) -> None:
         k = self.n_categories
-        if not isinstance(k, int) or isinstance(k, bool) or k < 2:
-            msg = f"Categorical needs an int number of categories >= 2; got {k!r}"
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            msg = f"Categorical needs an int number of categories >= 1; got {k!r}"
             raise ValidationError(msg)
 
     def __repr__(self) -> str:

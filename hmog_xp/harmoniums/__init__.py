@@ -7,12 +7,17 @@ from hmog_xp.harmoniums.lgm_analytic import (
     factor_analysis,
     principal_component_analysis,
 )
+from hmog_xp.harmoniums.mixture import Mixture, MixtureParameters
+from hmog_xp.harmoniums.mixture_analytic import AnalyticMixture
 
 __all__ = [
     "AnalyticLinearGaussianModel",
+    "AnalyticMixture",
     "Harmonium",
     "LinearGaussianModel",
     "LinearGaussianParameters",
+    "Mixture",
+    "MixtureParameters",
     "factor_analysis",
     "principal_component_analysis",
 ]
