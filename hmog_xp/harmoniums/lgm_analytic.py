@@ -19,7 +19,7 @@ from hmog_xp.harmoniums.lgm import LinearGaussianModel
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
     """Linear Gaussian model with a full latent covariance: closed-form EM.
 

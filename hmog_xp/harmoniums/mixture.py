@@ -304,7 +304,7 @@ class Mixture(Harmonium):  # numpydoc ignore=PR02
         return random_params(self, rng, location, shape, xp, dtype)
 
     def initialize_from_sample(self, rng: Any, xs: Any, min_var: float = 1e-6) -> Any:
-        """Parameters from data: means at distinct random data points, pooled covariance.
+        """Build parameters from data: means at distinct random points, pooled covariance.
 
         Parameters
         ----------

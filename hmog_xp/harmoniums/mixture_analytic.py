@@ -10,7 +10,7 @@ from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.mixture import Mixture
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AnalyticMixture(Mixture):  # numpydoc ignore=PR02
     """Complete mixture of ``Normal(d, rep)`` components (each component free).
 
