@@ -26,6 +26,7 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums._lgm_init import random_params, sample_params
+from hmog_xp.harmoniums._structure import vecmat
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.reps import CovarianceRep, PositiveDefinite
 
@@ -191,11 +192,7 @@ class LinearGaussianModel(Harmonium):  # numpydoc ignore=PR02
         _, interaction, lat = self.split_coords(params)
         location, precision = self.pst_man.split_location_precision(lat)
         factor = self.pst_man.cholesky_factor(precision, "posterior precision")
-        if interaction.ndim == 2:
-            shifted = location + x @ interaction
-        else:
-            shifted = location + (x[..., None, :] @ interaction)[..., 0, :]
-        return shifted, factor
+        return location + vecmat(x, interaction), factor
 
     def _posterior_log_partition(self, params: Any, x: Any) -> Any:
         xp = B.array_namespace(params, x)
