@@ -7,7 +7,6 @@ initialisation and the user-facing quantities.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from hmog_xp import _backend as B
@@ -110,8 +109,20 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
 
     # -- components ------------------------------------------------------------------------------
 
-    def _components_from_lkl(self, lkl_params: Any, *, xp: ModuleType) -> Any:
-        """Natural parameters of every component, shape (..., K, obs_man.dim)."""
+    def components_from_likelihood(self, lkl_params: Any) -> Any:
+        """Natural parameters of every component from the likelihood part ``(θ_y, Θ)``.
+
+        Parameters
+        ----------
+        lkl_params : array, shape (..., lkl_dim)
+            ``concat(θ_y, Θ.reshape(-1))``.
+
+        Returns
+        -------
+        array, shape (..., K, obs_man.dim)
+            ``θ_0 = θ_y`` and ``θ_k = θ_y + embed(Θ[:, k−1])``.
+        """
+        xp = B.array_namespace(lkl_params)
         obs = lkl_params[..., : self.obs_man.dim]
         rows, cols = self.int_shape
         interaction = xp.reshape(
@@ -135,8 +146,7 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         rho : array, shape (..., K − 1)
             Differences of component log-partitions.
         """
-        xp = B.array_namespace(lkl_params)
-        components = self._components_from_lkl(lkl_params, xp=xp)
+        components = self.components_from_likelihood(lkl_params)
         log_partitions = self.component_man.log_partition_function(components)
         return log_partitions[..., 0], log_partitions[..., 1:] - log_partitions[..., :1]
 
@@ -155,9 +165,8 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         weights : array, shape (..., K − 1)
             ``Categorical(K)`` natural parameters of the mixture weights.
         """
-        xp = self._check_params(params)
         lkl_params, prior = self.split_conjugated(params)
-        return self._components_from_lkl(lkl_params, xp=xp), prior
+        return self.components_from_likelihood(lkl_params), prior
 
     def join_natural_mixture(self, components: Any, weights: Any) -> Any:
         """Inverse of :meth:`split_natural_mixture`.
@@ -237,8 +246,27 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         array, shape (..., dim)
             ``(Σ_k π_k η_k, (π_k project_sub(η_k))_{k≥1}, (π_k)_{k≥1})``.
         """
-        xp = B.array_namespace(components, weights)
-        total = xp.sum(weights[..., :, None] * components, axis=-2)
-        sub = self.component_man.project_rep(components[..., 1:, :], self.varying_rep)
-        interaction = xp.matrix_transpose(weights[..., 1:, None] * sub)
-        return self.join_coords(total, interaction, weights[..., 1:])
+        return self.join_weighted_mean_mixture(weights[..., :, None] * components, weights)
+
+    def join_weighted_mean_mixture(self, weighted: Any, weights: Any) -> Any:
+        """Mixture mean coordinates from weighted component statistics ``π_k η_k``.
+
+        The same as :meth:`join_mean_mixture` without dividing by the weights, so
+        components of weight zero are harmless (the E-step accumulates these sums).
+
+        Parameters
+        ----------
+        weighted : array, shape (..., K, obs_man.dim)
+            ``π_k η_k`` for each component.
+        weights : array, shape (..., K)
+            Component probabilities.
+
+        Returns
+        -------
+        array, shape (..., dim)
+            ``(Σ_k π_k η_k, (project_sub(π_k η_k))_{k≥1}, (π_k)_{k≥1})``.
+        """
+        xp = B.array_namespace(weighted, weights)
+        total = xp.sum(weighted, axis=-2)
+        sub = self.component_man.project_rep(weighted[..., 1:, :], self.varying_rep)
+        return self.join_coords(total, xp.matrix_transpose(sub), weights[..., 1:])
