@@ -41,13 +41,12 @@ def params_from_loadings(
     array, shape (model.dim,)
         Natural parameters.
     """
-    rep, obs_dim, lat_dim = model.obs_rep, model.obs_dim, model.lat_dim
-    factor = model.obs_man.cholesky_factor(noise, "noise covariance")
-    white = rep.factor_solve_matrix(factor, loadings)
-    interaction = rep.factor_solve_matrix(factor, white, transpose=True)
-    location = rep.factor_solve(factor, rep.factor_solve(factor, bias), transpose=True)
-    obs = model.obs_man.join_location_precision(location, rep.factor_inverse(factor, obs_dim))
-    gram = xp.matrix_transpose(white) @ white
+    lat_dim = model.lat_dim
+    lkl_params = model.likelihood_parameters(loadings, bias, noise)
+    interaction = xp.reshape(
+        lkl_params[model.obs_man.dim :], (model.obs_dim, lat_dim)
+    )  # W = Ψ⁻¹A, so AᵀΨ⁻¹A = Aᵀ W
+    gram = xp.matrix_transpose(loadings) @ interaction
     eye = xp.eye(lat_dim, dtype=loadings.dtype, device=B.device_of(loadings))
     if model.pst_rep == PositiveDefinite():
         precision = PositiveDefinite().pack(eye + gram)
@@ -56,7 +55,7 @@ def params_from_loadings(
         precision = model.pst_rep.pack(bound * eye)
     zeros = xp.zeros((lat_dim,), dtype=loadings.dtype, device=B.device_of(loadings))
     lat = model.pst_man.join_location_precision(zeros, precision)
-    return model.join_coords(obs, interaction, lat)
+    return xp.concat([lkl_params, lat], axis=-1)
 
 
 def random_params(

@@ -137,14 +137,90 @@ class LinearGaussianModel(LinearGaussianStructure):  # numpydoc ignore=PR02
             The generative form; ``noise`` in the observable rep's form.
         """
         lkl_params, prior = self.split_conjugated(params)
+        loadings, bias, noise = self.likelihood_generative(lkl_params)
+        latent_mean, latent_covariance = self.prr_man.to_moments(prior)
+        return LinearGaussianParameters(loadings, bias, noise, latent_mean, latent_covariance)
+
+    def likelihood_generative(self, lkl_params: Any) -> tuple[Any, Any, Any]:
+        """Return ``(A, b, Ψ)`` of the likelihood ``x | y ~ N(A y + b, Ψ)``.
+
+        Parameters
+        ----------
+        lkl_params : array, shape (..., lkl_dim)
+            ``concat(θ_x, W.reshape(-1))``.
+
+        Returns
+        -------
+        loadings : array, shape (..., p, d)
+            ``A = Λ_x⁻¹ W``.
+        bias : array, shape (..., p)
+            ``b = Λ_x⁻¹ h_x``.
+        noise : array
+            ``Ψ = Λ_x⁻¹`` in the observable rep's readable form.
+        """
         _, factor, white_location, white_interaction = self._split_likelihood(lkl_params)
         bias = self.obs_rep.factor_solve(factor, white_location, transpose=True)
         loadings = self.obs_rep.factor_solve_matrix(factor, white_interaction, transpose=True)
         noise = self.obs_rep.to_readable(
             self.obs_rep.factor_inverse(factor, self.obs_dim), self.obs_dim
         )
-        latent_mean, latent_covariance = self.prr_man.to_moments(prior)
-        return LinearGaussianParameters(loadings, bias, noise, latent_mean, latent_covariance)
+        return loadings, bias, noise
+
+    def likelihood_parameters(self, loadings: Any, bias: Any, noise: Any) -> Any:
+        """Likelihood parameters ``(θ_x, W)`` of ``x | y ~ N(A y + b, Ψ)``.
+
+        Parameters
+        ----------
+        loadings : array, shape (..., p, d)
+            ``A``.
+        bias : array, shape (..., p)
+            ``b``.
+        noise : array, shape (..., obs_rep.size(p))
+            ``Ψ`` in the observable rep's plain storage.
+
+        Returns
+        -------
+        array, shape (..., lkl_dim)
+            ``concat(θ_x, W.reshape(-1))`` with ``Λ_x = Ψ⁻¹``, ``h_x = Ψ⁻¹b``, ``W = Ψ⁻¹A``.
+        """
+        xp = B.array_namespace(loadings, bias, noise)
+        rep = self.obs_rep
+        factor = self.obs_man.cholesky_factor(noise, "noise covariance")
+        location = rep.factor_solve(factor, rep.factor_solve(factor, bias), transpose=True)
+        white = rep.factor_solve_matrix(factor, loadings)
+        interaction = rep.factor_solve_matrix(factor, white, transpose=True)
+        obs = self.obs_man.join_location_precision(
+            location, rep.factor_inverse(factor, self.obs_dim)
+        )
+        flat = xp.reshape(interaction, (*interaction.shape[:-2], self.obs_dim * self.lat_dim))
+        batch = B.broadcast_shapes(obs.shape[:-1], flat.shape[:-1])
+        parts = [xp.broadcast_to(part, (*batch, part.shape[-1])) for part in (obs, flat)]
+        return xp.concat(parts, axis=-1)
+
+    def sample_observations(self, rng: Any, lkl_params: Any, ys: Any) -> Any:
+        """Draw ``x = A y + b + ε`` for each latent ``y``.
+
+        Parameters
+        ----------
+        rng : int, generator, JAX key or RandomSource
+            Randomness.
+        lkl_params : array, shape (lkl_dim,)
+            Likelihood parameters.
+        ys : array, shape (n, d)
+            Latent values.
+
+        Returns
+        -------
+        array, shape (n, p)
+            Observations.
+        """
+        xp = B.array_namespace(lkl_params, ys)
+        source = B.random_source(rng, xp, B.device_of(lkl_params))
+        loadings, bias, _ = self.likelihood_generative(lkl_params)
+        precision = self.obs_man.split_location_precision(lkl_params[..., : self.obs_man.dim])[1]
+        noise_params = self.obs_man.join_location_precision(xp.zeros_like(bias), precision)
+        noise = self.obs_man.sample(source, noise_params, ys.shape[0])
+        return ys @ xp.matrix_transpose(loadings) + bias + noise
 
     def to_mean(self, params: Any) -> Any:
         """Expected joint statistics under the model, in closed form.
@@ -228,10 +304,4 @@ class LinearGaussianModel(LinearGaussianStructure):  # numpydoc ignore=PR02
         source = B.random_source(rng, xp, B.device_of(params))
         lkl_params, prior = self.split_conjugated(params)
         ys = self.prr_man.sample(source, prior, n)
-        loadings, bias = self.to_generative(params)[:2]
-        obs_precision = self.obs_man.split_location_precision(lkl_params[..., : self.obs_man.dim])[
-            1
-        ]
-        noise_params = self.obs_man.join_location_precision(xp.zeros_like(bias), obs_precision)
-        noise = self.obs_man.sample(source, noise_params, n)
-        return ys @ xp.matrix_transpose(loadings) + bias + noise, ys
+        return self.sample_observations(source, lkl_params, ys), ys

@@ -52,23 +52,7 @@ class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
         self, loadings: Any, bias: Any, noise: Any, latent_mean: Any, latent_covariance: Any
     ) -> Any:
         """Natural parameters from ``(A, b, Ψ storage, m, S dense)``."""
-        xp = B.array_namespace(loadings, bias, noise)
-        rep = self.obs_rep
-        factor = self.obs_man.cholesky_factor(noise, "noise covariance")
-        precision = rep.factor_inverse(factor, self.obs_dim)
-        location = rep.factor_solve(factor, rep.factor_solve(factor, bias), transpose=True)
-        white = rep.factor_solve_matrix(factor, loadings)
-        interaction = rep.factor_solve_matrix(factor, white, transpose=True)
-        obs = self.obs_man.join_location_precision(location, precision)
-        flat = xp.reshape(interaction, (*interaction.shape[:-2], self.obs_dim * self.lat_dim))
-        batch = B.broadcast_shapes(obs.shape[:-1], flat.shape[:-1])
-        lkl_params = xp.concat(
-            [
-                xp.broadcast_to(obs, (*batch, obs.shape[-1])),
-                xp.broadcast_to(flat, (*batch, flat.shape[-1])),
-            ],
-            axis=-1,
-        )
+        lkl_params = self.likelihood_parameters(loadings, bias, noise)
         prior = self.prr_man.from_moments(latent_mean, latent_covariance)
         return self.join_conjugated(lkl_params, prior)
 
