@@ -9,6 +9,9 @@ Public API (everything else is private):
 * harmoniums: :class:`LinearGaussianModel`, :class:`AnalyticLinearGaussianModel`,
   :func:`factor_analysis`, :func:`principal_component_analysis`, :class:`Mixture`,
   :class:`AnalyticMixture`;
+* hierarchical mixtures of Gaussians: :class:`DifferentiableHMoG`, :class:`SymmetricHMoG`,
+  :class:`AnalyticHMoG` and the factories :func:`differentiable_hmog`,
+  :func:`symmetric_hmog`, :func:`analytic_hmog`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
   :class:`ValidationError`, :class:`BackendError`.
 """
@@ -35,19 +38,33 @@ from hmog_xp.harmoniums import (
     factor_analysis,
     principal_component_analysis,
 )
+from hmog_xp.hmog import (
+    AnalyticHMoG,
+    DifferentiableHMoG,
+    HierarchicalMixtureOfGaussians,
+    HMoGParameters,
+    SymmetricHMoG,
+    analytic_hmog,
+    differentiable_hmog,
+    symmetric_hmog,
+)
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AnalyticHMoG",
     "AnalyticLinearGaussianModel",
     "AnalyticMixture",
     "BackendError",
     "Categorical",
     "CovarianceRep",
     "Diagonal",
+    "DifferentiableHMoG",
     "ExponentialFamily",
+    "HMoGParameters",
     "Harmonium",
+    "HierarchicalMixtureOfGaussians",
     "LinearGaussianModel",
     "LinearGaussianParameters",
     "Mixture",
@@ -55,8 +72,11 @@ __all__ = [
     "Normal",
     "PositiveDefinite",
     "Scale",
+    "SymmetricHMoG",
     "ValidationError",
     "__version__",
+    "analytic_hmog",
+    "differentiable_hmog",
     "factor_analysis",
     "get_backend",
     "grad",
@@ -65,6 +85,7 @@ __all__ = [
     "principal_component_analysis",
     "set_backend",
     "set_validation",
+    "symmetric_hmog",
     "validation",
     "value_and_grad",
 ]

@@ -209,11 +209,32 @@ class Mixture(MixtureStructure):  # numpydoc ignore=PR02
         covariance : array, shape (..., d, d)
             ``Σ_k π_k (Σ_k + μ_k μ_kᵀ) − mean meanᵀ``.
         """
-        xp = B.array_namespace(params)
-        weights, means, covariances = self.to_generative(params)
-        mean = xp.sum(weights[..., :, None] * means, axis=-2)
-        second = xp.sum(
-            weights[..., :, None, None] * (covariances + means[..., :, None] * means[..., None, :]),
-            axis=-3,
-        )
-        return mean, second - mean[..., :, None] * mean[..., None, :]
+        return mixture_moments(*self.to_generative(params))
+
+
+def mixture_moments(weights: Any, means: Any, covariances: Any) -> tuple[Any, Any]:
+    """Mean and covariance of a Gaussian mixture from its readable parameters.
+
+    Parameters
+    ----------
+    weights : array, shape (..., K)
+        Component probabilities.
+    means : array, shape (..., K, d)
+        Component means.
+    covariances : array, shape (..., K, d, d)
+        Dense component covariances.
+
+    Returns
+    -------
+    mean : array, shape (..., d)
+        ``Σ_k π_k μ_k``.
+    covariance : array, shape (..., d, d)
+        ``Σ_k π_k (Σ_k + μ_k μ_kᵀ) − mean meanᵀ``.
+    """
+    xp = B.array_namespace(weights, means, covariances)
+    mean = xp.sum(weights[..., :, None] * means, axis=-2)
+    second = xp.sum(
+        weights[..., :, None, None] * (covariances + means[..., :, None] * means[..., None, :]),
+        axis=-3,
+    )
+    return mean, second - mean[..., :, None] * mean[..., None, :]

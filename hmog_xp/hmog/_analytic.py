@@ -1,0 +1,213 @@
+"""Closed-form coordinate conversions, whitening and EM for HMoGs with a complete upper mixture.
+
+``to_natural`` is the LGM M-step on the latent *mixture* marginal's moments, the mixture's
+own ``to_natural`` for the prior, and ``join_conjugated``. ``whiten_prior`` maps every
+component by ``y ↦ L⁻¹(y − m)``, with ``m``, ``S = L Lᵀ`` the latent marginal's mean and
+covariance (``S`` restricted to the posterior rep, so a diagonal rep is standardised per
+dimension and stays diagonal), and ``E[x yᵀ]`` to ``(E[x yᵀ] − E[x] mᵀ) L⁻ᵀ``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
+from hmog_xp.harmoniums import AnalyticLinearGaussianModel
+
+if TYPE_CHECKING:
+    from hmog_xp.harmoniums import LinearGaussianModel, Mixture
+
+
+class _HMoGLike(Protocol):
+    @property
+    def lower_harmonium(self) -> LinearGaussianModel: ...
+
+    @property
+    def posterior_upper(self) -> Mixture: ...
+
+    @property
+    def prior_upper(self) -> Mixture: ...
+
+    @property
+    def lat_dim(self) -> int: ...
+
+    @property
+    def lkl_dim(self) -> int: ...
+
+    def split_coords(self, params: Any) -> tuple[Any, Any, Any]: ...
+
+    def join_coords(self, obs: Any, interaction: Any, lat: Any) -> Any: ...
+
+    def join_conjugated(self, lkl_params: Any, prior: Any) -> Any: ...
+
+    def log_partition_function(self, params: Any) -> Any: ...
+
+    def mean_posterior_statistics(self, params: Any, xs: Any) -> Any: ...
+
+    def _check_params(self, params: Any, name: str = "params") -> ModuleType: ...
+
+
+def _complete_upper(model: _HMoGLike, operation: str) -> Mixture:
+    upper = model.posterior_upper
+    if upper.varying_rep != upper.component_man.rep:
+        msg = (
+            f"{operation} needs a complete upper mixture; {model!r} has components that "
+            f"differ only in {upper.varying_rep!r}"
+        )
+        raise ValidationError(msg)
+    return upper
+
+
+class WhitenableHMoG:
+    """``whiten_prior`` in mean coordinates (complete upper mixtures)."""
+
+    def whiten_prior(self: _HMoGLike, means: Any) -> Any:
+        """Re-parametrise the latent space so its marginal has mean 0 and covariance ``I``.
+
+        ``p(x)`` is unchanged: the LGM interaction and every mixture component move together.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Whitened mean coordinates.
+        """
+        xp = self._check_params(means, "means")
+        upper = _complete_upper(self, "whiten_prior")
+        family = upper.component_man
+        rep, d = family.rep, family.n
+        obs_means, cross, upper_means = self.split_coords(means)
+        total = upper_means[..., : family.dim]
+        marginal_mean, marginal_covariance = family.split_mean_covariance(total)
+        factor = family.cholesky_factor(marginal_covariance, "latent marginal covariance")
+        obs_mean = obs_means[..., : self.lower_harmonium.obs_dim]
+        centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
+        white_cross = xp.matrix_transpose(
+            rep.factor_solve_matrix(factor, xp.matrix_transpose(centred_cross))
+        )
+        components, weights = upper.split_mean_mixture(upper_means)
+        means_k, covariances_k = family.split_mean_covariance(components)
+        white_means = rep.factor_solve(factor, means_k - marginal_mean)
+        half = rep.factor_solve_matrix(factor, rep.unpack(covariances_k, d))
+        white_covariances = rep.pack(rep.factor_solve_matrix(factor, xp.matrix_transpose(half)))
+        white_components = family.join_mean_covariance(white_means, white_covariances)
+        return self.join_coords(
+            obs_means, white_cross, upper.join_mean_mixture(white_components, weights)
+        )
+
+
+class AnalyticConversions:
+    """``to_natural``, ``negative_entropy``, ``from_generative`` and EM."""
+
+    def to_natural(self: _HMoGLike, means: Any) -> Any:
+        """Natural parameters from mean coordinates (exact inverse of ``to_mean``).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        self._check_params(means, "means")
+        upper = _complete_upper(self, "to_natural")
+        given = self.lower_harmonium
+        lower = AnalyticLinearGaussianModel(given.obs_dim, given.obs_rep, given.lat_dim)
+        obs_means, cross, upper_means = self.split_coords(means)
+        total = upper_means[..., : upper.component_man.dim]
+        lower_params = lower.to_natural(lower.join_coords(obs_means, cross, total))
+        components, weights = upper.split_mean_mixture(upper_means)
+        prior = upper.join_natural_mixture(
+            upper.component_man.to_natural(components), upper.pst_man.from_probs(weights)
+        )
+        return self.join_conjugated(lower_params[..., : lower.lkl_dim], prior)
+
+    def negative_entropy(self: _HMoGLike, means: Any) -> Any:
+        """Return ``φ(η) = θ·η − ψ(θ)`` with ``θ = to_natural(η)``.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape ()
+            Negative entropy relative to the base measure.
+        """
+        params = AnalyticConversions.to_natural(self, means)
+        xp = B.array_namespace(means)
+        return xp.sum(params * means, axis=-1) - self.log_partition_function(params)
+
+    def from_generative(
+        self: _HMoGLike,
+        weights: Any,
+        means: Any,
+        covariances: Any,
+        loadings: Any,
+        bias: Any,
+        noise: Any,
+    ) -> Any:
+        """Natural parameters from the generative form (inverse of ``to_generative``).
+
+        Parameters
+        ----------
+        weights : array, shape (K,)
+            Mixture weights (positive, summing to one).
+        means : array, shape (K, d)
+            Component means.
+        covariances : array, shape (K, d, d)
+            Dense SPD component covariances.
+        loadings : array, shape (p, d)
+            ``A``.
+        bias : array, shape (p,)
+            ``b``.
+        noise : array
+            ``Ψ``: ``(p, p)``, ``(p,)`` or a 0-d variance by observable rep.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        _complete_upper(self, "from_generative")
+        lower = self.lower_harmonium
+        xp = B.array_namespace(loadings, bias)
+        noise = xp.asarray(noise, dtype=loadings.dtype, device=B.device_of(loadings))
+        shape = tuple(loadings.shape)
+        if shape != (lower.obs_dim, lower.lat_dim):
+            msg = (
+                f"loadings have shape {shape}; {self!r} expects ({lower.obs_dim}, {lower.lat_dim})"
+            )
+            raise ValidationError(msg)
+        noise_storage = lower.obs_rep.from_readable(noise, lower.obs_dim, "noise")
+        lkl_params = lower.likelihood_parameters(loadings, bias, noise_storage)
+        prior = self.prior_upper.from_generative(weights, means, covariances)
+        return self.join_conjugated(lkl_params, prior)
+
+    def expectation_maximization(self: _HMoGLike, params: Any, xs: Any) -> Any:
+        """One EM step: E-step, whitening of the latent marginal, closed-form M-step.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Current natural parameters.
+        xs : array, shape (N, p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Updated natural parameters (the log-likelihood never decreases).
+        """
+        whitened = WhitenableHMoG.whiten_prior(self, self.mean_posterior_statistics(params, xs))
+        return AnalyticConversions.to_natural(self, whitened)

@@ -1,0 +1,203 @@
+"""HMoG readable parameters and starting points (mixed into the HMoG base class)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from hmog_xp import _backend as B
+from hmog_xp.families import Normal
+from hmog_xp.harmoniums import MixtureParameters
+from hmog_xp.reps import PositiveDefinite
+
+if TYPE_CHECKING:
+    from hmog_xp.harmoniums import LinearGaussianModel, Mixture
+
+
+class HMoGParameters(NamedTuple):
+    """Generative form ``z ~ Cat(π)``, ``y | z=k ~ N(μ_k, Σ_k)``, ``x | y ~ N(A y + b, Ψ)``.
+
+    Attributes
+    ----------
+    weights : array, shape (K,)
+        ``π``.
+    means : array, shape (K, d)
+        ``μ_k``.
+    covariances : array, shape (K, d, d)
+        Dense ``Σ_k``.
+    loadings : array, shape (p, d)
+        ``A``.
+    bias : array, shape (p,)
+        ``b``.
+    noise : array
+        ``Ψ`` in the observable rep's form: ``(p, p)``, ``(p,)`` or a 0-d variance.
+    """
+
+    weights: Any
+    means: Any
+    covariances: Any
+    loadings: Any
+    bias: Any
+    noise: Any
+
+
+class _HMoGLike(Protocol):
+    """What the mixin needs from the HMoG class."""
+
+    @property
+    def lower_harmonium(self) -> LinearGaussianModel: ...
+
+    @property
+    def posterior_upper(self) -> Mixture: ...
+
+    @property
+    def prior_upper(self) -> Mixture: ...
+
+    @property
+    def lkl_dim(self) -> int: ...
+
+    def split_conjugated(self, params: Any) -> tuple[Any, Any]: ...
+
+    def conjugation_parameters(self, lkl_params: Any) -> tuple[Any, Any]: ...
+
+    def _check_sample(self, xs: Any) -> ModuleType: ...
+
+    def _upper_for_prior(self, lkl_params: Any, upper: Any) -> Any: ...
+
+
+class ReadableHMoG:
+    """Generative form, observable mixture and initialisation of an HMoG."""
+
+    def to_generative(self: _HMoGLike, params: Any) -> HMoGParameters:
+        """Return ``(weights, means, covariances, loadings, bias, noise)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        HMoGParameters
+            The prior mixture over ``y`` (dense covariances) and the LGM likelihood.
+        """
+        lkl_params, prior = self.split_conjugated(params)
+        loadings, bias, noise = self.lower_harmonium.likelihood_generative(lkl_params)
+        weights, means, covariances = self.prior_upper.to_generative(prior)
+        return HMoGParameters(weights, means, covariances, loadings, bias, noise)
+
+    def observable_mixture(self: _HMoGLike, params: Any) -> MixtureParameters:
+        """The exact marginal ``p(x)``: a Gaussian mixture in ``R^p``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        MixtureParameters
+            Weights ``(K,)``, means ``A μ_k + b`` ``(K, p)``, covariances
+            ``A Σ_k Aᵀ + Ψ`` ``(K, p, p)``.
+        """
+        generative = ReadableHMoG.to_generative(self, params)
+        weights, means, covariances, loadings, bias, noise = generative
+        xp = B.array_namespace(loadings)
+        lower = self.lower_harmonium
+        noise_dense = lower.obs_rep.unpack(
+            lower.obs_rep.from_readable(noise, lower.obs_dim, "noise"), lower.obs_dim
+        )
+        observable_means = means @ xp.matrix_transpose(loadings) + bias
+        observable_covariances = loadings @ covariances @ xp.matrix_transpose(loadings)
+        return MixtureParameters(weights, observable_means, observable_covariances + noise_dense)
+
+    def initialize(
+        self: _HMoGLike,
+        rng: Any,
+        shape: float = 0.1,
+        *,
+        xp: ModuleType | None = None,
+        dtype: Any = None,
+    ) -> Any:
+        """Random valid parameters: random loadings, a mixture of random means.
+
+        Parameters
+        ----------
+        rng : int, generator or JAX key
+            Randomness; picks the namespace when ``xp`` is None.
+        shape : float, optional
+            Scale of the random loadings.
+        xp : module, optional
+            Namespace.
+        dtype : dtype, optional
+            Floating dtype.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        source = B.random_source(rng, xp)
+        lower = self.lower_harmonium.initialize(source, shape, xp=source.xp, dtype=dtype)
+        upper = self.posterior_upper.initialize(source, xp=source.xp, dtype=lower.dtype)
+        return self._upper_for_prior(lower[: self.lkl_dim], upper)
+
+    def initialize_from_sample(
+        self: _HMoGLike, rng: Any, xs: Any, shape: float = 0.1, min_var: float = 1e-6
+    ) -> Any:
+        """Fit starting parameters to data: PPCA loadings, then a mixture on the factor scores.
+
+        Parameters
+        ----------
+        rng : int, generator or JAX key
+            Randomness.
+        xs : array, shape (N, p)
+            Observations, ``N >= n_components``.
+        shape : float, optional
+            Jitter of the loadings (see ``LinearGaussianModel.initialize_from_sample``).
+        min_var : float, optional
+            Variance floor for the noise and the mixture components.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters in ``xs``'s namespace.
+        """
+        xp = self._check_sample(xs)
+        source = B.random_source(rng, xp, B.device_of(xs))
+        lower_model = self.lower_harmonium
+        lower = lower_model.initialize_from_sample(source, xs, shape, min_var)
+        scores = lower_model.posterior_latent_mean(lower, xs)
+        upper = self.posterior_upper.initialize_from_sample(source, scores, min_var)
+        return self._upper_for_prior(lower[: self.lkl_dim], upper)
+
+
+def gershgorin_precision_shift(lower: LinearGaussianModel, lkl_params: Any) -> Any:
+    """Natural parameters of ``N(0, (c I)⁻¹)`` in the posterior rep, ``c`` bounding ``WᵀΛ_x⁻¹W``.
+
+    ``c = 1 + max_i Σ_j |G_ij|`` with ``G = WᵀΛ_x⁻¹W``, so adding ``c I`` to every component
+    precision keeps the prior precisions ``Λ_k + c I − G`` positive definite.
+
+    Parameters
+    ----------
+    lower : LinearGaussianModel
+        The lower harmonium.
+    lkl_params : array, shape (lkl_dim,)
+        Likelihood parameters.
+
+    Returns
+    -------
+    array, shape (Normal(d, pst_rep).dim,)
+        The shift to add to the upper mixture's ``θ_y``.
+    """
+    xp = B.array_namespace(lkl_params)
+    rho = lower.conjugation_parameters(lkl_params)[1]
+    full = Normal(lower.lat_dim, PositiveDefinite())
+    gram = -PositiveDefinite().unpack(full.split_location_precision(rho)[1], lower.lat_dim)
+    bound = 1.0 + xp.max(xp.sum(xp.abs(gram), axis=-1))
+    family = lower.pst_man
+    identity = family.rep.identity(
+        lower.lat_dim, xp=xp, dtype=lkl_params.dtype, device=B.device_of(lkl_params)
+    )
+    zeros = xp.zeros((lower.lat_dim,), dtype=lkl_params.dtype, device=B.device_of(lkl_params))
+    return family.join_location_precision(zeros, bound * identity)

@@ -1,0 +1,390 @@
+"""Hierarchical mixtures of Gaussians: what the three variants share.
+
+An HMoG is a harmonium whose observable is the linear Gaussian model's ``x``, whose
+interaction is the LGM's ``W`` (coupling ``x`` to ``y`` only), and whose latent part is a
+whole Gaussian-mixture harmonium over ``(y, z)``. Natural parameters
+``(θ_x, W, θ_upper)``, with ``θ_upper`` in the *posterior* upper mixture's coordinates.
+
+* posterior ``p(y, z | x)``: the upper mixture with ``θ_y``'s linear part shifted by ``Wᵀx``;
+* prior ``p(y, z)``: the upper mixture embedded into the *prior* upper mixture, plus the LGM's
+  conjugation parameters ``ρ`` on ``θ_y``;
+* ``ψ(θ) = ψ_x(θ_x) + ψ_mix(prior)`` and ``log p(x) = θ_x·s_x(x) + log μ_x(x)
+  + ψ_mix(posterior(x)) − ψ(θ)``;
+* ``p(x)`` is a Gaussian mixture in ``R^p``: component ``k`` is ``N(A μ_k + b, A Σ_k Aᵀ + Ψ)``
+  (:meth:`HierarchicalMixtureOfGaussians.observable_mixture`).
+
+Posteriors are computed for all observations and components at once
+(:mod:`hmog_xp.hmog._posterior`): component factorisations once per call, the per-observation
+work as batched products.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from hmog_xp import _backend as B
+from hmog_xp.families import Normal
+from hmog_xp.harmoniums import LinearGaussianModel, Mixture
+from hmog_xp.harmoniums._structure import vecmat
+from hmog_xp.harmoniums.base import Harmonium
+from hmog_xp.harmoniums.mixture import mixture_moments
+from hmog_xp.hmog import _posterior as P
+from hmog_xp.hmog._readable import ReadableHMoG, gershgorin_precision_shift
+from hmog_xp.reps import PositiveDefinite
+
+
+class PosteriorPieces(NamedTuple):
+    """Posterior quantities for observations flattened to ``(N, p)``."""
+
+    components: P.ComponentPosteriors
+    batch_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
+    """Base class of the HMoG variants (see the module docstring)."""
+
+    # -- structure given by the variants -------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def lower_harmonium(self) -> LinearGaussianModel:
+        """The linear Gaussian model ``x ↔ y``."""
+
+    @property
+    @abstractmethod
+    def posterior_upper(self) -> Mixture:
+        """The upper mixture in which ``θ_upper`` and posteriors live."""
+
+    @property
+    @abstractmethod
+    def prior_upper(self) -> Mixture:
+        """The upper mixture in which the prior lives."""
+
+    @property
+    def n_components(self) -> int:
+        """Number of mixture components ``K``."""
+        return self.posterior_upper.n_components
+
+    def __repr__(self) -> str:
+        lower = self.lower_harmonium
+        return (
+            f"{type(self).__name__}(obs_dim={lower.obs_dim}, obs_rep={lower.obs_rep!r}, "
+            f"lat_dim={lower.lat_dim}, {self._rep_description()}, "
+            f"n_components={self.n_components})"
+        )
+
+    def _rep_description(self) -> str:
+        return f"pst_rep={self.posterior_upper.component_man.rep!r}"
+
+    # -- harmonium hooks -----------------------------------------------------------------------
+
+    @property
+    def obs_man(self) -> Normal:
+        """The observable family ``Normal(p, obs_rep)``."""
+        return self.lower_harmonium.obs_man
+
+    @property
+    def pst_man(self) -> Mixture:  # type: ignore[override]
+        """The posterior upper mixture (a harmonium over ``(y, z)``)."""
+        return self.posterior_upper
+
+    @property
+    def prr_man(self) -> Mixture:  # type: ignore[override]
+        """The prior upper mixture."""
+        return self.prior_upper
+
+    @property
+    def int_shape(self) -> tuple[int, int]:
+        """``(p, d)``."""
+        return self.lower_harmonium.int_shape
+
+    @property
+    def lat_dim(self) -> int:
+        """Latent dimension ``d``."""
+        return self.lower_harmonium.lat_dim
+
+    def _obs_interaction_statistic(self, x: Any) -> Any:
+        return x
+
+    def _lat_interaction_statistic(self, z: Any) -> Any:
+        return z
+
+    def _lat_interaction_mean(self, lat_means: Any) -> Any:
+        return lat_means[..., : self.lat_dim]
+
+    def _pad(self, head: Any, total: int) -> Any:
+        xp = B.array_namespace(head)
+        zeros = xp.zeros(
+            (*head.shape[:-1], total - head.shape[-1]), dtype=head.dtype, device=B.device_of(head)
+        )
+        return xp.concat([head, zeros], axis=-1)
+
+    def _embed_obs(self, shift: Any) -> Any:
+        return self._pad(shift, self.obs_man.dim)
+
+    def _embed_lat(self, shift: Any) -> Any:
+        return self._pad(shift, self.posterior_upper.dim)
+
+    def _embed_prior(self, lat_params: Any) -> Any:
+        return lat_params
+
+    def _upper_for_prior(self, lkl_params: Any, upper: Any) -> Any:
+        """Natural parameters whose prior is ``upper`` (posterior-mixture coordinates).
+
+        Where the prior and posterior mixtures coincide this is exact (``join_conjugated``).
+        Otherwise (restricted posteriors) the prior cannot be set freely: every component
+        precision is raised by ``c I`` so that the prior stays valid and close in shape.
+        """
+        xp = B.array_namespace(lkl_params, upper)
+        if self.prior_upper == self.posterior_upper:
+            return self.join_conjugated(lkl_params, upper)
+        shift = gershgorin_precision_shift(self.lower_harmonium, lkl_params)
+        return xp.concat([lkl_params, upper + self._pad(shift, upper.shape[-1])], axis=-1)
+
+    def conjugation_parameters(self, lkl_params: Any) -> tuple[Any, Any]:
+        """Return the LGM's ``(χ, ρ)``, with ``ρ`` placed on the prior mixture's ``θ_y``.
+
+        Parameters
+        ----------
+        lkl_params : array, shape (..., lkl_dim)
+            ``concat(θ_x, W.reshape(-1))``.
+
+        Returns
+        -------
+        chi : array, shape (...)
+            ``ψ_x(θ_x)``.
+        rho : array, shape (..., prior_upper.dim)
+            Conjugation parameters in prior-mixture coordinates.
+        """
+        chi, rho = self.lower_harmonium.conjugation_parameters(lkl_params)
+        return chi, self._pad(rho, self.prior_upper.dim)
+
+    # -- batched posteriors ---------------------------------------------------------------------
+
+    def _posterior_pieces(self, params: Any, x: Any) -> PosteriorPieces:
+        xp = self._check_x(x)
+        _, interaction, upper = self.split_coords(params)
+        flat = xp.reshape(x, (-1, x.shape[-1]))
+        components = P.component_posteriors(self.posterior_upper, upper, vecmat(flat, interaction))
+        return PosteriorPieces(components, tuple(x.shape[:-1]))
+
+    def _unflatten(self, values: Any, pieces: PosteriorPieces) -> Any:
+        xp = B.array_namespace(values)
+        return xp.reshape(values, (*pieces.batch_shape, *values.shape[1:]))
+
+    def _posterior_log_partition(self, params: Any, x: Any) -> Any:
+        pieces = self._posterior_pieces(params, x)
+        xp = B.array_namespace(pieces.components.logits)
+        return self._unflatten(B.logsumexp(pieces.components.logits, axis=-1, xp=xp), pieces)
+
+    def _posterior_means(self, params: Any, x: Any) -> Any:
+        pieces = self._posterior_pieces(params, x)
+        posteriors = pieces.components
+        xp = B.array_namespace(posteriors.logits)
+        family = self.posterior_upper.component_man
+        probs = P.responsibilities(posteriors)  # (N, K)
+        means = xp.permute_dims(posteriors.means, (1, 0, 2))  # (N, K, d)
+        second = family.rep.outer_statistic(means) + family.rep.packed_to_statistic(
+            posteriors.covariances, family.n
+        )
+        weighted = probs[..., None] * xp.concat([means, second], axis=-1)
+        return self._unflatten(
+            self.posterior_upper.join_weighted_mean_mixture(weighted, probs), pieces
+        )
+
+    def mean_posterior_statistics(self, params: Any, xs: Any) -> Any:
+        """The E-step: average over the data of ``(s_x(x), x ⊗ E[y|x], E[s_upper|x])``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        xs : array, shape (N, p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Mean coordinates of the expected complete-data statistics.
+        """
+        xp = self._check_sample(xs)
+        posteriors = self._posterior_pieces(params, xs).components
+        probs = P.responsibilities(posteriors)
+        scores = P.latent_means(posteriors, probs)
+        cross = xp.matrix_transpose(xs) @ scores / xs.shape[0]
+        return self.join_coords(
+            xp.mean(self.obs_man.sufficient_statistic(xs), axis=0),
+            cross,
+            P.average_upper_statistics(self.posterior_upper, posteriors, probs),
+        )
+
+    def posterior_categorical(self, params: Any, x: Any) -> Any:
+        """Natural parameters of ``p(z | x)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        x : array, shape (..., p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (..., K − 1)
+            ``Categorical(K)`` natural parameters.
+        """
+        pieces = self._posterior_pieces(params, x)
+        logits = pieces.components.logits
+        return self._unflatten(logits[:, 1:] - logits[:, :1], pieces)
+
+    def posterior_soft_assignments(self, params: Any, x: Any) -> Any:
+        """Posterior component probabilities ``p(z = k | x)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        x : array, shape (..., p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (..., K)
+            Probabilities summing to one.
+        """
+        pieces = self._posterior_pieces(params, x)
+        return self._unflatten(P.responsibilities(pieces.components), pieces)
+
+    def posterior_assignments(self, params: Any, x: Any) -> Any:
+        """Posterior component probabilities (same as :meth:`posterior_soft_assignments`).
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        x : array, shape (..., p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (..., K)
+            Probabilities summing to one.
+        """
+        return self.posterior_soft_assignments(params, x)
+
+    def posterior_hard_assignment(self, params: Any, x: Any) -> Any:
+        """Most probable component for each observation.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        x : array, shape (..., p)
+            Observations.
+
+        Returns
+        -------
+        array of int, shape (...)
+            ``argmax_k p(z = k | x)``.
+        """
+        pieces = self._posterior_pieces(params, x)
+        xp = B.array_namespace(pieces.components.logits)
+        return self._unflatten(xp.argmax(pieces.components.logits, axis=-1), pieces)
+
+    def posterior_latent_mean(self, params: Any, x: Any) -> Any:
+        """Factor scores ``E[y | x]``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        x : array, shape (..., p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (..., d)
+            Posterior means of the latent factors.
+        """
+        pieces = self._posterior_pieces(params, x)
+        probs = P.responsibilities(pieces.components)
+        return self._unflatten(P.latent_means(pieces.components, probs), pieces)
+
+    # -- closed-form moments and gradients --------------------------------------------------------
+
+    def to_mean(self, params: Any) -> Any:
+        """Expected joint statistics under the model, in closed form.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        array, shape (dim,)
+            ``(E[s_x(x)], E[x yᵀ], E[s_upper(y, z)])``, upper statistics in the posterior
+            mixture's coordinates.
+        """
+        weights, means, covariances, loadings, bias, noise = self.to_generative(params)
+        marginal_mean, marginal_covariance = mixture_moments(weights, means, covariances)
+        obs_means, cross = self.lower_harmonium.observable_moments(
+            loadings, bias, noise, marginal_mean, marginal_covariance
+        )
+        full = Normal(self.lat_dim, PositiveDefinite())
+        components = full.join_mean_covariance(means, PositiveDefinite().pack(covariances))
+        upper = self.posterior_upper
+        projected = full.project_rep(components, upper.component_man.rep)
+        return self.join_coords(obs_means, cross, upper.join_mean_mixture(projected, weights))
+
+    def log_likelihood_gradient(self, params: Any, xs: Any) -> Any:
+        """Exact gradient of :meth:`average_log_observable_density` in natural coordinates.
+
+        ``∇_θ mean_n log p(x_n) = mean_posterior_statistics(θ, xs) − to_mean(θ)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        xs : array, shape (N, p)
+            Observations.
+
+        Returns
+        -------
+        array, shape (dim,)
+            The gradient.
+        """
+        return self.mean_posterior_statistics(params, xs) - self.to_mean(params)
+
+    # -- sampling ---------------------------------------------------------------------------------
+
+    def sample(self, rng: Any, params: Any, n: int) -> tuple[Any, Any, Any]:  # type: ignore[override]
+        """Draw ``n`` joint samples: ``(y, z)`` from the prior mixture, then ``x | y``.
+
+        Parameters
+        ----------
+        rng : int, generator or JAX key
+            Randomness.
+        params : array, shape (dim,)
+            Natural parameters.
+        n : int
+            Number of draws.
+
+        Returns
+        -------
+        xs : array, shape (n, p)
+            Observations.
+        ys : array, shape (n, d)
+            Latent factors.
+        zs : array of int, shape (n,)
+            Component labels.
+        """
+        xp = self._check_params(params)
+        source = B.random_source(rng, xp, B.device_of(params))
+        lkl_params, prior = self.split_conjugated(params)
+        ys, zs = self.prior_upper.sample(source, prior, n)
+        xs = self.lower_harmonium.sample_observations(source, lkl_params, ys)
+        return xs, ys, zs
