@@ -12,6 +12,7 @@ Public API (everything else is private):
 * hierarchical mixtures of Gaussians: :class:`DifferentiableHMoG`, :class:`SymmetricHMoG`,
   :class:`AnalyticHMoG` and the factories :func:`differentiable_hmog`,
   :func:`symmetric_hmog`, :func:`analytic_hmog`;
+* gradient training on every backend: :class:`Adam`, :func:`fit_gradient`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
   :class:`ValidationError`, :class:`BackendError`.
 """
@@ -48,11 +49,14 @@ from hmog_xp.hmog import (
     differentiable_hmog,
     symmetric_hmog,
 )
+from hmog_xp.optim import Adam, AdamState, GradientFit, fit_gradient
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Adam",
+    "AdamState",
     "AnalyticHMoG",
     "AnalyticLinearGaussianModel",
     "AnalyticMixture",
@@ -62,6 +66,7 @@ __all__ = [
     "Diagonal",
     "DifferentiableHMoG",
     "ExponentialFamily",
+    "GradientFit",
     "HMoGParameters",
     "Harmonium",
     "HierarchicalMixtureOfGaussians",
@@ -78,6 +83,7 @@ __all__ = [
     "analytic_hmog",
     "differentiable_hmog",
     "factor_analysis",
+    "fit_gradient",
     "get_backend",
     "grad",
     "installed_backends",

@@ -64,6 +64,15 @@ def _values_checked(x: Any) -> bool:
     return _Switch.enabled and is_concrete(x)
 
 
+def _fails(condition: Any) -> bool:
+    """True when a reduced boolean condition is concretely False.
+
+    Under ``jax.jit`` even operations on constant inputs are traced, so the reduction itself
+    must be concrete before it is read on the host.
+    """
+    return is_concrete(condition) and not bool(condition)
+
+
 def check_trailing_dim(x: Any, dim: int, name: str, owner: str) -> None:
     """Raise if ``x`` is not an array of shape ``(..., dim)``.
 
@@ -99,7 +108,7 @@ def check_finite(x: Any, name: str, *, xp: ModuleType) -> None:
     xp : module
         Namespace of ``x``.
     """
-    if _values_checked(x) and not bool(xp.all(xp.isfinite(x))):
+    if _values_checked(x) and _fails(xp.all(xp.isfinite(x))):
         count = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int32)))
         msg = f"{name} contains {count} non-finite value(s) (NaN or inf); remove or impute them"
         raise ValidationError(msg)
@@ -117,7 +126,7 @@ def check_positive(x: Any, message: str, *, xp: ModuleType) -> None:
     xp : module
         Namespace of ``x``.
     """
-    if _values_checked(x) and not bool(xp.all(xp.isfinite(x) & (x > 0))):
+    if _values_checked(x) and _fails(xp.all(xp.isfinite(x) & (x > 0))):
         raise ValidationError(message)
 
 
@@ -133,5 +142,5 @@ def check_small(excess: Any, message: str, *, xp: ModuleType) -> None:
     xp : module
         Namespace of ``excess``.
     """
-    if _values_checked(excess) and not bool(xp.all(excess <= 0)):
+    if _values_checked(excess) and _fails(xp.all(excess <= 0)):
         raise ValidationError(message)

@@ -62,8 +62,8 @@ class Categorical(ExponentialFamily):  # numpydoc ignore=PR02
         if not xp.isdtype(x.dtype, "integral"):
             msg = f"{name} must be integer class labels for {self!r}; got dtype {x.dtype}"
             raise ValidationError(msg)
-        in_range = (x >= 0) & (x < self.n_categories)
-        if B.is_concrete(x) and not bool(xp.all(in_range)):
+        in_range = xp.all((x >= 0) & (x < self.n_categories))
+        if B.is_concrete(in_range) and not bool(in_range):
             msg = f"{name} has labels outside 0..{self.n_categories - 1}"
             raise ValidationError(msg)
         return xp
