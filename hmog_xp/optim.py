@@ -36,7 +36,7 @@ class AdamState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Adam:
+class Adam:  # numpydoc ignore=PR02
     """Adam (Kingma & Ba, 2015) for gradient *ascent* on flat parameter arrays.
 
     Parameters
