@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp.reps import PositiveDefinite
+from hmog_xp.reps import CovarianceRep
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -19,9 +19,9 @@ def params_from_loadings(
 ) -> Any:
     """Natural parameters with likelihood ``x | y ~ N(A y + b, Ψ)`` and a valid latent part.
 
-    The posterior precision is ``I + AᵀΨ⁻¹A`` when ``pst_rep`` is full (the prior is then
-    exactly ``N(0, I)``) and ``c I`` with ``c = 1 + max_i Σ_j |(AᵀΨ⁻¹A)_ij|`` otherwise, which
-    keeps the prior precision ``c I − AᵀΨ⁻¹A`` positive definite (Gershgorin).
+    The posterior precision is :func:`dominating_in_rep` of ``I + AᵀΨ⁻¹A``: exactly that
+    matrix when ``pst_rep`` can hold it (the prior is then ``N(0, I)``), otherwise the
+    nearest rep matrix raised just enough to keep the prior precision positive definite.
 
     Parameters
     ----------
@@ -48,14 +48,37 @@ def params_from_loadings(
     )  # W = Ψ⁻¹A, so AᵀΨ⁻¹A = Aᵀ W
     gram = xp.matrix_transpose(loadings) @ interaction
     eye = xp.eye(lat_dim, dtype=loadings.dtype, device=B.device_of(loadings))
-    if model.pst_rep == PositiveDefinite():
-        precision = PositiveDefinite().pack(eye + gram)
-    else:
-        bound = 1.0 + xp.max(xp.sum(xp.abs(gram), axis=-1))
-        precision = model.pst_rep.pack(bound * eye)
+    precision = dominating_in_rep(model.pst_rep, eye + gram)
     zeros = xp.zeros((lat_dim,), dtype=loadings.dtype, device=B.device_of(loadings))
     lat = model.pst_man.join_location_precision(zeros, precision)
     return xp.concat([lkl_params, lat], axis=-1)
+
+
+def dominating_in_rep(rep: CovarianceRep, matrix: Any) -> Any:
+    """A matrix ``S`` of ``rep`` with ``S ⪰ M``, equal to ``M`` when ``rep`` holds ``M``.
+
+    With ``P`` the projection of ``M`` onto ``rep`` and ``R = M − P``, ``S = P + r I`` where
+    ``r = max_i Σ_j |R_ij|`` bounds the eigenvalues of ``R`` (Gershgorin), so ``S − M ⪰ 0``.
+
+    Parameters
+    ----------
+    rep : CovarianceRep
+        The target representation.
+    matrix : array, shape (n, n)
+        Symmetric matrix ``M``.
+
+    Returns
+    -------
+    array, shape (rep.size(n),)
+        Plain storage of ``S``.
+    """
+    xp = B.array_namespace(matrix)
+    n = matrix.shape[-1]
+    projected = rep.pack(matrix)
+    residual = matrix - rep.unpack(projected, n)
+    bound = xp.max(xp.sum(xp.abs(residual), axis=-1))
+    identity = rep.identity(n, xp=xp, dtype=matrix.dtype, device=B.device_of(matrix))
+    return projected + bound * identity
 
 
 def random_params(

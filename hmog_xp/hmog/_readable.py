@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from hmog_xp import _backend as B
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import MixtureParameters
+from hmog_xp.harmoniums._lgm_init import dominating_in_rep
 from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:
@@ -172,11 +173,15 @@ class ReadableHMoG:
         return self._upper_for_prior(lower[: self.lkl_dim], upper)
 
 
-def gershgorin_precision_shift(lower: LinearGaussianModel, lkl_params: Any) -> Any:
-    """Natural parameters of ``N(0, (c I)⁻¹)`` in the posterior rep, ``c`` bounding ``WᵀΛ_x⁻¹W``.
+def conjugation_compensation(lower: LinearGaussianModel, lkl_params: Any) -> Any:
+    """The closest undoing of the conjugation parameters ``ρ`` in the posterior rep.
 
-    ``c = 1 + max_i Σ_j |G_ij|`` with ``G = WᵀΛ_x⁻¹W``, so adding ``c I`` to every component
-    precision keeps the prior precisions ``Λ_k + c I − G`` positive definite.
+    Conjugation adds ``ρ = (WᵀΛ_x⁻¹h_x, precision −G)``, ``G = WᵀΛ_x⁻¹W``, to every component.
+    The compensation has linear term ``−WᵀΛ_x⁻¹h_x`` and precision
+    ``S = dominating_in_rep(pst_rep, G)``, so adding it to the upper mixture's ``θ_y`` keeps
+    the prior precisions ``Λ_k + S − G ⪰ Λ_k`` positive definite. When ``G`` has the rep's
+    structure (e.g. diagonal after a PPCA start with diagonal posteriors), ``S = G`` and the
+    prior is exactly the mixture given.
 
     Parameters
     ----------
@@ -188,16 +193,12 @@ def gershgorin_precision_shift(lower: LinearGaussianModel, lkl_params: Any) -> A
     Returns
     -------
     array, shape (Normal(d, pst_rep).dim,)
-        The shift to add to the upper mixture's ``θ_y``.
+        The compensation to add to the upper mixture's ``θ_y``.
     """
-    xp = B.array_namespace(lkl_params)
+    d = lower.lat_dim
     rho = lower.conjugation_parameters(lkl_params)[1]
-    full = Normal(lower.lat_dim, PositiveDefinite())
-    gram = -PositiveDefinite().unpack(full.split_location_precision(rho)[1], lower.lat_dim)
-    bound = 1.0 + xp.max(xp.sum(xp.abs(gram), axis=-1))
+    full = Normal(d, PositiveDefinite())
+    rho_location, rho_precision = full.split_location_precision(rho)
+    gram = -PositiveDefinite().unpack(rho_precision, d)
     family = lower.pst_man
-    identity = family.rep.identity(
-        lower.lat_dim, xp=xp, dtype=lkl_params.dtype, device=B.device_of(lkl_params)
-    )
-    zeros = xp.zeros((lower.lat_dim,), dtype=lkl_params.dtype, device=B.device_of(lkl_params))
-    return family.join_location_precision(zeros, bound * identity)
+    return family.join_location_precision(-rho_location, dominating_in_rep(family.rep, gram))

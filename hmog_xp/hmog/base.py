@@ -31,7 +31,7 @@ from hmog_xp.harmoniums._structure import vecmat
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.mixture import mixture_moments
 from hmog_xp.hmog import _posterior as P
-from hmog_xp.hmog._readable import ReadableHMoG, gershgorin_precision_shift
+from hmog_xp.hmog._readable import ReadableHMoG, conjugation_compensation
 from hmog_xp.reps import PositiveDefinite
 
 
@@ -141,7 +141,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         xp = B.array_namespace(lkl_params, upper)
         if self.prior_upper == self.posterior_upper:
             return self.join_conjugated(lkl_params, upper)
-        shift = gershgorin_precision_shift(self.lower_harmonium, lkl_params)
+        shift = conjugation_compensation(self.lower_harmonium, lkl_params)
         return xp.concat([lkl_params, upper + self._pad(shift, upper.shape[-1])], axis=-1)
 
     def conjugation_parameters(self, lkl_params: Any) -> tuple[Any, Any]:
