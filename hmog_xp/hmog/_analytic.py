@@ -148,52 +148,6 @@ class AnalyticConversions:
         xp = B.array_namespace(means)
         return xp.sum(params * means, axis=-1) - self.log_partition_function(params)
 
-    def from_generative(
-        self: _HMoGLike,
-        weights: Any,
-        means: Any,
-        covariances: Any,
-        loadings: Any,
-        bias: Any,
-        noise: Any,
-    ) -> Any:
-        """Natural parameters from the generative form (inverse of ``to_generative``).
-
-        Parameters
-        ----------
-        weights : array, shape (K,)
-            Mixture weights (positive, summing to one).
-        means : array, shape (K, d)
-            Component means.
-        covariances : array, shape (K, d, d)
-            Dense SPD component covariances.
-        loadings : array, shape (p, d)
-            ``A``.
-        bias : array, shape (p,)
-            ``b``.
-        noise : array
-            ``Ψ``: ``(p, p)``, ``(p,)`` or a 0-d variance by observable rep.
-
-        Returns
-        -------
-        array, shape (dim,)
-            Natural parameters.
-        """
-        _complete_upper(self, "from_generative")
-        lower = self.lower_harmonium
-        xp = B.array_namespace(loadings, bias)
-        noise = xp.asarray(noise, dtype=loadings.dtype, device=B.device_of(loadings))
-        shape = tuple(loadings.shape)
-        if shape != (lower.obs_dim, lower.lat_dim):
-            msg = (
-                f"loadings have shape {shape}; {self!r} expects ({lower.obs_dim}, {lower.lat_dim})"
-            )
-            raise ValidationError(msg)
-        noise_storage = lower.obs_rep.from_readable(noise, lower.obs_dim, "noise")
-        lkl_params = lower.likelihood_parameters(loadings, bias, noise_storage)
-        prior = self.prior_upper.from_generative(weights, means, covariances)
-        return self.join_conjugated(lkl_params, prior)
-
     def expectation_maximization(self: _HMoGLike, params: Any, xs: Any) -> Any:
         """One EM step: E-step, whitening of the latent marginal, closed-form M-step.
 

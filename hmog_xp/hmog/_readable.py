@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import MixtureParameters
 from hmog_xp.harmoniums._lgm_init import dominating_in_rep
@@ -65,6 +66,8 @@ class _HMoGLike(Protocol):
 
     def _upper_for_prior(self, lkl_params: Any, upper: Any) -> Any: ...
 
+    def _join_exact_prior(self, lkl_params: Any, prior: Any) -> Any: ...
+
 
 class ReadableHMoG:
     """Generative form, observable mixture and initialisation of an HMoG."""
@@ -111,6 +114,56 @@ class ReadableHMoG:
         observable_means = means @ xp.matrix_transpose(loadings) + bias
         observable_covariances = loadings @ covariances @ xp.matrix_transpose(loadings)
         return MixtureParameters(weights, observable_means, observable_covariances + noise_dense)
+
+    def from_generative(
+        self: _HMoGLike,
+        weights: Any,
+        means: Any,
+        covariances: Any,
+        loadings: Any,
+        bias: Any,
+        noise: Any,
+    ) -> Any:
+        """Natural parameters from the generative form (inverse of ``to_generative``).
+
+        Every variant accepts the forms it can represent exactly: a Symmetric model needs
+        components that differ only in its ``lat_rep``, a Differentiable model needs prior
+        precisions ``Σ_k⁻¹ = Λ_k − AᵀΨ⁻¹A`` with ``Λ_k`` in its posterior rep; anything else
+        is a ``ValidationError`` naming the mismatch.
+
+        Parameters
+        ----------
+        weights : array, shape (K,)
+            Mixture weights (positive, summing to one).
+        means : array, shape (K, d)
+            Component means.
+        covariances : array, shape (K, d, d)
+            Dense SPD component covariances.
+        loadings : array, shape (p, d)
+            ``A``.
+        bias : array, shape (p,)
+            ``b``.
+        noise : array
+            ``Ψ``: ``(p, p)``, ``(p,)`` or a 0-d variance by observable rep.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        lower = self.lower_harmonium
+        xp = B.array_namespace(loadings, bias)
+        noise = xp.asarray(noise, dtype=loadings.dtype, device=B.device_of(loadings))
+        shape = tuple(loadings.shape)
+        if shape != (lower.obs_dim, lower.lat_dim):
+            msg = (
+                f"loadings have shape {shape}; {self!r} expects ({lower.obs_dim}, {lower.lat_dim})"
+            )
+            raise ValidationError(msg)
+        noise_storage = lower.obs_rep.from_readable(noise, lower.obs_dim, "noise")
+        lkl_params = lower.likelihood_parameters(loadings, bias, noise_storage)
+        prior = self.prior_upper.from_generative(weights, means, covariances)
+        return self._join_exact_prior(lkl_params, prior)
 
     def initialize(
         self: _HMoGLike,

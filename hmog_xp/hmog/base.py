@@ -131,6 +131,10 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
     def _embed_prior(self, lat_params: Any) -> Any:
         return lat_params
 
+    def _join_exact_prior(self, lkl_params: Any, prior: Any) -> Any:
+        """Natural parameters with likelihood ``lkl_params`` and exactly the prior ``prior``."""
+        return self.join_conjugated(lkl_params, prior)
+
     def _upper_for_prior(self, lkl_params: Any, upper: Any) -> Any:
         """Natural parameters whose prior is ``upper`` (posterior-mixture coordinates).
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
+from hmog_xp._validation import check_small
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import (
     AnalyticLinearGaussianModel,
@@ -102,6 +104,25 @@ class DifferentiableHMoG(WhitenableHMoG, HierarchicalMixtureOfGaussians):  # num
         latent, interaction, weights = self.pst_upr_hrm.split_coords(lat_params)
         embedded = self.pst_upr_hrm.component_man.embed_rep(latent, PositiveDefinite())
         return self.prr_upr_hrm.join_coords(embedded, interaction, weights)
+
+    def _join_exact_prior(self, lkl_params: Any, prior: Any) -> Any:
+        xp = B.array_namespace(lkl_params, prior)
+        rho = self.conjugation_parameters(lkl_params)[1]
+        latent, interaction, weights = self.prr_upr_hrm.split_coords(prior - rho)
+        full = self.prr_upr_hrm.component_man
+        location, precision = full.split_location_precision(latent)
+        pst_rep = self.lwr_hrm.pst_rep
+        restricted = full.rep.convert(precision, self.lat_dim, pst_rep)
+        check_small(
+            xp.abs(pst_rep.convert(restricted, self.lat_dim, full.rep) - precision)
+            - 1e-9 * (1.0 + xp.abs(precision)),
+            f"{self!r} cannot represent this generative form: the component precisions "
+            f"plus AᵀΨ⁻¹A must have the {pst_rep!r} structure of the posteriors",
+            xp=xp,
+        )
+        latent = self.pst_upr_hrm.component_man.join_location_precision(location, restricted)
+        upper = self.pst_upr_hrm.join_coords(latent, interaction, weights)
+        return xp.concat([lkl_params, upper], axis=-1)
 
 
 @dataclass(frozen=True, repr=False)
