@@ -49,8 +49,9 @@ def params_from_loadings(
     gram = xp.matrix_transpose(loadings) @ interaction
     eye = xp.eye(lat_dim, dtype=loadings.dtype, device=B.device_of(loadings))
     precision = dominating_in_rep(model.pst_rep, eye + gram)
-    zeros = xp.zeros((lat_dim,), dtype=loadings.dtype, device=B.device_of(loadings))
-    lat = model.pst_man.join_location_precision(zeros, precision)
+    # h_y = −Wᵀb cancels the conjugation term Wᵀb, so the prior mean is 0.
+    location = -(bias @ interaction)
+    lat = model.pst_man.join_location_precision(location, precision)
     return xp.concat([lkl_params, lat], axis=-1)
 
 

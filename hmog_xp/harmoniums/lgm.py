@@ -23,6 +23,8 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
+from hmog_xp._validation import check_finite
 from hmog_xp.harmoniums._lgm_init import random_params, sample_params
 from hmog_xp.harmoniums._lgm_structure import LinearGaussianStructure
 from hmog_xp.reps import PositiveDefinite
@@ -196,6 +198,45 @@ class LinearGaussianModel(LinearGaussianStructure):  # numpydoc ignore=PR02
         batch = B.broadcast_shapes(obs.shape[:-1], flat.shape[:-1])
         parts = [xp.broadcast_to(part, (*batch, part.shape[-1])) for part in (obs, flat)]
         return xp.concat(parts, axis=-1)
+
+    def likelihood_from_readable(self, loadings: Any, bias: Any, noise: Any) -> Any:
+        """Validated :meth:`likelihood_parameters` from ``A (p, d)``, ``b (p,)`` and ``Ψ``.
+
+        Parameters
+        ----------
+        loadings : array, shape (p, d)
+            ``A``.
+        bias : array, shape (p,)
+            ``b``.
+        noise : array or float
+            ``Ψ`` in the observable rep's readable form: exactly ``(p, p)``, ``(p,)`` or a
+            scalar.
+
+        Returns
+        -------
+        array, shape (lkl_dim,)
+            Likelihood parameters.
+
+        Raises
+        ------
+        ValidationError
+            If a shape differs from the above, a value is not finite, or ``Ψ`` is not
+            positive definite.
+        """
+        xp = B.array_namespace(loadings, bias)
+        noise = xp.asarray(noise, dtype=loadings.dtype, device=B.device_of(loadings))
+        expected = {
+            "loadings": (loadings, (self.obs_dim, self.lat_dim)),
+            "bias": (bias, (self.obs_dim,)),
+            "noise": (noise, self.obs_rep.readable_shape(self.obs_dim)),
+        }
+        for name, (value, shape) in expected.items():
+            if tuple(value.shape) != shape:
+                msg = f"{name} has shape {tuple(value.shape)}; {self!r} expects {shape}"
+                raise ValidationError(msg)
+            check_finite(value, name, xp=xp)
+        noise_storage = self.obs_rep.from_readable(noise, self.obs_dim, "noise")
+        return self.likelihood_parameters(loadings, bias, noise_storage)
 
     def sample_observations(self, rng: Any, lkl_params: Any, ys: Any) -> Any:
         """Draw ``x = A y + b + ε`` for each latent ``y``.

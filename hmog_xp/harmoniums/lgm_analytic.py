@@ -13,7 +13,7 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp._validation import check_finite, check_trailing_dim
+from hmog_xp._validation import check_finite
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums.lgm import LinearGaussianModel
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
@@ -75,19 +75,11 @@ class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
             Natural parameters.
         """
         xp = B.array_namespace(loadings, bias)
-        noise = xp.asarray(noise, dtype=loadings.dtype, device=B.device_of(loadings))
-        shape = tuple(loadings.shape)
-        if len(shape) < 2 or shape[-2:] != (self.obs_dim, self.lat_dim):
-            msg = f"loadings have shape {shape}; {self!r} expects ({self.obs_dim}, {self.lat_dim})"
-            raise ValidationError(msg)
-        check_trailing_dim(bias, self.obs_dim, "bias", repr(self))
-        for name, value in (("loadings", loadings), ("bias", bias), ("noise", noise)):
-            check_finite(value, name, xp=xp)
-        noise_storage = self.obs_rep.from_readable(noise, self.obs_dim, "noise")
+        lkl_params = self.likelihood_from_readable(loadings, bias, noise)
         dtype, device = loadings.dtype, B.device_of(loadings)
         zero = xp.zeros((self.lat_dim,), dtype=dtype, device=device)
         eye = xp.eye(self.lat_dim, dtype=dtype, device=device)
-        return self._join_generative(loadings, bias, noise_storage, zero, eye)
+        return self.join_conjugated(lkl_params, self.prr_man.from_moments(zero, eye))
 
     # -- mean → natural ----------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
-from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import MixtureParameters
 from hmog_xp.harmoniums._lgm_init import dominating_in_rep
@@ -151,17 +150,7 @@ class ReadableHMoG:
         array, shape (dim,)
             Natural parameters.
         """
-        lower = self.lower_harmonium
-        xp = B.array_namespace(loadings, bias)
-        noise = xp.asarray(noise, dtype=loadings.dtype, device=B.device_of(loadings))
-        shape = tuple(loadings.shape)
-        if shape != (lower.obs_dim, lower.lat_dim):
-            msg = (
-                f"loadings have shape {shape}; {self!r} expects ({lower.obs_dim}, {lower.lat_dim})"
-            )
-            raise ValidationError(msg)
-        noise_storage = lower.obs_rep.from_readable(noise, lower.obs_dim, "noise")
-        lkl_params = lower.likelihood_parameters(loadings, bias, noise_storage)
+        lkl_params = self.lower_harmonium.likelihood_from_readable(loadings, bias, noise)
         prior = self.prior_upper.from_generative(weights, means, covariances)
         return self._join_exact_prior(lkl_params, prior)
 

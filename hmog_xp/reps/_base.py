@@ -300,7 +300,7 @@ class CovarianceRep(FactorOperations):
         array, shape (..., size(n))
             Plain storage.
         """
-        core = self._readable_shape(n)
+        core = self.readable_shape(n)
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) < len(core) or shape[len(shape) - len(core) :] != core:
             msg = (
@@ -311,7 +311,19 @@ class CovarianceRep(FactorOperations):
         return self._from_readable(value, n)
 
     @abstractmethod
-    def _readable_shape(self, n: int) -> tuple[int, ...]: ...
+    def readable_shape(self, n: int) -> tuple[int, ...]:
+        """Trailing shape of :meth:`to_readable`'s output.
+
+        Parameters
+        ----------
+        n : int
+            Matrix dimension.
+
+        Returns
+        -------
+        tuple of int
+            ``(n, n)``, ``(n,)`` or ``()``.
+        """
 
     @abstractmethod
     def _to_readable(self, packed: Any, n: int) -> Any: ...

@@ -71,7 +71,7 @@ class PositiveDefinite(CovarianceRep):
             x, _indices(cols, x, xp), axis=-1
         )
 
-    def _readable_shape(self, n: int) -> tuple[int, ...]:
+    def readable_shape(self, n: int) -> tuple[int, ...]:
         return (n, n)
 
     def _to_readable(self, packed: Any, n: int) -> Any:
@@ -188,7 +188,7 @@ class Diagonal(_ElementwiseRep):
     def outer_statistic(self, x: Any, /) -> Any:
         return x * x
 
-    def _readable_shape(self, n: int) -> tuple[int, ...]:
+    def readable_shape(self, n: int) -> tuple[int, ...]:
         return (n,)
 
     def _to_readable(self, packed: Any, n: int) -> Any:
@@ -230,7 +230,7 @@ class Scale(_ElementwiseRep):
     def outer_statistic(self, x: Any, /) -> Any:
         return B.array_namespace(x).sum(x * x, axis=-1, keepdims=True)
 
-    def _readable_shape(self, n: int) -> tuple[int, ...]:
+    def readable_shape(self, n: int) -> tuple[int, ...]:
         return ()
 
     def _to_readable(self, packed: Any, n: int) -> Any:

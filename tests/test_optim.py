@@ -1,0 +1,97 @@
+"""Gradient training: Adam against its textbook update, fit_gradient on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hmog_xp as hx
+from tests.helpers import assert_close, to_numpy, xp_name
+
+
+def _data(xp, n: int = 120) -> tuple[hx.DifferentiableHMoG, object, object]:
+    rng = np.random.default_rng(3)
+    centres = np.array([[2.5, 0.0], [-2.5, 0.5]])
+    latent = centres[rng.integers(0, 2, size=n)] + 0.4 * rng.normal(size=(n, 2))
+    loadings = rng.normal(size=(4, 2))
+    xs = latent @ loadings.T + 0.3 * rng.normal(size=(n, 4))
+    model = hx.differentiable_hmog(4, hx.Diagonal, 2, hx.Diagonal, 2)
+    data = xp.asarray(xs)
+    return model, model.initialize_from_sample(0, data), data
+
+
+def test_adam_matches_the_textbook_update(xp) -> None:
+    gradients = [np.array([1.0, -2.0]), np.array([0.5, 0.5]), np.array([-1.0, 3.0])]
+    optimizer = hx.Adam(learning_rate=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
+    params = xp.asarray([0.0, 1.0], dtype=xp.float64)
+    state = optimizer.init(params)
+    expected, first, second = np.array([0.0, 1.0]), np.zeros(2), np.zeros(2)
+    for step, gradient in enumerate(gradients, start=1):
+        params, state = optimizer.step(params, xp.asarray(gradient), state)
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.99 * second + 0.01 * gradient**2
+        expected = expected + 0.1 * (first / (1 - 0.9**step)) / (
+            np.sqrt(second / (1 - 0.99**step)) + 1e-8
+        )
+        assert_close(params, expected, xp=xp)
+    assert state.step == 3
+
+
+def test_fit_gradient_increases_the_likelihood(xp) -> None:
+    model, start, data = _data(xp)
+    fit = hx.fit_gradient(model, start, data, n_steps=40, optimizer=hx.Adam(0.05))
+    assert len(fit.log_likelihoods) == 41
+    assert fit.log_likelihoods[-1] > fit.log_likelihoods[0] + 0.05
+    assert_close(
+        model.average_log_observable_density(fit.params, data),
+        fit.log_likelihoods[-1],
+        xp=xp,
+        check_dtype=False,
+    )
+
+
+def test_mini_batches_also_improve_and_are_reproducible(xp) -> None:
+    model, start, data = _data(xp)
+    first = hx.fit_gradient(model, start, data, n_steps=20, batch_size=32, rng=5)
+    again = hx.fit_gradient(model, start, data, n_steps=20, batch_size=32, rng=5)
+    assert first.log_likelihoods[-1] > first.log_likelihoods[0]
+    assert_close(first.params, to_numpy(again.params), xp=xp, rtol=0, atol=0)
+
+
+def test_autodiff_and_closed_form_training_agree(xp) -> None:
+    model, start, data = _data(xp)
+    if xp_name(xp) not in ("jax", "torch"):
+        with pytest.raises(hx.BackendError, match="automatic differentiation is not available"):
+            hx.fit_gradient(model, start, data, n_steps=1, gradient="autodiff")
+        return
+    closed = hx.fit_gradient(model, start, data, n_steps=10)
+    auto = hx.fit_gradient(model, start, data, n_steps=10, gradient="autodiff")
+    assert_close(auto.params, to_numpy(closed.params), xp=xp, rtol=1e-7, atol=1e-9)
+
+
+def test_steps_that_leave_the_valid_space_are_backed_off(xp) -> None:
+    model, start, data = _data(xp)
+    fit = hx.fit_gradient(model, start, data, n_steps=5, optimizer=hx.Adam(50.0))
+    assert all(np.isfinite(fit.log_likelihoods))
+    assert np.isfinite(to_numpy(model.log_partition_function(fit.params)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"gradient": "numeric"}, "'closed-form' or 'autodiff'"),
+        ({"n_steps": -1}, "n_steps must be a non-negative int"),
+        ({"batch_size": 0}, "batch_size must be between 1 and N"),
+        ({"batch_size": 10_000}, "batch_size must be between 1 and N"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, match) -> None:
+    model, start, data = _data(hx._backend.namespace_for("numpy"))
+    with pytest.raises(hx.ValidationError, match=match):
+        hx.fit_gradient(model, start, data, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"learning_rate": 0.0}, {"beta1": 1.0}, {"beta2": -0.1}])
+def test_bad_adam_settings_are_rejected(kwargs) -> None:
+    with pytest.raises(hx.ValidationError, match="Adam needs learning_rate > 0"):
+        hx.Adam(**kwargs)
