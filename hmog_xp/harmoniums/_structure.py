@@ -134,10 +134,9 @@ class HarmoniumStructure(ABC):
         xp = self._check_params(params)
         rows, cols = self.int_shape
         obs_end = self.obs_man.dim
-        interaction = xp.reshape(
-            params[..., obs_end : self.lkl_dim], (*params.shape[:-1], rows, cols)
-        )
-        return params[..., :obs_end], interaction, params[..., self.lkl_dim :]
+        interaction = _part(params, obs_end, self.lkl_dim, xp=xp)
+        interaction = xp.reshape(interaction, (*params.shape[:-1], rows, cols))
+        return params[..., :obs_end], interaction, _part(params, self.lkl_dim, self.dim, xp=xp)
 
     def join_coords(self, obs: Any, interaction: Any, lat: Any) -> Any:
         """Inverse of :meth:`split_coords` (batch axes broadcast).
@@ -296,6 +295,17 @@ class HarmoniumStructure(ABC):
         chi, rho = self.conjugation_parameters(lkl_params)
         prior = self._embed_prior(params[..., self.lkl_dim :]) + rho
         return self.prr_man.log_partition_function(prior) + chi
+
+
+def _part(params: Any, start: int, stop: int, *, xp: Any) -> Any:
+    """``params[..., start:stop]``; empty parts (one-component mixtures) are fresh zeros.
+
+    XLA (jaxlib 0.10) fails to compile a ``jit`` function that returns an empty slice of a
+    triangular-solve result next to non-empty outputs; a fresh empty array avoids that.
+    """
+    if stop > start:
+        return params[..., start:stop]
+    return xp.zeros((*params.shape[:-1], 0), dtype=params.dtype, device=B.device_of(params))
 
 
 def matvec(matrix: Any, vectors: Any) -> Any:
