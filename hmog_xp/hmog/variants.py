@@ -126,9 +126,40 @@ class DifferentiableHMoG(WhitenableHMoG, HierarchicalMixtureOfGaussians):  # num
 
 
 @dataclass(frozen=True, repr=False)
-class SymmetricHMoG(
+class _SymmetricStructure(
     AnalyticConversions, WhitenableHMoG, HierarchicalMixtureOfGaussians
 ):  # numpydoc ignore=PR02
+    """Fields and structure shared by the variants whose prior and posterior coincide.
+
+    Parameters
+    ----------
+    lwr_hrm : LinearGaussianModel
+        Full-latent linear Gaussian model.
+    upr_hrm : Mixture
+        The upper mixture (posterior and prior).
+    """
+
+    lwr_hrm: LinearGaussianModel
+    upr_hrm: Mixture
+
+    @property
+    def lower_harmonium(self) -> LinearGaussianModel:
+        """``lwr_hrm``."""
+        return self.lwr_hrm
+
+    @property
+    def posterior_upper(self) -> Mixture:
+        """``upr_hrm``."""
+        return self.upr_hrm
+
+    @property
+    def prior_upper(self) -> Mixture:
+        """``upr_hrm``."""
+        return self.upr_hrm
+
+
+@dataclass(frozen=True, repr=False)
+class SymmetricHMoG(_SymmetricStructure):  # numpydoc ignore=PR02
     """HMoG whose posterior and prior share one mixture manifold (``join_conjugated``).
 
     Parameters
@@ -139,9 +170,6 @@ class SymmetricHMoG(
         ``Mixture(Normal(d, PositiveDefinite()), K, sub_rep=lat_rep)``.
     """
 
-    lwr_hrm: LinearGaussianModel
-    upr_hrm: Mixture
-
     def __post_init__(self) -> None:
         _check_compatible(self.lwr_hrm, self.upr_hrm)
         if self.lwr_hrm.pst_rep != PositiveDefinite():
@@ -151,29 +179,12 @@ class SymmetricHMoG(
             msg = f"SymmetricHMoG needs full-covariance upper components; got {self.upr_hrm!r}"
             raise ValidationError(msg)
 
-    @property
-    def lower_harmonium(self) -> LinearGaussianModel:
-        """``lwr_hrm``."""
-        return self.lwr_hrm
-
-    @property
-    def posterior_upper(self) -> Mixture:
-        """``upr_hrm``."""
-        return self.upr_hrm
-
-    @property
-    def prior_upper(self) -> Mixture:
-        """``upr_hrm``."""
-        return self.upr_hrm
-
     def _rep_description(self) -> str:
         return f"lat_rep={self.upr_hrm.varying_rep!r}"
 
 
 @dataclass(frozen=True, repr=False)
-class AnalyticHMoG(
-    AnalyticConversions, WhitenableHMoG, HierarchicalMixtureOfGaussians
-):  # numpydoc ignore=PR02
+class AnalyticHMoG(_SymmetricStructure):  # numpydoc ignore=PR02
     """Fully analytic HMoG: closed-form EM and exact mean ↔ natural conversions.
 
     Parameters
@@ -184,9 +195,6 @@ class AnalyticHMoG(
         ``AnalyticMixture(Normal(d, PositiveDefinite()), K)``.
     """
 
-    lwr_hrm: LinearGaussianModel
-    upr_hrm: Mixture
-
     def __post_init__(self) -> None:
         _check_compatible(self.lwr_hrm, self.upr_hrm)
         if not isinstance(self.lwr_hrm, AnalyticLinearGaussianModel):
@@ -196,21 +204,6 @@ class AnalyticHMoG(
         if self.upr_hrm != expected:
             msg = f"AnalyticHMoG needs upr_hrm={expected!r}; got {self.upr_hrm!r}"
             raise ValidationError(msg)
-
-    @property
-    def lower_harmonium(self) -> LinearGaussianModel:
-        """``lwr_hrm``."""
-        return self.lwr_hrm
-
-    @property
-    def posterior_upper(self) -> Mixture:
-        """``upr_hrm``."""
-        return self.upr_hrm
-
-    @property
-    def prior_upper(self) -> Mixture:
-        """``upr_hrm``."""
-        return self.upr_hrm
 
     def _rep_description(self) -> str:
         return "lat_rep=PositiveDefinite()"
