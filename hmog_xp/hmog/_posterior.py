@@ -1,15 +1,19 @@
 """Batched posteriors of an HMoG: every observation against every component at once.
 
 Given ``x``, the posterior over ``(y, z)`` is the upper mixture with every component's linear
-term shifted by the same ``u = Wᵀx``. Component precisions do not depend on ``x``, so their
-factors ``Λ_k = L_k L_kᵀ`` are computed once per call; then for all observations together
+term shifted by the same ``u = Wᵀx``. Component precisions ``Λ_k`` do not depend on ``x``;
+their inverses ``Σ_k`` and log-determinants are computed once per call (``K`` small
+factorisations). Then, for all observations together,
 
-* ``w_k(x) = L_k⁻¹ (h_k + u)`` — one triangular solve per component with ``N`` right-hand
-  sides, laid out ``(K, d, N)``;
-* ``ψ_k(x) = ½ |w_k(x)|² − ½ log|Λ_k|``, the log-partition of component ``k`` given ``x``;
+* component means ``μ_k(x) = Σ_k (h_k + u) = Σ_k h_k + Σ_k u`` — the second term for every
+  ``(x, k)`` pair is one ``(N, d) x (d, K d)`` GEMM;
+* ``ψ_k(x) = ½ (h_k + u)ᵀ μ_k(x) − ½ log|Λ_k|``, the log-partition of component ``k`` given
+  ``x`` (elementwise);
 * posterior logits ``θ_{z,k} + ψ_k(x)`` (``θ_{z,0} = 0``), whose log-sum-exp is
-  ``ψ_mix(posterior(x))`` and whose softmax are the responsibilities;
-* component means ``μ_k(x) = L_k⁻ᵀ w_k(x)`` and covariances ``Λ_k⁻¹``.
+  ``ψ_mix(posterior(x))`` and whose softmax are the responsibilities.
+
+No per-observation factorisation or triangular solve: the per-observation work is GEMMs and
+elementwise operations, ``O(N K d²)`` in all.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class ComponentPosteriors(NamedTuple):
     ----------
     logits : array, shape (N, K)
         ``θ_{z,k} + ψ_k(x)``; log-sum-exp over ``k`` is ``ψ_mix(posterior(x))``.
-    means : array, shape (K, N, d)
+    means : array, shape (N, K, d)
         Component posterior means ``μ_k(x)``.
     covariances : array, shape (K, rep.size(d))
         Component posterior covariances (x-independent), plain storage.
@@ -59,20 +63,19 @@ def component_posteriors(upper: Mixture, upper_params: Any, shift: Any) -> Compo
     """
     xp = B.array_namespace(upper_params, shift)
     family = upper.component_man
-    lkl_dim = upper.lkl_dim
+    rep, lkl_dim = family.rep, upper.lkl_dim
     components = upper.components_from_likelihood(upper_params[..., :lkl_dim])  # (K, dim)
-    location, precision = family.split_location_precision(components)
+    location, precision = family.split_location_precision(components)  # (K, d), (K, size)
     factors = family.cholesky_factor(precision, "posterior component precision")
-    shifted = location[:, :, None] + xp.matrix_transpose(shift)[None, :, :]  # (K, d, N)
-    white = family.rep.factor_solve_matrix(factors, shifted)
-    logdets = family.rep.factor_logdet(factors, family.n)  # (K,)
-    log_partitions = 0.5 * xp.sum(white * white, axis=-2) - 0.5 * logdets[:, None]  # (K, N)
-    means = family.rep.factor_solve_matrix(factors, white, transpose=True)  # (K, d, N)
+    covariances = rep.factor_inverse(factors, family.n)
+    logdets = rep.factor_logdet(factors, family.n)  # (K,)
+    means = rep.matvec(covariances, location)[None, :, :] + rep.matvec_all(covariances, shift)
+    # (h_k + u)ᵀ μ_k, shape (N, K); vecdot and a batched product beat sum(a * b, axis=-1)
+    quadratic = xp.vecdot(location[None, :, :], means) + (means @ shift[:, :, None])[..., 0]
     weights = upper_params[..., lkl_dim:]
     zero = xp.zeros((1,), dtype=weights.dtype, device=B.device_of(weights))
-    logits = xp.matrix_transpose(log_partitions) + xp.concat([zero, weights])
-    covariances = family.rep.factor_inverse(factors, family.n)
-    return ComponentPosteriors(logits, xp.matrix_transpose(means), covariances)
+    logits = 0.5 * quadratic - 0.5 * logdets[None, :] + xp.concat([zero, weights])
+    return ComponentPosteriors(logits, means, covariances)
 
 
 def responsibilities(posteriors: ComponentPosteriors) -> Any:
@@ -107,8 +110,7 @@ def latent_means(posteriors: ComponentPosteriors, probs: Any) -> Any:
     array, shape (N, d)
         Factor scores.
     """
-    xp = B.array_namespace(probs)
-    return xp.sum(xp.matrix_transpose(probs)[:, :, None] * posteriors.means, axis=0)
+    return (probs[:, None, :] @ posteriors.means)[:, 0, :]
 
 
 def average_upper_statistics(upper: Mixture, posteriors: ComponentPosteriors, probs: Any) -> Any:
@@ -132,17 +134,37 @@ def average_upper_statistics(upper: Mixture, posteriors: ComponentPosteriors, pr
     array, shape (upper.dim,)
         Mean coordinates of the upper mixture.
     """
+    n_obs = probs.shape[0]
+    weighted, totals = weighted_upper_sums(upper, posteriors, probs)
+    return upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
+
+
+def weighted_upper_sums(
+    upper: Mixture, posteriors: ComponentPosteriors, probs: Any
+) -> tuple[Any, Any]:
+    """Responsibility-weighted sums of component statistics over a batch.
+
+    Parameters
+    ----------
+    upper : Mixture
+        The posterior upper mixture.
+    posteriors : ComponentPosteriors
+        Output of :func:`component_posteriors`.
+    probs : array, shape (N, K)
+        Responsibilities (already multiplied by any row weights).
+
+    Returns
+    -------
+    weighted : array, shape (K, component_man.dim)
+        ``Σ_n r_nk (μ_nk, s₂(μ_nk) + stat(Σ_k))``.
+    totals : array, shape (K,)
+        ``Σ_n r_nk``.
+    """
     xp = B.array_namespace(probs)
     family = upper.component_man
-    n_obs = probs.shape[0]
-    weights_t = xp.matrix_transpose(probs)  # (K, N)
-    totals = xp.mean(weights_t, axis=-1)  # (K,)
-    weighted_means = (weights_t[:, None, :] @ posteriors.means)[:, 0, :] / n_obs  # (K, d)
-    weighted_outer = (
-        xp.matrix_transpose(weights_t[:, :, None] * posteriors.means) @ posteriors.means
-    ) / n_obs  # (K, d, d)
-    second = family.rep.pack_statistic(weighted_outer) + totals[:, None] * (
+    totals = xp.sum(probs, axis=0)  # (K,)
+    weighted_means = xp.sum(probs[:, :, None] * posteriors.means, axis=0)  # (K, d)
+    second = family.rep.weighted_outer_statistic(probs, posteriors.means) + totals[:, None] * (
         family.rep.packed_to_statistic(posteriors.covariances, family.n)
     )
-    weighted = xp.concat([weighted_means, second], axis=-1)
-    return upper.join_weighted_mean_mixture(weighted, totals)
+    return xp.concat([weighted_means, second], axis=-1), totals

@@ -190,7 +190,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         xp = B.array_namespace(posteriors.logits)
         family = self.posterior_upper.component_man
         probs = P.responsibilities(posteriors)  # (N, K)
-        means = xp.permute_dims(posteriors.means, (1, 0, 2))  # (N, K, d)
+        means = posteriors.means  # (N, K, d)
         second = family.rep.outer_statistic(means) + family.rep.packed_to_statistic(
             posteriors.covariances, family.n
         )

@@ -128,6 +128,41 @@ class CovarianceRep(FactorOperations):
         """
 
     @abstractmethod
+    def matvec_all(self, packed: Any, vectors: Any, /) -> Any:
+        """Multiply every stored matrix with every vector.
+
+        Parameters
+        ----------
+        packed : array, shape (K, size(n))
+            ``K`` matrices in plain storage.
+        vectors : array, shape (N, n)
+            ``N`` vectors.
+
+        Returns
+        -------
+        array, shape (N, K, n)
+            ``M_k @ v_i`` for every pair (one GEMM for ``PositiveDefinite``).
+        """
+
+    @abstractmethod
+    def weighted_outer_statistic(self, weights: Any, vectors: Any, /) -> Any:
+        """Weighted sums of second-moment statistics, one per component.
+
+        Parameters
+        ----------
+        weights : array, shape (N, K)
+            Weights ``w_ik``.
+        vectors : array, shape (N, K, n)
+            Vectors ``v_ik``.
+
+        Returns
+        -------
+        array, shape (K, size(n))
+            ``Σ_i w_ik outer_statistic(v_ik)`` (a batched GEMM for ``PositiveDefinite``,
+            elementwise for the others).
+        """
+
+    @abstractmethod
     def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
         """Return ``pack_statistic(left @ middle @ left.mT)``.
 

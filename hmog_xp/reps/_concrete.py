@@ -127,6 +127,18 @@ class PositiveDefinite(CovarianceRep):
     def congruence_statistic(self, left: Any, middle: Any, /) -> Any:
         return self.pack(left @ middle @ B.array_namespace(left).matrix_transpose(left))
 
+    def matvec_all(self, packed: Any, vectors: Any, /) -> Any:
+        xp = B.array_namespace(packed, vectors)
+        k, n = packed.shape[0], vectors.shape[-1]
+        stacked = xp.reshape(xp.permute_dims(self.unpack(packed, n), (1, 0, 2)), (n, k * n))
+        return xp.reshape(vectors @ stacked, (vectors.shape[0], k, n))
+
+    def weighted_outer_statistic(self, weights: Any, vectors: Any, /) -> Any:
+        xp = B.array_namespace(weights, vectors)
+        columns = xp.permute_dims(vectors, (1, 2, 0))  # (K, n, N)
+        weighted = columns * xp.matrix_transpose(weights)[:, None, :]
+        return self.pack(weighted @ xp.matrix_transpose(columns))
+
     def factor_logdet(self, factor: Any, n: int, /) -> Any:
         return B.cholesky_logdet(factor, xp=B.array_namespace(factor))
 
@@ -161,6 +173,13 @@ class _ElementwiseRep(CovarianceRep):
 
     def diagonal(self, packed: Any, n: int, /) -> Any:
         return packed
+
+    def matvec_all(self, packed: Any, vectors: Any, /) -> Any:
+        return vectors[:, None, :] * packed[None, :, :]
+
+    def weighted_outer_statistic(self, weights: Any, vectors: Any, /) -> Any:
+        xp = B.array_namespace(weights, vectors)
+        return xp.sum(weights[:, :, None] * self.outer_statistic(vectors), axis=0)
 
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         return packed + values

@@ -1,0 +1,111 @@
+"""Sums over row chunks with bounded memory, and repeated steps, per backend.
+
+``sum_over_chunks(fn, xs, chunk_size)`` evaluates ``fn(chunk, weights)`` on consecutive row
+blocks of ``xs`` and adds the results: a Python loop of slices on eager backends, one
+``lax.scan`` over a padded ``(n_chunks, chunk, p)`` view on JAX (padded rows get weight 0), so
+a jitted caller compiles once and never materialises per-observation arrays for all ``N``.
+``fn`` must weight every per-row contribution by ``weights``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from hmog_xp._backend._arrays import device_of
+from hmog_xp._backend._registry import backend_name_of
+
+Sums = tuple[Any, ...]
+
+
+def sum_over_chunks(
+    fn: Callable[[Any, Any], Sums], xs: Any, chunk_size: int, *, xp: ModuleType
+) -> Sums:
+    """Return ``Σ_chunks fn(chunk, weights)`` over row blocks of at most ``chunk_size`` rows.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(chunk (m, p), weights (m,)) -> tuple of arrays``; contributions of a row must be
+        multiplied by its weight (1 for real rows, 0 for padding).
+    xs : array, shape (N, p)
+        Observations.
+    chunk_size : int
+        Rows per block (``>= 1``).
+    xp : module
+        Namespace of ``xs``.
+
+    Returns
+    -------
+    tuple of arrays
+        Element-wise sums of ``fn``'s outputs.
+    """
+    n_obs = xs.shape[0]
+    size = max(1, min(int(chunk_size), n_obs))
+    if backend_name_of(xp) == "jax":
+        return _scan_chunks(fn, xs, size)
+    total: Sums | None = None
+    for start in range(0, n_obs, size):
+        chunk = xs[start : start + size, ...]
+        weights = xp.ones((chunk.shape[0],), dtype=xs.dtype, device=device_of(xs))
+        part = fn(chunk, weights)
+        total = part if total is None else tuple(a + b for a, b in zip(total, part, strict=True))
+    if total is None:
+        msg = "sum_over_chunks needs at least one row"
+        raise ValueError(msg)
+    return total
+
+
+def _scan_chunks(fn: Callable[[Any, Any], Sums], xs: Any, size: int) -> Sums:
+    import jax
+    import jax.numpy as jnp
+
+    n_obs, n_cols = xs.shape
+    n_chunks = math.ceil(n_obs / size)
+    padding = n_chunks * size - n_obs
+    padded = jnp.concatenate([xs, jnp.zeros((padding, n_cols), dtype=xs.dtype)])
+    weights = jnp.concatenate(
+        [jnp.ones((n_obs,), dtype=xs.dtype), jnp.zeros((padding,), dtype=xs.dtype)]
+    )
+    blocks = padded.reshape(n_chunks, size, n_cols)
+    block_weights = weights.reshape(n_chunks, size)
+    if n_chunks == 1:
+        return fn(blocks[0], block_weights[0])
+    shapes = jax.eval_shape(fn, blocks[0], block_weights[0])
+    start = tuple(jnp.zeros(s.shape, s.dtype) for s in shapes)
+
+    def body(carry: Sums, block: tuple[Any, Any]) -> tuple[Sums, None]:
+        part = fn(*block)
+        return tuple(a + b for a, b in zip(carry, part, strict=True)), None
+
+    total, _ = jax.lax.scan(body, start, (blocks, block_weights))
+    return tuple(total)
+
+
+def repeat(step: Callable[[Any], Any], n_steps: int, start: Any) -> Any:
+    """Apply ``step`` ``n_steps`` times: ``lax.fori_loop`` on JAX, a loop elsewhere.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(params) -> params``.
+    n_steps : int
+        Number of applications.
+    start : array
+        Initial value.
+
+    Returns
+    -------
+    array
+        ``step`` applied ``n_steps`` times to ``start``.
+    """
+    if type(start).__module__.startswith(("jax", "jaxlib")):
+        import jax
+
+        return jax.lax.fori_loop(0, n_steps, lambda _, value: step(value), start)
+    value = start
+    for _ in range(n_steps):
+        value = step(value)
+    return value
