@@ -50,6 +50,11 @@ def device_of(x: Any) -> Any:
     """
     if isinstance(x, (int, float, bool)):
         return None
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.core.Tracer):
+        # Asking a tracer for its device builds an error message (costly, and growing with
+        # the traced program); under tracing the default placement is what we want.
+        return None
     return _compat_device(x)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import LinearGaussianModel, Mixture
 from hmog_xp.harmoniums._structure import vecmat
@@ -170,6 +171,13 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
 
     def _posterior_pieces(self, params: Any, x: Any) -> PosteriorPieces:
         xp = self._check_x(x)
+        if params.ndim != 1:
+            msg = (
+                f"posterior and density methods of {self!r} take one parameter vector of "
+                f"shape ({self.dim},); got {tuple(params.shape)} (loop, or jax.vmap, over a "
+                f"batch of models)"
+            )
+            raise ValidationError(msg)
         _, interaction, upper = self.split_coords(params)
         flat = xp.reshape(x, (-1, x.shape[-1]))
         components = P.component_posteriors(self.posterior_upper, upper, vecmat(flat, interaction))
