@@ -100,3 +100,15 @@ def typecheck(session: nox.Session) -> None:
     """Type-check the package with mypy (configured in pyproject.toml)."""
     session.install("-e", ".", "mypy>=1.10")
     session.run("mypy")
+
+
+@nox.session(python=None)
+def bench(session: nox.Session) -> None:
+    """EM benchmark on every CPU backend against the GEMM floor and scikit-learn.
+
+    Not part of the default sessions. Arguments after ``--`` go to
+    ``benchmarks/bench_em.py`` (e.g. ``-- --cases S`` or ``-- --huge``).
+    """
+    session.install("-r", "backends/jax.txt", "-r", "backends/torch.txt")
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/bench_em.py", *session.posargs)

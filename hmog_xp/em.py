@@ -51,7 +51,7 @@ class EMFit(NamedTuple):
 
 
 def default_chunk_size(model: HierarchicalMixtureOfGaussians, n_obs: int) -> int:
-    """Rows per chunk so the E-step's working arrays stay near 32 MiB.
+    """Choose the rows per chunk so the E-step's working arrays stay near 32 MiB.
 
     Parameters
     ----------
