@@ -48,7 +48,7 @@ def sum_over_chunks(
         return _scan_chunks(fn, xs, size)
     total: Sums | None = None
     for start in range(0, n_obs, size):
-        chunk = xs[start : start + size, ...]
+        chunk = xs[start : min(start + size, n_obs), ...]
         weights = xp.ones((chunk.shape[0],), dtype=xs.dtype, device=device_of(xs))
         part = fn(chunk, weights)
         total = part if total is None else tuple(a + b for a, b in zip(total, part, strict=True))
