@@ -20,7 +20,7 @@ import math
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
-from hmog_xp._backend.chunks import sum_over_chunks
+from hmog_xp._backend.chunks import repeat, sum_over_chunks
 from hmog_xp._errors import ValidationError
 from hmog_xp.hmog import _posterior as P
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
@@ -193,7 +193,58 @@ def em_step(
     return model.to_natural(model.whiten_prior(means)), log_likelihood  # type: ignore[attr-defined]
 
 
+def em_steps(
+    model: HierarchicalMixtureOfGaussians,
+    params: Any,
+    xs: Any,
+    n_steps: int,
+    chunk_size: int | None = None,
+) -> Any:
+    """Run exactly ``n_steps`` EM steps with no host synchronisation in between.
+
+    On JAX the whole loop (``lax.fori_loop`` over steps, ``lax.scan`` over chunks) is one
+    compiled function; elsewhere it is a plain loop of :func:`em_step`.
+
+    Parameters
+    ----------
+    model : AnalyticHMoG
+        The model.
+    params : array, shape (dim,)
+        Starting natural parameters.
+    xs : array, shape (N, p)
+        Observations.
+    n_steps : int
+        Number of steps.
+    chunk_size : int, optional
+        Rows per chunk (default: :func:`default_chunk_size`).
+
+    Returns
+    -------
+    array, shape (dim,)
+        Parameters after ``n_steps`` steps.
+    """
+    size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)
+    statistics = _compiled_statistics(model, xs, size)
+    return _compiled_steps(model, params, xs, statistics, size, int(n_steps))
+
+
+def _repeat_steps(
+    model: HierarchicalMixtureOfGaussians,
+    params: Any,
+    xs: Any,
+    obs_statistics: Any,
+    chunk_size: int,
+    n_steps: int,
+) -> Any:
+    return repeat(
+        lambda value: em_step(model, value, xs, obs_statistics, chunk_size)[0], n_steps, params
+    )
+
+
 _compiled_step = B.jit(em_step, static_argnums=(0, 4))
+_compiled_steps = B.jit(_repeat_steps, static_argnums=(0, 4, 5))
+_compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
+_compiled_expectation = B.jit(expectation, static_argnums=(0, 4))
 
 
 def fit_em(
@@ -236,7 +287,7 @@ def fit_em(
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
-    obs_statistics = observable_statistics(model, xs, size)
+    obs_statistics = _compiled_statistics(model, xs, size)
     history: list[float] = []
     converged = False
     n_iter = 0
@@ -247,6 +298,6 @@ def fit_em(
         if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
             converged = True
             break
-    final = expectation(model, params, xs, obs_statistics, size)[1]
+    final = _compiled_expectation(model, params, xs, obs_statistics, size)[1]
     history.append(float(final))
     return EMFit(params, history, n_iter, converged)

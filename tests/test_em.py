@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 import hmog_xp as hx
-from hmog_xp.em import default_chunk_size, expectation, fit_em, observable_statistics
+from hmog_xp.em import (
+    default_chunk_size,
+    em_steps,
+    expectation,
+    fit_em,
+    observable_statistics,
+)
 from tests.helpers import assert_close, to_numpy
 
 
@@ -85,3 +91,17 @@ def test_fit_em_rejects_models_without_em_and_bad_input(xp) -> None:
         fit_em(model, params, xs, chunk_size=0)
     with pytest.raises(hx.ValidationError, match=r"xs has shape \(300, 4\)"):
         fit_em(model, params, xs[:, :4])
+
+
+def test_em_steps_runs_a_fixed_number_of_steps_without_syncs(xp) -> None:
+    model, params, xs = _problem(xp)
+    reference = params
+    for _ in range(4):
+        reference = model.expectation_maximization(reference, xs)
+    assert_close(
+        em_steps(model, params, xs, 4, chunk_size=64),
+        to_numpy(reference),
+        xp=xp,
+        rtol=1e-8,
+        atol=1e-9,
+    )
