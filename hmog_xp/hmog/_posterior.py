@@ -2,18 +2,21 @@
 
 Given ``x``, the posterior over ``(y, z)`` is the upper mixture with every component's linear
 term shifted by the same ``u = Wᵀx``. Component precisions ``Λ_k`` do not depend on ``x``;
-their inverses ``Σ_k`` and log-determinants are computed once per call (``K`` small
-factorisations). Then, for all observations together,
+their inverses ``Σ_k``, log-determinants and *centres* ``c_k = Σ_k h_k`` are computed once per
+call (``K`` small factorisations). Each component mean is the centre plus a *spread*,
+``μ_k(x) = c_k + Σ_k u``, and
 
-* component means ``μ_k(x) = Σ_k (h_k + u) = Σ_k h_k + Σ_k u`` — the second term for every
-  ``(x, k)`` pair is one ``(N, d) x (d, K d)`` GEMM;
-* ``ψ_k(x) = ½ (h_k + u)ᵀ μ_k(x) − ½ log|Λ_k|``, the log-partition of component ``k`` given
-  ``x`` (elementwise);
+* the spreads ``Σ_k u`` for every ``(x, k)`` pair are one ``(N, d) x (d, K d)`` GEMM;
+* ``ψ_k(x) = ½ (h_k + u)ᵀ Σ_k (h_k + u) − ½ log|Λ_k|
+  = ½ (h_k·c_k + 2 u·c_k + u·Σ_k u) − ½ log|Λ_k|``: a ``(N, d) x (d, K)`` GEMM and one
+  pass over the spreads;
 * posterior logits ``θ_{z,k} + ψ_k(x)`` (``θ_{z,0} = 0``), whose log-sum-exp is
-  ``ψ_mix(posterior(x))`` and whose softmax are the responsibilities.
+  ``ψ_mix(posterior(x))`` and whose softmax are the responsibilities ``r``;
+* the E-step sums need only ``rᵀ U`` and ``Σ_n r_nk u_n u_nᵀ`` (GEMMs): with
+  ``a_k = Σ_k Σ_n r_nk u_n``, ``Σ_n r_nk μ_nk = R_k c_k + a_k`` and
+  ``Σ_n r_nk μ_nk μ_nkᵀ = R_k c_k c_kᵀ + c_k a_kᵀ + a_k c_kᵀ + Σ_k (Σ_n r_nk u_n u_nᵀ) Σ_k``.
 
-No per-observation factorisation or triangular solve: the per-observation work is GEMMs and
-elementwise operations, ``O(N K d²)`` in all.
+No per-observation factorisation or solve: ``O(N K d²)`` work in GEMMs and a few passes.
 """
 
 from __future__ import annotations
@@ -33,14 +36,20 @@ class ComponentPosteriors(NamedTuple):
     ----------
     logits : array, shape (N, K)
         ``θ_{z,k} + ψ_k(x)``; log-sum-exp over ``k`` is ``ψ_mix(posterior(x))``.
-    means : array, shape (N, K, d)
-        Component posterior means ``μ_k(x)``.
+    centers : array, shape (K, d)
+        ``c_k = Σ_k h_k``, the component means at ``u = 0``.
+    spreads : array, shape (N, K, d)
+        ``Σ_k u`` for every observation and component.
+    shift : array, shape (N, d)
+        ``u = Wᵀ x``.
     covariances : array, shape (K, rep.size(d))
-        Component posterior covariances (x-independent), plain storage.
+        Component posterior covariances ``Σ_k`` (x-independent), plain storage.
     """
 
     logits: Any
-    means: Any
+    centers: Any
+    spreads: Any
+    shift: Any
     covariances: Any
 
 
@@ -59,7 +68,7 @@ def component_posteriors(upper: Mixture, upper_params: Any, shift: Any) -> Compo
     Returns
     -------
     ComponentPosteriors
-        Logits, component means and covariances.
+        Logits, centres, spreads, shifts and covariances.
     """
     xp = B.array_namespace(upper_params, shift)
     family = upper.component_man
@@ -69,13 +78,33 @@ def component_posteriors(upper: Mixture, upper_params: Any, shift: Any) -> Compo
     factors = family.cholesky_factor(precision, "posterior component precision")
     covariances = rep.factor_inverse(factors, family.n)
     logdets = rep.factor_logdet(factors, family.n)  # (K,)
-    means = rep.matvec(covariances, location)[None, :, :] + rep.matvec_all(covariances, shift)
-    # (h_k + u)ᵀ μ_k, shape (N, K); vecdot and a batched product beat sum(a * b, axis=-1)
-    quadratic = xp.vecdot(location[None, :, :], means) + (means @ shift[:, :, None])[..., 0]
+    centers = rep.matvec(covariances, location)  # (K, d)
+    spreads = rep.matvec_all(covariances, shift)  # (N, K, d)
+    quadratic = (
+        xp.vecdot(location, centers)[None, :]
+        + 2.0 * (shift @ xp.matrix_transpose(centers))
+        + xp.vecdot(shift[:, None, :], spreads)
+    )  # (h_k + u)ᵀ Σ_k (h_k + u), shape (N, K)
     weights = upper_params[..., lkl_dim:]
     zero = xp.zeros((1,), dtype=weights.dtype, device=B.device_of(weights))
     logits = 0.5 * quadratic - 0.5 * logdets[None, :] + xp.concat([zero, weights])
-    return ComponentPosteriors(logits, means, covariances)
+    return ComponentPosteriors(logits, centers, spreads, shift, covariances)
+
+
+def component_means(posteriors: ComponentPosteriors) -> Any:
+    """Component posterior means ``μ_k(x) = c_k + Σ_k u``, shape (N, K, d).
+
+    Parameters
+    ----------
+    posteriors : ComponentPosteriors
+        Output of :func:`component_posteriors`.
+
+    Returns
+    -------
+    array, shape (N, K, d)
+        Means for every observation and component.
+    """
+    return posteriors.centers[None, :, :] + posteriors.spreads
 
 
 def responsibilities(posteriors: ComponentPosteriors) -> Any:
@@ -110,7 +139,7 @@ def latent_means(posteriors: ComponentPosteriors, probs: Any) -> Any:
     array, shape (N, d)
         Factor scores.
     """
-    return (probs[:, None, :] @ posteriors.means)[:, 0, :]
+    return probs @ posteriors.centers + (probs[:, None, :] @ posteriors.spreads)[:, 0, :]
 
 
 def average_upper_statistics(upper: Mixture, posteriors: ComponentPosteriors, probs: Any) -> Any:
@@ -162,9 +191,21 @@ def weighted_upper_sums(
     """
     xp = B.array_namespace(probs)
     family = upper.component_man
-    totals = xp.sum(probs, axis=0)  # (K,)
-    weighted_means = xp.sum(probs[:, :, None] * posteriors.means, axis=0)  # (K, d)
-    second = family.rep.weighted_outer_statistic(probs, posteriors.means) + totals[:, None] * (
-        family.rep.packed_to_statistic(posteriors.covariances, family.n)
+    rep, centers = family.rep, posteriors.centers
+    totals = xp.sum(probs, axis=0)  # R_k
+    spread_sums = rep.matvec(
+        posteriors.covariances, xp.matrix_transpose(probs) @ posteriors.shift
+    )  # a_k = Σ_k Σ_n r_nk u_n
+    weighted_means = totals[:, None] * centers + spread_sums
+    cross_terms = (
+        rep.outer_statistic(centers + spread_sums)
+        - rep.outer_statistic(centers)
+        - rep.outer_statistic(spread_sums)
+    )  # stat(c aᵀ + a cᵀ)
+    second = (
+        totals[:, None]
+        * (rep.outer_statistic(centers) + rep.packed_to_statistic(posteriors.covariances, family.n))
+        + cross_terms
+        + rep.sandwich_statistic(posteriors.covariances, probs, posteriors.shift)
     )
     return xp.concat([weighted_means, second], axis=-1), totals

@@ -198,7 +198,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         xp = B.array_namespace(posteriors.logits)
         family = self.posterior_upper.component_man
         probs = P.responsibilities(posteriors)  # (N, K)
-        means = posteriors.means  # (N, K, d)
+        means = P.component_means(posteriors)  # (N, K, d)
         second = family.rep.outer_statistic(means) + family.rep.packed_to_statistic(
             posteriors.covariances, family.n
         )

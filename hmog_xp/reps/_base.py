@@ -145,21 +145,23 @@ class CovarianceRep(FactorOperations):
         """
 
     @abstractmethod
-    def weighted_outer_statistic(self, weights: Any, vectors: Any, /) -> Any:
-        """Weighted sums of second-moment statistics, one per component.
+    def sandwich_statistic(self, packed: Any, weights: Any, vectors: Any, /) -> Any:
+        """Weighted second-moment statistics of transformed vectors, one per matrix.
 
         Parameters
         ----------
+        packed : array, shape (K, size(n))
+            ``K`` symmetric matrices ``M_k`` in plain storage.
         weights : array, shape (N, K)
             Weights ``w_ik``.
-        vectors : array, shape (N, K, n)
-            Vectors ``v_ik``.
+        vectors : array, shape (N, n)
+            Vectors ``v_i``.
 
         Returns
         -------
         array, shape (K, size(n))
-            ``Σ_i w_ik outer_statistic(v_ik)`` (a batched GEMM for ``PositiveDefinite``,
-            elementwise for the others).
+            ``Σ_i w_ik outer_statistic(M_k v_i) = stat(M_k (Σ_i w_ik v_i v_iᵀ) M_k)``, from
+            one ``(K, N) x (N, size(n))`` GEMM with the vectors' own statistics.
         """
 
     @abstractmethod

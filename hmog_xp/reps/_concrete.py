@@ -133,11 +133,13 @@ class PositiveDefinite(CovarianceRep):
         stacked = xp.reshape(xp.permute_dims(self.unpack(packed, n), (1, 0, 2)), (n, k * n))
         return xp.reshape(vectors @ stacked, (vectors.shape[0], k, n))
 
-    def weighted_outer_statistic(self, weights: Any, vectors: Any, /) -> Any:
-        xp = B.array_namespace(weights, vectors)
-        columns = xp.permute_dims(vectors, (1, 2, 0))  # (K, n, N)
-        weighted = columns * xp.matrix_transpose(weights)[:, None, :]
-        return self.pack(weighted @ xp.matrix_transpose(columns))
+    def sandwich_statistic(self, packed: Any, weights: Any, vectors: Any, /) -> Any:
+        xp = B.array_namespace(packed, weights, vectors)
+        n = vectors.shape[-1]
+        # Σ_i w_ik v_i v_iᵀ for every k: one (K, N) x (N, n(n+1)/2) GEMM on packed outers.
+        scatter = self.unpack(xp.matrix_transpose(weights) @ self.outer_statistic(vectors), n)
+        matrices = self.unpack(packed, n)
+        return self.pack(matrices @ scatter @ matrices)
 
     def factor_logdet(self, factor: Any, n: int, /) -> Any:
         return B.cholesky_logdet(factor, xp=B.array_namespace(factor))
@@ -177,9 +179,9 @@ class _ElementwiseRep(CovarianceRep):
     def matvec_all(self, packed: Any, vectors: Any, /) -> Any:
         return vectors[:, None, :] * packed[None, :, :]
 
-    def weighted_outer_statistic(self, weights: Any, vectors: Any, /) -> Any:
-        xp = B.array_namespace(weights, vectors)
-        return xp.sum(weights[:, :, None] * self.outer_statistic(vectors), axis=0)
+    def sandwich_statistic(self, packed: Any, weights: Any, vectors: Any, /) -> Any:
+        xp = B.array_namespace(packed, weights, vectors)
+        return packed * packed * (xp.matrix_transpose(weights) @ self.outer_statistic(vectors))
 
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         return packed + values
