@@ -16,17 +16,23 @@ M-step) is one compiled function, compiled once per fit.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
-from hmog_xp._backend.chunks import repeat, sum_over_chunks
+from hmog_xp._backend.chunks import repeat
 from hmog_xp._errors import ValidationError
-from hmog_xp.hmog import _posterior as P
+from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
-#: Target size of the per-chunk working arrays.
-_CHUNK_BYTES = 32 * 2**20
+__all__ = [
+    "EMFit",
+    "default_chunk_size",
+    "em_step",
+    "em_steps",
+    "expectation",
+    "fit_em",
+    "observable_statistics",
+]
 
 
 class EMFit(NamedTuple):
@@ -48,116 +54,6 @@ class EMFit(NamedTuple):
     log_likelihoods: list[float]
     n_iter: int
     converged: bool
-
-
-def default_chunk_size(model: HierarchicalMixtureOfGaussians, n_obs: int) -> int:
-    """Choose the rows per chunk so the E-step's working arrays stay near 32 MiB.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    n_obs : int
-        Number of observations.
-
-    Returns
-    -------
-    int
-        Chunk size in ``[256, n_obs]`` (at least 1).
-    """
-    p, d = model.int_shape
-    k = model.n_components
-    row_bytes = 8 * (2 * p + k * (4 * d + 4) + d)
-    return max(1, min(n_obs, max(256, _CHUNK_BYTES // row_bytes)))
-
-
-def _chunk_sums(
-    model: HierarchicalMixtureOfGaussians, params: Any, chunk: Any, weights: Any
-) -> tuple[Any, ...]:
-    """E-step sums of one chunk: ``(Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))``."""
-    xp = B.array_namespace(params, chunk)
-    _, interaction, upper = model.split_coords(params)
-    posteriors = P.component_posteriors(model.posterior_upper, upper, chunk @ interaction)
-    log_normalizers = B.logsumexp(posteriors.logits, axis=-1, keepdims=True, xp=xp)
-    probs = xp.exp(posteriors.logits - log_normalizers) * weights[:, None]
-    cross = xp.matrix_transpose(chunk) @ P.latent_means(posteriors, probs)
-    weighted, totals = P.weighted_upper_sums(model.posterior_upper, posteriors, probs)
-    log_partition = weights @ log_normalizers[:, 0]
-    return cross, weighted, totals, log_partition
-
-
-def expectation(
-    model: HierarchicalMixtureOfGaussians,
-    params: Any,
-    xs: Any,
-    obs_statistics: Any,
-    chunk_size: int,
-) -> tuple[Any, Any]:
-    """One chunked E-step: mean posterior statistics and the average log-likelihood.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-    xs : array, shape (N, p)
-        Observations.
-    obs_statistics : array, shape (obs_man.dim,)
-        ``mean_n s_x(x_n)`` (cached per fit).
-    chunk_size : int
-        Rows per chunk.
-
-    Returns
-    -------
-    means : array, shape (dim,)
-        ``mean_posterior_statistics(params, xs)``.
-    log_likelihood : array, shape ()
-        ``average_log_observable_density(params, xs)``.
-    """
-    xp = B.array_namespace(params, xs)
-    n_obs = xs.shape[0]
-    cross, weighted, totals, log_partition = sum_over_chunks(
-        lambda chunk, weights: _chunk_sums(model, params, chunk, weights), xs, chunk_size, xp=xp
-    )
-    upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
-    means = model.join_coords(obs_statistics, cross / n_obs, upper)
-    obs_params = params[: model.obs_man.dim]
-    base = -0.5 * model.obs_man.n * math.log(2.0 * math.pi)
-    log_likelihood = (
-        xp.sum(obs_params * obs_statistics)
-        + base
-        + log_partition / n_obs
-        - model.log_partition_function(params)
-    )
-    return means, log_likelihood
-
-
-def observable_statistics(model: HierarchicalMixtureOfGaussians, xs: Any, chunk_size: int) -> Any:
-    """``mean_n s_x(x_n)``, computed chunk by chunk.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    xs : array, shape (N, p)
-        Observations.
-    chunk_size : int
-        Rows per chunk.
-
-    Returns
-    -------
-    array, shape (obs_man.dim,)
-        Average observable sufficient statistic.
-    """
-    xp = B.array_namespace(xs)
-    (total,) = sum_over_chunks(
-        lambda chunk, weights: (weights @ model.obs_man.sufficient_statistic(chunk),),
-        xs,
-        chunk_size,
-        xp=xp,
-    )
-    return total / xs.shape[0]
 
 
 def em_step(

@@ -142,32 +142,6 @@ def latent_means(posteriors: ComponentPosteriors, probs: Any) -> Any:
     return probs @ posteriors.centers + (probs[:, None, :] @ posteriors.spreads)[:, 0, :]
 
 
-def average_upper_statistics(upper: Mixture, posteriors: ComponentPosteriors, probs: Any) -> Any:
-    """``mean_n E[s_upper(y, z) | x_n]``: the E-step's upper-mixture mean coordinates.
-
-    With ``R_k = mean_n r_nk`` the weighted component statistics are
-    ``(mean_n r_nk μ_nk, R_k Σ_k + mean_n r_nk μ_nk μ_nkᵀ)`` (second moments in the component
-    rep's statistic storage), accumulated with one batched product per component axis.
-
-    Parameters
-    ----------
-    upper : Mixture
-        The posterior upper mixture.
-    posteriors : ComponentPosteriors
-        Output of :func:`component_posteriors`.
-    probs : array, shape (N, K)
-        Responsibilities.
-
-    Returns
-    -------
-    array, shape (upper.dim,)
-        Mean coordinates of the upper mixture.
-    """
-    n_obs = probs.shape[0]
-    weighted, totals = weighted_upper_sums(upper, posteriors, probs)
-    return upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
-
-
 def weighted_upper_sums(
     upper: Mixture, posteriors: ComponentPosteriors, probs: Any
 ) -> tuple[Any, Any]:

@@ -21,8 +21,9 @@ work as batched products.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
@@ -32,15 +33,9 @@ from hmog_xp.harmoniums._structure import vecmat
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.mixture import mixture_moments
 from hmog_xp.hmog import _posterior as P
+from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
 from hmog_xp.hmog._readable import ReadableHMoG, conjugation_compensation
 from hmog_xp.reps import PositiveDefinite
-
-
-class PosteriorPieces(NamedTuple):
-    """Posterior quantities for observations flattened to ``(N, p)``."""
-
-    components: P.ComponentPosteriors
-    batch_shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -169,7 +164,13 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
 
     # -- batched posteriors ---------------------------------------------------------------------
 
-    def _posterior_pieces(self, params: Any, x: Any) -> PosteriorPieces:
+    def _by_rows(self, params: Any, x: Any, per_rows: Callable[[Any], Any]) -> Any:
+        """Apply ``per_rows(ComponentPosteriors) -> (m, ...)`` to ``x`` chunk by chunk.
+
+        Rows are processed in chunks of :func:`default_chunk_size`, so the ``(rows, K, d)``
+        working arrays stay bounded whatever the batch size; results are concatenated and
+        reshaped to ``x``'s batch shape.
+        """
         xp = self._check_x(x)
         if params.ndim != 1:
             msg = (
@@ -180,35 +181,41 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
             raise ValidationError(msg)
         _, interaction, upper = self.split_coords(params)
         flat = xp.reshape(x, (-1, x.shape[-1]))
-        components = P.component_posteriors(self.posterior_upper, upper, vecmat(flat, interaction))
-        return PosteriorPieces(components, tuple(x.shape[:-1]))
-
-    def _unflatten(self, values: Any, pieces: PosteriorPieces) -> Any:
-        xp = B.array_namespace(values)
-        return xp.reshape(values, (*pieces.batch_shape, *values.shape[1:]))
+        n_rows = flat.shape[0]
+        size = default_chunk_size(self, max(n_rows, 1))
+        parts = []
+        for start in range(0, max(n_rows, 1), size):
+            rows = flat[start : min(start + size, n_rows), ...]
+            shift = vecmat(rows, interaction)
+            parts.append(per_rows(P.component_posteriors(self.posterior_upper, upper, shift)))
+        values = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+        return xp.reshape(values, (*x.shape[:-1], *values.shape[1:]))
 
     def _posterior_log_partition(self, params: Any, x: Any) -> Any:
-        pieces = self._posterior_pieces(params, x)
-        xp = B.array_namespace(pieces.components.logits)
-        return self._unflatten(B.logsumexp(pieces.components.logits, axis=-1, xp=xp), pieces)
+        xp = B.array_namespace(params, x)
+        return self._by_rows(
+            params, x, lambda posteriors: B.logsumexp(posteriors.logits, axis=-1, xp=xp)
+        )
 
     def _posterior_means(self, params: Any, x: Any) -> Any:
-        pieces = self._posterior_pieces(params, x)
-        posteriors = pieces.components
-        xp = B.array_namespace(posteriors.logits)
+        xp = B.array_namespace(params, x)
         family = self.posterior_upper.component_man
-        probs = P.responsibilities(posteriors)  # (N, K)
-        means = P.component_means(posteriors)  # (N, K, d)
-        second = family.rep.outer_statistic(means) + family.rep.packed_to_statistic(
-            posteriors.covariances, family.n
-        )
-        weighted = probs[..., None] * xp.concat([means, second], axis=-1)
-        return self._unflatten(
-            self.posterior_upper.join_weighted_mean_mixture(weighted, probs), pieces
-        )
+
+        def per_rows(posteriors: P.ComponentPosteriors) -> Any:
+            probs = P.responsibilities(posteriors)  # (m, K)
+            means = P.component_means(posteriors)  # (m, K, d)
+            second = family.rep.outer_statistic(means) + family.rep.packed_to_statistic(
+                posteriors.covariances, family.n
+            )
+            weighted = probs[..., None] * xp.concat([means, second], axis=-1)
+            return self.posterior_upper.join_weighted_mean_mixture(weighted, probs)
+
+        return self._by_rows(params, x, per_rows)
 
     def mean_posterior_statistics(self, params: Any, xs: Any) -> Any:
         """The E-step: average over the data of ``(s_x(x), x ⊗ E[y|x], E[s_upper|x])``.
+
+        Computed chunk by chunk (bounded memory) with the sums of :mod:`._estep`.
 
         Parameters
         ----------
@@ -222,16 +229,11 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array, shape (dim,)
             Mean coordinates of the expected complete-data statistics.
         """
-        xp = self._check_sample(xs)
-        posteriors = self._posterior_pieces(params, xs).components
-        probs = P.responsibilities(posteriors)
-        scores = P.latent_means(posteriors, probs)
-        cross = xp.matrix_transpose(xs) @ scores / xs.shape[0]
-        return self.join_coords(
-            xp.mean(self.obs_man.sufficient_statistic(xs), axis=0),
-            cross,
-            P.average_upper_statistics(self.posterior_upper, posteriors, probs),
-        )
+        self._check_sample(xs)
+        self._check_params(params)
+        size = default_chunk_size(self, xs.shape[0])
+        statistics = observable_statistics(self, xs, size)
+        return expectation(self, params, xs, statistics, size)[0]
 
     def posterior_categorical(self, params: Any, x: Any) -> Any:
         """Natural parameters of ``p(z | x)``.
@@ -248,9 +250,9 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array, shape (..., K − 1)
             ``Categorical(K)`` natural parameters.
         """
-        pieces = self._posterior_pieces(params, x)
-        logits = pieces.components.logits
-        return self._unflatten(logits[:, 1:] - logits[:, :1], pieces)
+        return self._by_rows(
+            params, x, lambda posteriors: posteriors.logits[:, 1:] - posteriors.logits[:, :1]
+        )
 
     def posterior_soft_assignments(self, params: Any, x: Any) -> Any:
         """Posterior component probabilities ``p(z = k | x)``.
@@ -267,8 +269,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array, shape (..., K)
             Probabilities summing to one.
         """
-        pieces = self._posterior_pieces(params, x)
-        return self._unflatten(P.responsibilities(pieces.components), pieces)
+        return self._by_rows(params, x, P.responsibilities)
 
     def posterior_assignments(self, params: Any, x: Any) -> Any:
         """Posterior component probabilities (same as :meth:`posterior_soft_assignments`).
@@ -302,9 +303,8 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array of int, shape (...)
             ``argmax_k p(z = k | x)``.
         """
-        pieces = self._posterior_pieces(params, x)
-        xp = B.array_namespace(pieces.components.logits)
-        return self._unflatten(xp.argmax(pieces.components.logits, axis=-1), pieces)
+        xp = B.array_namespace(params, x)
+        return self._by_rows(params, x, lambda posteriors: xp.argmax(posteriors.logits, axis=-1))
 
     def posterior_latent_mean(self, params: Any, x: Any) -> Any:
         """Factor scores ``E[y | x]``.
@@ -321,9 +321,11 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array, shape (..., d)
             Posterior means of the latent factors.
         """
-        pieces = self._posterior_pieces(params, x)
-        probs = P.responsibilities(pieces.components)
-        return self._unflatten(P.latent_means(pieces.components, probs), pieces)
+        return self._by_rows(
+            params,
+            x,
+            lambda posteriors: P.latent_means(posteriors, P.responsibilities(posteriors)),
+        )
 
     # -- closed-form moments and gradients --------------------------------------------------------
 
