@@ -12,6 +12,8 @@ Public API (everything else is private):
 * hierarchical mixtures of Gaussians: :class:`DifferentiableHMoG`, :class:`SymmetricHMoG`,
   :class:`AnalyticHMoG` and the factories :func:`differentiable_hmog`,
   :func:`symmetric_hmog`, :func:`analytic_hmog`;
+* EM at scale: :func:`fit_em` (chunked E-step, cached data statistics, jitted on JAX),
+  :func:`em_steps`;
 * gradient training on every backend: :class:`Adam`, :func:`fit_gradient`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
   :class:`ValidationError`, :class:`BackendError`.
@@ -27,6 +29,7 @@ from hmog_xp._backend import (
 )
 from hmog_xp._errors import BackendError, ValidationError
 from hmog_xp._validation import set_validation, validation
+from hmog_xp.em import EMFit, em_steps, fit_em
 from hmog_xp.families import Categorical, ExponentialFamily, Normal
 from hmog_xp.harmoniums import (
     AnalyticLinearGaussianModel,
@@ -65,6 +68,7 @@ __all__ = [
     "CovarianceRep",
     "Diagonal",
     "DifferentiableHMoG",
+    "EMFit",
     "ExponentialFamily",
     "GradientFit",
     "HMoGParameters",
@@ -79,10 +83,11 @@ __all__ = [
     "Scale",
     "SymmetricHMoG",
     "ValidationError",
-    "__version__",
     "analytic_hmog",
     "differentiable_hmog",
+    "em_steps",
     "factor_analysis",
+    "fit_em",
     "fit_gradient",
     "get_backend",
     "grad",
@@ -94,4 +99,5 @@ __all__ = [
     "symmetric_hmog",
     "validation",
     "value_and_grad",
+    "__version__",
 ]
