@@ -83,6 +83,7 @@ __all__ = [
     "Scale",
     "SymmetricHMoG",
     "ValidationError",
+    "__version__",
     "analytic_hmog",
     "differentiable_hmog",
     "em_steps",
@@ -99,5 +100,4 @@ __all__ = [
     "symmetric_hmog",
     "validation",
     "value_and_grad",
-    "__version__",
 ]
