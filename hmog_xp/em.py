@@ -16,11 +16,13 @@ M-step) is one compiled function, compiled once per fit.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
 from hmog_xp._backend.chunks import repeat
 from hmog_xp._errors import ValidationError
+from hmog_xp._validation import validation
 from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
@@ -183,17 +185,31 @@ def fit_em(
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
-    obs_statistics = _compiled_statistics(model, xs, size)
+    model.log_partition_function(params)  # validates the starting point once
     history: list[float] = []
     converged = False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
-        new_params, log_likelihood = _compiled_step(model, params, xs, obs_statistics, size)
-        history.append(float(log_likelihood))
-        params = new_params
-        if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
-            converged = True
-            break
-    final = _compiled_expectation(model, params, xs, obs_statistics, size)[1]
-    history.append(float(final))
+    # Inputs are checked above; inside the loop the only host synchronisation is the
+    # convergence check, which also catches a step that left the valid parameter space.
+    with validation(False):
+        obs_statistics = _compiled_statistics(model, xs, size)
+        for n_iter in range(1, max_iter + 1):
+            new_params, log_likelihood = _compiled_step(model, params, xs, obs_statistics, size)
+            history.append(_finite(float(log_likelihood), n_iter))
+            params = new_params
+            if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
+                converged = True
+                break
+        final = _compiled_expectation(model, params, xs, obs_statistics, size)[1]
+    history.append(_finite(float(final), n_iter + 1))
     return EMFit(params, history, n_iter, converged)
+
+
+def _finite(log_likelihood: float, iteration: int) -> float:
+    if not math.isfinite(log_likelihood):
+        msg = (
+            f"EM produced a non-finite log-likelihood at iteration {iteration} (degenerate "
+            f"parameters, e.g. a collapsed component); start from other parameters"
+        )
+        raise ValidationError(msg)
+    return log_likelihood
