@@ -197,6 +197,25 @@ def cholesky_logdet(factor: Any, /, *, xp: ModuleType) -> Any:
     return 2.0 * xp.sum(xp.log(xp.linalg.diagonal(factor)), axis=-1)
 
 
+def concat_broadcast(parts: list[Any], /, *, xp: ModuleType) -> Any:
+    """Concatenate along the last axis after broadcasting the leading (batch) axes.
+
+    Parameters
+    ----------
+    parts : list of arrays, shapes (..., n_i)
+        Arrays whose leading axes broadcast together.
+    xp : module
+        Namespace of the arrays.
+
+    Returns
+    -------
+    array, shape (..., sum(n_i))
+        The concatenation.
+    """
+    batch = broadcast_shapes(*(part.shape[:-1] for part in parts))
+    return xp.concat([xp.broadcast_to(part, (*batch, part.shape[-1])) for part in parts], axis=-1)
+
+
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """Broadcast shapes like NumPy (the standard has no ``broadcast_shapes``).
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from hmog_xp import _backend as B
@@ -101,7 +100,7 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
         """
         xp = B.array_namespace(location, precision)
         quadratic = -0.5 * self.rep.packed_to_quadratic(precision, self.n)
-        return _concat_broadcast(location, quadratic, xp=xp)
+        return B.concat_broadcast([location, quadratic], xp=xp)
 
     def split_mean_covariance(self, means: Any) -> tuple[Any, Any]:
         """Split mean parameters into the mean ``μ`` and the covariance ``Σ``.
@@ -141,7 +140,7 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
         """
         xp = B.array_namespace(mean, covariance)
         second = self.rep.packed_to_statistic(covariance, self.n) + self.rep.outer_statistic(mean)
-        return _concat_broadcast(mean, second, xp=xp)
+        return B.concat_broadcast([mean, second], xp=xp)
 
     # -- exponential family --------------------------------------------------------------------
 
@@ -380,10 +379,3 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
         """
         mean, covariance = self._natural_to_moments(params)
         return mean, self.rep.unpack(covariance, self.n)
-
-
-def _concat_broadcast(first: Any, second: Any, *, xp: ModuleType) -> Any:
-    batch = B.broadcast_shapes(first.shape[:-1], second.shape[:-1])
-    first = xp.broadcast_to(first, (*batch, first.shape[-1]))
-    second = xp.broadcast_to(second, (*batch, second.shape[-1]))
-    return xp.concat([first, second], axis=-1)

@@ -12,7 +12,7 @@ from typing import Any
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
-from hmog_xp.harmoniums._structure import vecmat
+from hmog_xp.harmoniums._structure import pad_zeros, vecmat
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.reps import CovarianceRep, PositiveDefinite
 
@@ -89,18 +89,11 @@ class LinearGaussianStructure(Harmonium):  # numpydoc ignore=PR02
     def _lat_interaction_mean(self, lat_means: Any) -> Any:
         return lat_means[..., : self.lat_dim]
 
-    def _embed_linear(self, shift: Any, family: Normal) -> Any:
-        xp = B.array_namespace(shift)
-        zeros = xp.zeros(
-            (*shift.shape[:-1], family.dim - family.n), dtype=shift.dtype, device=B.device_of(shift)
-        )
-        return xp.concat([shift, zeros], axis=-1)
-
     def _embed_obs(self, shift: Any) -> Any:
-        return self._embed_linear(shift, self.obs_man)
+        return pad_zeros(shift, self.obs_man.dim)
 
     def _embed_lat(self, shift: Any) -> Any:
-        return self._embed_linear(shift, self.pst_man)
+        return pad_zeros(shift, self.pst_man.dim)
 
     def _embed_prior(self, lat_params: Any) -> Any:
         return self.pst_man.embed_rep(lat_params, PositiveDefinite())

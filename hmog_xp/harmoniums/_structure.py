@@ -163,10 +163,7 @@ class HarmoniumStructure(ABC):
             )
             raise ValidationError(msg)
         flat = xp.reshape(interaction, (*interaction.shape[:-2], rows * cols))
-        parts = [obs, flat, lat]
-        batch = B.broadcast_shapes(*(part.shape[:-1] for part in parts))
-        parts = [xp.broadcast_to(part, (*batch, part.shape[-1])) for part in parts]
-        return xp.concat(parts, axis=-1)
+        return B.concat_broadcast([obs, flat, lat], xp=xp)
 
     # -- conditionals and conjugation -----------------------------------------------------------
 
@@ -257,10 +254,7 @@ class HarmoniumStructure(ABC):
         check_trailing_dim(prior, self.prr_man.dim, "prior", repr(self))
         xp = B.array_namespace(lkl_params, prior)
         rho = self.conjugation_parameters(lkl_params)[1]
-        lat = prior - rho
-        batch = B.broadcast_shapes(lkl_params.shape[:-1], lat.shape[:-1])
-        parts = [xp.broadcast_to(part, (*batch, part.shape[-1])) for part in (lkl_params, lat)]
-        return xp.concat(parts, axis=-1)
+        return B.concat_broadcast([lkl_params, prior - rho], xp=xp)
 
     def prior(self, params: Any) -> Any:
         """Natural parameters of the latent prior ``p(z)`` (in ``prr_man``).
@@ -295,6 +289,30 @@ class HarmoniumStructure(ABC):
         chi, rho = self.conjugation_parameters(lkl_params)
         prior = self._embed_prior(params[..., self.lkl_dim :]) + rho
         return self.prr_man.log_partition_function(prior) + chi
+
+
+def pad_zeros(head: Any, total: int) -> Any:
+    """Extend ``head`` with zeros along the last axis to length ``total``.
+
+    Places a linear shift at the front of natural coordinates whose other entries (the
+    second-order part, the rest of a mixture) are unchanged.
+
+    Parameters
+    ----------
+    head : array, shape (..., m)
+        Leading entries.
+    total : int
+        Length of the result's last axis (``>= m``).
+
+    Returns
+    -------
+    array, shape (..., total)
+        ``concat(head, zeros)``.
+    """
+    xp = B.array_namespace(head)
+    shape = (*head.shape[:-1], total - head.shape[-1])
+    zeros = xp.zeros(shape, dtype=head.dtype, device=B.device_of(head))
+    return xp.concat([head, zeros], axis=-1)
 
 
 def _part(params: Any, start: int, stop: int, *, xp: Any) -> Any:

@@ -195,9 +195,7 @@ class LinearGaussianModel(LinearGaussianStructure):  # numpydoc ignore=PR02
             location, rep.factor_inverse(factor, self.obs_dim)
         )
         flat = xp.reshape(interaction, (*interaction.shape[:-2], self.obs_dim * self.lat_dim))
-        batch = B.broadcast_shapes(obs.shape[:-1], flat.shape[:-1])
-        parts = [xp.broadcast_to(part, (*batch, part.shape[-1])) for part in (obs, flat)]
-        return xp.concat(parts, axis=-1)
+        return B.concat_broadcast([obs, flat], xp=xp)
 
     def likelihood_from_readable(self, loadings: Any, bias: Any, noise: Any) -> Any:
         """Validated :meth:`likelihood_parameters` from ``A (p, d)``, ``b (p,)`` and ``Ψ``.

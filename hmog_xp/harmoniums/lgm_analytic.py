@@ -48,14 +48,6 @@ class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
 
     # -- from the generative form -------------------------------------------------------------
 
-    def _join_generative(
-        self, loadings: Any, bias: Any, noise: Any, latent_mean: Any, latent_covariance: Any
-    ) -> Any:
-        """Natural parameters from ``(A, b, Ψ storage, m, S dense)``."""
-        lkl_params = self.likelihood_parameters(loadings, bias, noise)
-        prior = self.prr_man.from_moments(latent_mean, latent_covariance)
-        return self.join_conjugated(lkl_params, prior)
-
     def from_generative(self, loadings: Any, bias: Any, noise: Any) -> Any:
         """Natural parameters of ``x = A y + b + ε``, ``y ~ N(0, I)``, ``ε ~ N(0, Ψ)``.
 
@@ -130,7 +122,9 @@ class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
         )
         noise = obs_covariance - explained
         bias = obs_mean - (loadings @ lat_mean[..., None])[..., 0]
-        return self._join_generative(loadings, bias, noise, lat_mean, lat_covariance)
+        lkl_params = self.likelihood_parameters(loadings, bias, noise)
+        prior = self.prr_man.from_moments(lat_mean, lat_covariance)
+        return self.join_conjugated(lkl_params, prior)
 
     def negative_entropy(self, means: Any) -> Any:
         """Return ``φ(η) = θ·η − ψ(θ)`` with ``θ = to_natural(η)``.

@@ -29,7 +29,7 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import LinearGaussianModel, Mixture
-from hmog_xp.harmoniums._structure import vecmat
+from hmog_xp.harmoniums._structure import pad_zeros, vecmat
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.mixture import mixture_moments
 from hmog_xp.hmog import _posterior as P
@@ -111,18 +111,11 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
     def _lat_interaction_mean(self, lat_means: Any) -> Any:
         return lat_means[..., : self.lat_dim]
 
-    def _pad(self, head: Any, total: int) -> Any:
-        xp = B.array_namespace(head)
-        zeros = xp.zeros(
-            (*head.shape[:-1], total - head.shape[-1]), dtype=head.dtype, device=B.device_of(head)
-        )
-        return xp.concat([head, zeros], axis=-1)
-
     def _embed_obs(self, shift: Any) -> Any:
-        return self._pad(shift, self.obs_man.dim)
+        return pad_zeros(shift, self.obs_man.dim)
 
     def _embed_lat(self, shift: Any) -> Any:
-        return self._pad(shift, self.posterior_upper.dim)
+        return pad_zeros(shift, self.posterior_upper.dim)
 
     def _embed_prior(self, lat_params: Any) -> Any:
         return lat_params
@@ -142,7 +135,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         if self.prior_upper == self.posterior_upper:
             return self.join_conjugated(lkl_params, upper)
         shift = conjugation_compensation(self.lower_harmonium, lkl_params)
-        return xp.concat([lkl_params, upper + self._pad(shift, upper.shape[-1])], axis=-1)
+        return xp.concat([lkl_params, upper + pad_zeros(shift, upper.shape[-1])], axis=-1)
 
     def conjugation_parameters(self, lkl_params: Any) -> tuple[Any, Any]:
         """Return the LGM's ``(χ, ρ)``, with ``ρ`` placed on the prior mixture's ``θ_y``.
@@ -160,7 +153,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
             Conjugation parameters in prior-mixture coordinates.
         """
         chi, rho = self.lower_harmonium.conjugation_parameters(lkl_params)
-        return chi, self._pad(rho, self.prior_upper.dim)
+        return chi, pad_zeros(rho, self.prior_upper.dim)
 
     # -- batched posteriors ---------------------------------------------------------------------
 
