@@ -112,3 +112,27 @@ def bench(session: nox.Session) -> None:
     session.install("-r", "backends/jax.txt", "-r", "backends/torch.txt")
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/bench_em.py", *session.posargs)
+
+
+@nox.session(python=None)
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation with Sphinx, warnings as errors.
+
+    Not part of the default sessions. Runs the example scripts first, which draw the figures
+    the pages include into ``docs/_generated/`` (gitignored); the site goes to
+    ``docs/_build/html``. Arguments after ``--`` go to ``sphinx-build``.
+    """
+    session.install("-e", ".[docs]")
+    env = {"HMOG_XP_BACKEND": "numpy", "MPLBACKEND": "Agg"}
+    for script in ("examples/toy_2d.py", "examples/digits_clustering.py"):
+        session.run("python", script, "--out", "docs/_generated", env=env)
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        *session.posargs,
+        "docs",
+        "docs/_build/html",
+    )
