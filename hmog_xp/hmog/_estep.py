@@ -87,10 +87,47 @@ def expectation(
         ``average_log_observable_density(params, xs)``.
     """
     xp = B.array_namespace(params, xs)
-    n_obs = xs.shape[0]
-    cross, weighted, totals, log_partition = sum_over_chunks(
+    sums = sum_over_chunks(
         lambda chunk, weights: _chunk_sums(model, params, chunk, weights), xs, chunk_size, xp=xp
     )
+    return assemble_expectation(model, params, obs_statistics, sums, xs.shape[0])
+
+
+def assemble_expectation(
+    model: HierarchicalMixtureOfGaussians,
+    params: Any,
+    obs_statistics: Any,
+    sums: tuple[Any, ...],
+    n_obs: int,
+) -> tuple[Any, Any]:
+    """Mean posterior statistics and average log-likelihood from summed chunk statistics.
+
+    The E-step splits exactly over data partitions: ``sums`` may add up the per-chunk
+    outputs of any partition of the rows (one array in memory, Dask chunks on workers).
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    params : array, shape (dim,)
+        Natural parameters the sums were computed with.
+    obs_statistics : array, shape (obs_man.dim,)
+        ``mean_n s_x(x_n)`` over the same rows.
+    sums : tuple of arrays
+        ``(Σ Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))``: element-wise sums over chunks
+        of the per-chunk E-step sums.
+    n_obs : int
+        Number of rows summed over.
+
+    Returns
+    -------
+    means : array, shape (dim,)
+        ``mean_posterior_statistics(params, xs)``.
+    log_likelihood : array, shape ()
+        ``average_log_observable_density(params, xs)``.
+    """
+    xp = B.array_namespace(params, obs_statistics)
+    cross, weighted, totals, log_partition = sums
     upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
     means = model.join_coords(obs_statistics, cross / n_obs, upper)
     obs_params = params[: model.obs_man.dim]
