@@ -13,7 +13,9 @@ Public API (everything else is private):
   :class:`AnalyticHMoG` and the factories :func:`differentiable_hmog`,
   :func:`symmetric_hmog`, :func:`analytic_hmog`;
 * EM at scale: :func:`fit_em` (chunked E-step, cached data statistics, jitted on JAX),
-  :func:`em_steps`;
+  :func:`em_steps`, with explicit M-step stabilisers :class:`Regularization`;
+* the scikit-learn style estimator :class:`HMoG` (fit / predict / transform / score / bic /
+  sample / save / load);
 * gradient training on every backend: :class:`Adam`, :func:`fit_gradient`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
   :class:`ValidationError`, :class:`BackendError`.
@@ -29,7 +31,8 @@ from hmog_xp._backend import (
 )
 from hmog_xp._errors import BackendError, ValidationError
 from hmog_xp._validation import set_validation, validation
-from hmog_xp.em import EMFit, em_steps, fit_em
+from hmog_xp.em import EMFit, Regularization, em_steps, fit_em
+from hmog_xp.estimator import HMoG
 from hmog_xp.families import Categorical, ExponentialFamily, Normal
 from hmog_xp.harmoniums import (
     AnalyticLinearGaussianModel,
@@ -71,6 +74,7 @@ __all__ = [
     "EMFit",
     "ExponentialFamily",
     "GradientFit",
+    "HMoG",
     "HMoGParameters",
     "Harmonium",
     "HierarchicalMixtureOfGaussians",
@@ -80,6 +84,7 @@ __all__ = [
     "MixtureParameters",
     "Normal",
     "PositiveDefinite",
+    "Regularization",
     "Scale",
     "SymmetricHMoG",
     "ValidationError",

@@ -17,6 +17,7 @@ M-step) is one compiled function, compiled once per fit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from hmog_xp import _backend as B
@@ -24,10 +25,15 @@ from hmog_xp._backend.chunks import repeat
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
 from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
+from hmog_xp.hmog._regularize import Regularization, regularize_means
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
+
+#: No stabilisers: the exact EM step.
+EXACT = Regularization()
 
 __all__ = [
     "EMFit",
+    "Regularization",
     "default_chunk_size",
     "em_step",
     "em_steps",
@@ -64,6 +70,7 @@ def em_step(
     xs: Any,
     obs_statistics: Any,
     chunk_size: int,
+    regularization: Regularization = EXACT,
 ) -> tuple[Any, Any]:
     """One EM step from cached statistics: ``(new params, log-likelihood of params)``.
 
@@ -79,6 +86,8 @@ def em_step(
         Cached ``mean s_x(x)``.
     chunk_size : int
         Rows per chunk.
+    regularization : Regularization, optional
+        Stabilisers applied to the mean statistics before the M-step (default: none, exact).
 
     Returns
     -------
@@ -88,6 +97,7 @@ def em_step(
         Average log-likelihood of the *input* parameters.
     """
     means, log_likelihood = expectation(model, params, xs, obs_statistics, chunk_size)
+    means = regularize_means(model, means, regularization)
     return model.to_natural(model.whiten_prior(means)), log_likelihood  # type: ignore[attr-defined]
 
 
@@ -97,6 +107,7 @@ def em_steps(
     xs: Any,
     n_steps: int,
     chunk_size: int | None = None,
+    regularization: Regularization = EXACT,
 ) -> Any:
     """Run exactly ``n_steps`` EM steps with no host synchronisation in between.
 
@@ -115,6 +126,8 @@ def em_steps(
         Number of steps.
     chunk_size : int, optional
         Rows per chunk (default: :func:`default_chunk_size`).
+    regularization : Regularization, optional
+        Stabilisers of the M-step (default: none, exact EM).
 
     Returns
     -------
@@ -122,8 +135,9 @@ def em_steps(
         Parameters after ``n_steps`` steps.
     """
     size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)
+    regularization = Regularization(*regularization).check()
     statistics = _compiled_statistics(model, xs, size)
-    return _compiled_steps(model, params, xs, statistics, size, int(n_steps))
+    return _compiled_steps(model, params, xs, statistics, size, int(n_steps), regularization)
 
 
 def _repeat_steps(
@@ -133,14 +147,17 @@ def _repeat_steps(
     obs_statistics: Any,
     chunk_size: int,
     n_steps: int,
+    regularization: Regularization,
 ) -> Any:
     return repeat(
-        lambda value: em_step(model, value, xs, obs_statistics, chunk_size)[0], n_steps, params
+        lambda value: em_step(model, value, xs, obs_statistics, chunk_size, regularization)[0],
+        n_steps,
+        params,
     )
 
 
-_compiled_step = B.jit(em_step, static_argnums=(0, 4))
-_compiled_steps = B.jit(_repeat_steps, static_argnums=(0, 4, 5))
+_compiled_step = B.jit(em_step, static_argnums=(0, 4, 5))
+_compiled_steps = B.jit(_repeat_steps, static_argnums=(0, 4, 5, 6))
 _compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
 _compiled_expectation = B.jit(expectation, static_argnums=(0, 4))
 
@@ -153,6 +170,8 @@ def fit_em(
     max_iter: int = 100,
     tol: float = 1e-8,
     chunk_size: int | None = None,
+    regularization: Regularization = EXACT,
+    callback: Callable[[int, float], object] | None = None,
 ) -> EMFit:
     """Run EM until the relative log-likelihood change is below ``tol``.
 
@@ -170,6 +189,12 @@ def fit_em(
         Stop when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` (average log-likelihood ``ℓ``).
     chunk_size : int, optional
         Rows per chunk (default: :func:`default_chunk_size`).
+    regularization : Regularization, optional
+        Stabilisers of the M-step (default: none, exact EM whose log-likelihood never
+        decreases). See :class:`Regularization`.
+    callback : callable, optional
+        Called as ``callback(iteration, log_likelihood)`` after each step with the average
+        log-likelihood of the parameters that step started from.
 
     Returns
     -------
@@ -185,6 +210,7 @@ def fit_em(
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
+    regularization = Regularization(*regularization).check()
     model.log_partition_function(params)  # validates the starting point once
     history: list[float] = []
     converged = False
@@ -194,9 +220,13 @@ def fit_em(
     with validation(False):
         obs_statistics = _compiled_statistics(model, xs, size)
         for n_iter in range(1, max_iter + 1):
-            new_params, log_likelihood = _compiled_step(model, params, xs, obs_statistics, size)
+            new_params, log_likelihood = _compiled_step(
+                model, params, xs, obs_statistics, size, regularization
+            )
             history.append(_finite(float(log_likelihood), n_iter))
             params = new_params
+            if callback is not None:
+                callback(n_iter, history[-1])
             if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
                 converged = True
                 break

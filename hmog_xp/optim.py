@@ -10,6 +10,7 @@ returns an invalid model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -127,10 +128,17 @@ class GradientFit(NamedTuple):
     log_likelihoods : list of float
         Average log-likelihood of the full data after each step (the first entry is the
         starting point).
+    n_iter : int
+        Number of optimiser steps taken.
+    converged : bool
+        Whether the relative change fell below ``tol`` before ``n_steps`` (always False
+        without ``tol``).
     """
 
     params: Any
     log_likelihoods: list[float]
+    n_iter: int = 0
+    converged: bool = False
 
 
 def fit_gradient(
@@ -144,6 +152,8 @@ def fit_gradient(
     rng: Any = None,
     gradient: str = "closed-form",
     max_backoff: int = 20,
+    tol: float | None = None,
+    callback: Callable[[int, float], object] | None = None,
 ) -> GradientFit:
     """Maximise the average log-likelihood by Adam, full batch or mini-batches.
 
@@ -170,6 +180,11 @@ def fit_gradient(
     max_backoff : int, optional
         How many times a step that leaves the valid parameter space is halved before giving
         up with an error.
+    tol : float, optional
+        Stop early when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` for the full-data average
+        log-likelihood ``ℓ`` (default: run all ``n_steps``).
+    callback : callable, optional
+        Called as ``callback(step, log_likelihood)`` after each step.
 
     Returns
     -------
@@ -203,7 +218,8 @@ def fit_gradient(
     history = [float(model.average_log_observable_density(params, xs))]
     order = xp.arange(n_obs)
     position = n_obs  # forces a shuffle before the first mini-batch
-    for _ in range(n_steps):
+    n_iter, converged = 0, False
+    for n_iter in range(1, n_steps + 1):
         if size < n_obs:
             if position + size > n_obs:
                 order = xp.argsort(source.uniform((n_obs,), dtype=xs.dtype))
@@ -217,7 +233,12 @@ def fit_gradient(
             model, optimizer, params, direction, state, xs, max_backoff
         )
         history.append(value)
-    return GradientFit(params, history)
+        if callback is not None:
+            callback(n_iter, value)
+        if tol is not None and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
+            converged = True
+            break
+    return GradientFit(params, history, n_iter, converged)
 
 
 def _safe_step(

@@ -1,0 +1,5 @@
+"""The scikit-learn style estimator :class:`HMoG` (fit / predict / score / save / load)."""
+
+from hmog_xp.estimator._estimator import HMoG
+
+__all__ = ["HMoG"]

@@ -1,0 +1,485 @@
+"""The scikit-learn style estimator :class:`HMoG`."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import TransformerTags, check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from hmog_xp import _backend as B
+from hmog_xp.estimator import _persist
+from hmog_xp.estimator._inputs import caller_namespace, check_data, to_caller
+from hmog_xp.estimator._params import check_hyperparameters, n_factors_for
+from hmog_xp.estimator._training import build_model, n_free_parameters, run_once
+
+
+class HMoG(DensityMixin, BaseEstimator):
+    """Hierarchical mixture of Gaussians: factor analysis and a Gaussian mixture, fit jointly.
+
+    ``z ~ Cat(π)``, ``y | z=k ~ N(μ_k, Σ_k)`` in ``R^d``, ``x | y ~ N(A y + b, Ψ)`` in
+    ``R^p``. Clusters are the mixture components, factor scores are ``E[y | x]``. Works on
+    any supported backend: arrays of a backend go in, results come out in the same namespace.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components ``K``.
+    n_factors : int or None, default=None
+        Latent dimension ``d < n_features`` (None: ``min(n_features - 1, 10)``).
+    noise : {'diagonal', 'full', 'isotropic'}, default='diagonal'
+        Structure of ``Ψ``: factor analysis, full covariance, or probabilistic PCA.
+    variant : {'analytic', 'differentiable', 'symmetric'}, default='analytic'
+        ``'analytic'`` trains by closed-form EM; the other two by Adam on the exact
+        log-likelihood gradient (see the user guide for the trade-offs).
+    latent_rep : {'diagonal', 'full', 'isotropic'}, default='diagonal'
+        Posterior covariance structure (differentiable) or what varies across components
+        (symmetric); the analytic variant always has full latent components.
+    max_iter : int, default=200
+        Maximum number of EM or optimiser steps per initialisation.
+    tol : float, default=1e-6
+        Stop when the relative change of the average log-likelihood is at most ``tol``.
+    n_init : int, default=1
+        Number of initialisations; the best final log-likelihood is kept.
+    init : {'kmeans++', 'random'}, callable or parameters, default='kmeans++'
+        ``'kmeans++'``: PPCA loadings, then k-means++ and Lloyd on the factor scores.
+        ``'random'``: PPCA loadings, components at random data points.
+        A callable ``init(model, X, seed)`` may return either of the following: an
+        ``HMoGParameters`` (or dict with its fields) or natural parameters of the model.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every latent component covariance at each M-step.
+    noise_floor : float, default=1e-6
+        Added to every noise variance at each M-step (keeps constant columns finite).
+    learning_rate : float, default=0.01
+        Adam step size (gradient-trained variants).
+    batch_size : int or None, default=None
+        Mini-batch size for gradient training (None: full batch).
+    backend : str or None, default=None
+        Compute backend (``'numpy'``, ``'jax'``, ``'torch'``, ``'cupy'``,
+        ``'array_api_strict'``); None: the input's backend (NumPy for lists and frames).
+    random_state : int, RandomState or None, default=None
+        Seeds the initialisations and :meth:`sample`.
+    verbose : int, default=0
+        Print the log-likelihood every ``verbose_interval`` steps when positive.
+    verbose_interval : int, default=10
+        Steps between progress lines.
+    callback : callable or None, default=None
+        ``callback(iteration, log_likelihood)`` after every step (e.g. a progress bar).
+
+    Attributes
+    ----------
+    weights_ : array, shape (n_components,)
+        Mixture weights ``π``.
+    means_ : array, shape (n_components, n_factors)
+        Latent component means ``μ_k`` (in the whitened latent space).
+    covariances_ : array, shape (n_components, n_factors, n_factors)
+        Latent component covariances ``Σ_k``.
+    loadings_ : array, shape (n_features, n_factors)
+        ``A``.
+    bias_ : array, shape (n_features,)
+        ``b``.
+    noise_ : array
+        ``Ψ``: shape ``(n_features,)`` (diagonal), ``(n_features, n_features)`` (full) or
+        ``()`` (isotropic).
+    params_ : array, shape (model_.dim,)
+        Natural parameters.
+    model_ : HierarchicalMixtureOfGaussians
+        The model object (use it for everything the low-level API offers).
+    converged_ : bool
+        Whether the best initialisation reached ``tol``.
+    n_iter_ : int
+        Steps taken by the best initialisation.
+    log_likelihood_ : list of float
+        Average log-likelihood history of the best initialisation.
+    lower_bound_ : float
+        Final average log-likelihood.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names, when ``fit`` saw a frame with string column names.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        n_factors: int | None = None,
+        *,
+        noise: str = "diagonal",
+        variant: str = "analytic",
+        latent_rep: str = "diagonal",
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        n_init: int = 1,
+        init: Any = "kmeans++",
+        reg_covar: float = 1e-6,
+        noise_floor: float = 1e-6,
+        learning_rate: float = 0.01,
+        batch_size: int | None = None,
+        backend: str | None = None,
+        random_state: Any = None,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+        callback: Callable[[int, float], object] | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.n_factors = n_factors
+        self.noise = noise
+        self.variant = variant
+        self.latent_rep = latent_rep
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init = init
+        self.reg_covar = reg_covar
+        self.noise_floor = noise_floor
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.backend = backend
+        self.random_state = random_state
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.callback = callback
+
+    def __sklearn_tags__(self) -> Any:
+        """Return scikit-learn's tags: a density estimator that also transforms.
+
+        Returns
+        -------
+        sklearn.utils.Tags
+            Tags with ``transformer_tags`` set (``transform`` keeps float32 and float64).
+        """
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
+        return tags
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None) -> HMoG:
+        """Fit the model (``n_init`` initialisations, the best log-likelihood kept).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data (any supported backend, a list, a frame).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        HMoG
+            The fitted estimator.
+        """
+        check_hyperparameters(self)
+        xp = B.get_namespace(self.backend) if self.backend else caller_namespace(X)
+        xs, caller_xp = check_data(self, X, reset=True, xp=xp)
+        n_obs, n_features = xs.shape
+        n_factors = n_factors_for(self, n_obs, n_features)
+        model = build_model(
+            self.variant, self.noise, self.latent_rep, n_features, n_factors, self.n_components
+        )
+        seeds = check_random_state(self.random_state).randint(2**31 - 1, size=self.n_init)
+        settings = {
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "reg_covar": self.reg_covar,
+            "noise_floor": self.noise_floor,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+        }
+        best = None
+        for restart, seed in enumerate(seeds):
+            run = run_once(
+                model, xs, init=self.init, seed=int(seed), settings=settings,
+                callback=self._progress(restart),
+            )  # fmt: skip
+            if best is None or run.log_likelihoods[-1] > best.log_likelihoods[-1]:
+                best = run
+        assert best is not None  # n_init >= 1 was checked
+        self._set_fitted(model, best.params, caller_xp)
+        self.converged_ = bool(best.converged)
+        self.n_iter_ = int(best.n_iter)
+        self.log_likelihood_ = [float(value) for value in best.log_likelihoods]
+        self.lower_bound_ = self.log_likelihood_[-1]
+        if not self.converged_ and self.max_iter > 0:
+            msg = (
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} steps "
+                f"(tol={self.tol}); increase max_iter or tol, or check the data's scaling"
+            )
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        self._warn_empty_components(n_obs)
+        return self
+
+    def _progress(self, restart: int) -> Callable[[int, float], None] | None:
+        if not self.verbose and self.callback is None:
+            return None
+
+        def report(iteration: int, log_likelihood: float) -> None:
+            if self.verbose and iteration % max(1, self.verbose_interval) == 0:
+                print(f"init {restart + 1}, step {iteration}: log-likelihood {log_likelihood:.6f}")
+            if self.callback is not None:
+                self.callback(iteration, log_likelihood)
+
+        return report
+
+    def _set_fitted(self, model: Any, params: Any, caller_xp: Any) -> None:
+        """Store the model, its parameters and their readable form."""
+        self.model_ = model
+        self.params_ = params
+        self._compute_name = B.backend_name_of(B.array_namespace(params))
+        generative = model.to_generative(params)
+        self.weights_ = generative.weights
+        self.means_ = generative.means
+        self.covariances_ = generative.covariances
+        self.loadings_ = generative.loadings
+        self.bias_ = generative.bias
+        self.noise_ = generative.noise
+        self._caller_name = B.backend_name_of(caller_xp)
+
+    def _warn_empty_components(self, n_obs: int) -> None:
+        weights = [float(w) for w in to_caller(self.weights_, B.namespace_for("numpy"))]
+        empty = [k for k, weight in enumerate(weights) if weight * n_obs < 1.0]
+        if empty:
+            msg = (
+                f"components {empty} hold less than one sample's weight (they collapsed onto "
+                f"the pooled latent distribution); consider fewer components"
+            )
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
+        """Fit and return the most probable component of every sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        array, shape (n_samples,)
+            Component labels.
+        """
+        return self.fit(X).predict(X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit and return the factor scores of ``X``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        array, shape (n_samples, n_factors)
+            ``E[y | x]``.
+        """
+        return self.fit(X).transform(X)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    @property
+    def _xp(self) -> Any:
+        """The compute namespace of the fitted parameters (modules do not pickle)."""
+        return B.namespace_for(self._compute_name)
+
+    def _data(self, X: Any) -> tuple[Any, Any]:
+        check_is_fitted(self, "params_")
+        return check_data(self, X, reset=False, xp=self._xp, dtype=self.params_.dtype)
+
+    def predict(self, X: Any) -> Any:
+        """Return the most probable component of every sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array of int, shape (n_samples,)
+            Component labels.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.posterior_hard_assignment(self.params_, xs), caller_xp)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Return the posterior component probabilities ``p(z = k | x)``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array, shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.posterior_soft_assignments(self.params_, xs), caller_xp)
+
+    def transform(self, X: Any) -> Any:
+        """Return the factor scores ``E[y | x]``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array, shape (n_samples, n_factors)
+            Posterior latent means.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.posterior_latent_mean(self.params_, xs), caller_xp)
+
+    def score_samples(self, X: Any) -> Any:
+        """Return the log-density ``log p(x)`` of every sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array, shape (n_samples,)
+            Log-densities.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.log_observable_density(self.params_, xs), caller_xp)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Return the average log-likelihood per sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            ``mean_n log p(x_n)``.
+        """
+        xs, _ = self._data(X)
+        return float(self.model_.average_log_observable_density(self.params_, xs))
+
+    def n_parameters(self) -> int:
+        """Return the number of free parameters (used by :meth:`bic` and :meth:`aic`).
+
+        Returns
+        -------
+        int
+            Natural parameter count minus the latent re-parametrisations that leave ``p(x)``
+            unchanged.
+        """
+        check_is_fitted(self, "params_")
+        return n_free_parameters(self.model_, self.latent_rep)
+
+    def bic(self, X: Any) -> float:
+        """Return the Bayesian information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        float
+            ``−2 log L + n_parameters · log N``.
+        """
+        n_obs = len(X) if not hasattr(X, "shape") else int(X.shape[0])
+        total = self.score(X) * n_obs
+        return -2.0 * total + self.n_parameters() * math.log(n_obs)
+
+    def aic(self, X: Any) -> float:
+        """Return the Akaike information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        float
+            ``−2 log L + 2 n_parameters``.
+        """
+        n_obs = len(X) if not hasattr(X, "shape") else int(X.shape[0])
+        return -2.0 * self.score(X) * n_obs + 2.0 * self.n_parameters()
+
+    def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
+        """Draw samples from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+
+        Returns
+        -------
+        X : array, shape (n_samples, n_features)
+            Observations, in the namespace the model was fitted in.
+        labels : array of int, shape (n_samples,)
+            The component of every sample.
+        """
+        check_is_fitted(self, "params_")
+        if not isinstance(n_samples, int) or n_samples < 1:
+            msg = f"n_samples must be a positive int; got {n_samples!r}"
+            raise ValueError(msg)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        source = B.random_source(seed, self._xp, B.device_of(self.params_))
+        xs, _, labels = self.model_.sample(source, self.params_, n_samples)
+        caller_xp = B.namespace_for(self._caller_name)
+        return to_caller(xs, caller_xp), to_caller(labels, caller_xp)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted model to a backend-neutral ``.npz`` file.
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination (``.npz`` appended when missing).
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        check_is_fitted(self, "params_")
+        return _persist.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, backend: str | None = None) -> HMoG:
+        """Load a model saved by :meth:`save`, on any backend.
+
+        Parameters
+        ----------
+        path : str or Path
+            The saved file.
+        backend : str, optional
+            Backend to load into (default: the one it was fitted on).
+
+        Returns
+        -------
+        HMoG
+            A fitted estimator.
+        """
+        return _persist.load(cls, path, backend=backend)

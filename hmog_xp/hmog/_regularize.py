@@ -1,0 +1,134 @@
+"""Explicit stabilisers for EM: covariance floors and pseudo-counts, applied in mean coordinates.
+
+The exact M-step is ``to_natural(whiten_prior(η))`` with ``η`` the mean posterior statistics.
+On real data that step can reach the boundary of the parameter space: a constant column
+makes a noise variance zero, a component that loses all its points has undefined moments.
+:class:`Regularization` moves ``η`` a known, documented distance into the interior first:
+
+* ``min_variance`` is added to the diagonal of the observable covariance ``Cov[x]``. The
+  M-step's noise is ``Ψ = Cov[x] − Cov[x, y] Cov[y]⁻¹ Cov[y, x]``, so every noise variance
+  grows by exactly ``min_variance`` (for ``Scale`` noise, the shared variance does).
+* ``min_weight`` mixes a pseudo-count of the pooled latent moments into every component:
+  ``π_k ← (π_k + ε) / (1 + Kε)`` and ``π_k η_k ← (π_k η_k + ε η_total) / (1 + Kε)``, so an
+  emptied component falls back to the latent marginal instead of ``0 / 0``. The pooled
+  moments ``η_total`` are unchanged.
+* ``reg_covar`` is added to the diagonal of every latent component covariance (the role it
+  has in scikit-learn's ``GaussianMixture``).
+
+All three are zero by default, which is exact EM.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
+
+if TYPE_CHECKING:
+    from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
+
+__all__ = ["Regularization", "regularize_means"]
+
+
+class Regularization(NamedTuple):
+    """Stabilisers of the closed-form M-step (all zero: exact EM).
+
+    Attributes
+    ----------
+    reg_covar : float
+        Added to the diagonal of every latent component covariance.
+    min_variance : float
+        Added to every observable noise variance.
+    min_weight : float
+        Pseudo-weight of the pooled latent moments mixed into every component.
+    """
+
+    reg_covar: float = 0.0
+    min_variance: float = 0.0
+    min_weight: float = 0.0
+
+    def check(self) -> Regularization:
+        """Validate the values (finite, non-negative) and return them as floats.
+
+        Returns
+        -------
+        Regularization
+            The same values as Python floats.
+
+        Raises
+        ------
+        ValidationError
+            If a value is negative or not finite.
+        """
+        values = []
+        for name, value in zip(self._fields, self, strict=True):
+            number = float(value)
+            if not 0.0 <= number < float("inf"):
+                msg = f"{name} must be a finite number >= 0; got {value!r}"
+                raise ValidationError(msg)
+            values.append(number)
+        return Regularization(*values)
+
+    @property
+    def is_exact(self) -> bool:
+        """Whether every stabiliser is zero (the M-step is exact)."""
+        return not any(self)
+
+
+def regularize_means(
+    model: HierarchicalMixtureOfGaussians, means: Any, regularization: Regularization
+) -> Any:
+    """Apply ``regularization`` to mean coordinates before the M-step.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        A model with a complete upper mixture (``AnalyticHMoG``).
+    means : array, shape (dim,)
+        Mean posterior statistics.
+    regularization : Regularization
+        The stabilisers.
+
+    Returns
+    -------
+    array, shape (dim,)
+        Regularised mean coordinates (``means`` itself when every stabiliser is zero).
+    """
+    if regularization.is_exact:
+        return means
+    xp = B.array_namespace(means)
+    obs_means, cross, upper_means = model.split_coords(means)
+    observable = model.obs_man
+    if regularization.min_variance > 0.0:
+        mean_x, covariance_x = observable.split_mean_covariance(obs_means)
+        floor = xp.full(
+            observable.rep.diagonal(covariance_x, observable.n).shape,
+            regularization.min_variance,
+            dtype=means.dtype,
+            device=B.device_of(means),
+        )
+        covariance_x = observable.rep.add_diagonal(covariance_x, floor, observable.n)
+        obs_means = observable.join_mean_covariance(mean_x, covariance_x)
+    upper = model.posterior_upper
+    total, weighted_rest, probs = upper.split_coords(upper_means)
+    weights = xp.concat([1.0 - xp.sum(probs, axis=-1, keepdims=True), probs], axis=-1)
+    rest = xp.matrix_transpose(weighted_rest)
+    weighted = xp.concat([(total - xp.sum(rest, axis=-2))[None, :], rest], axis=-2)
+    pseudo = regularization.min_weight
+    scale = 1.0 + model.n_components * pseudo
+    weights = (weights + pseudo) / scale
+    weighted = (weighted + pseudo * total) / scale
+    components = weighted / weights[:, None]
+    family = upper.component_man
+    if regularization.reg_covar > 0.0:
+        component_means, covariances = family.split_mean_covariance(components)
+        floor = xp.full(
+            family.rep.diagonal(covariances, family.n).shape,
+            regularization.reg_covar,
+            dtype=means.dtype,
+            device=B.device_of(means),
+        )
+        covariances = family.rep.add_diagonal(covariances, floor, family.n)
+        components = family.join_mean_covariance(component_means, covariances)
+    return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
