@@ -8,15 +8,12 @@ gives the messages scikit-learn users know (NaN, sparse, complex, feature names 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sklearn.utils.validation import validate_data
 
 from hmog_xp import _backend as B
 from hmog_xp._backend.transfer import backend_of_array, from_numpy, to_numpy, transfer
-
-if TYPE_CHECKING:
-    from hmog_xp.estimator._estimator import HMoG
 
 #: Backends whose arrays are validated by hmog_xp itself (no host copy).
 _NATIVE = ("array_api_strict", "jax", "torch", "cupy")
@@ -39,7 +36,7 @@ def caller_namespace(X: Any) -> ModuleType:
     return B.namespace_for(name if name in _NATIVE else "numpy")
 
 
-def _check_native(estimator: HMoG, X: Any, *, reset: bool) -> Any:
+def _check_native(estimator: Any, X: Any, *, reset: bool) -> Any:
     """Validate a supported backend's array the way ``validate_data`` validates NumPy input."""
     xp = B.array_namespace(X)
     name = type(estimator).__name__
@@ -74,7 +71,7 @@ def _check_native(estimator: HMoG, X: Any, *, reset: bool) -> Any:
 
 
 def check_data(
-    estimator: HMoG, X: Any, *, reset: bool, xp: ModuleType, dtype: Any = None
+    estimator: Any, X: Any, *, reset: bool, xp: ModuleType, dtype: Any = None
 ) -> tuple[Any, ModuleType]:
     """Validate ``X`` and move it to the compute namespace ``xp``.
 
