@@ -1,0 +1,414 @@
+"""EM and chunk-wise predictions on Dask arrays (``dask.array``), without gathering the data.
+
+The E-step is a sum over observations, so it splits exactly over the row chunks of a Dask
+array. Per EM iteration every chunk (a NumPy or CuPy array, on a worker) is reduced by the
+same backend-neutral kernel as the in-memory :func:`hmog_xp.fit_em`
+(:func:`hmog_xp.hmog._estep._chunk_sums`) to one small row of ``O(K d² + p d)`` numbers, the
+rows are added by Dask's tree reduction, and the M-step runs on the client. ``mean s_x(x)``
+is computed once per fit, in a first pass that also locates chunks holding non-finite
+values. Dask is imported only when these functions are called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hmog_xp import _backend as B
+from hmog_xp._backend import _dask_support as S
+from hmog_xp._backend.chunks import sum_over_chunks
+from hmog_xp._errors import ValidationError
+from hmog_xp._validation import validation
+from hmog_xp.em import EMFit, _finite
+from hmog_xp.hmog._estep import (
+    _chunk_sums,
+    assemble_expectation,
+    default_chunk_size,
+    observable_statistics,
+)
+from hmog_xp.scale._mstep import check_em_model, check_regularization, m_step
+
+__all__ = [
+    "check_dask_sample",
+    "dask_predict",
+    "dask_predict_proba",
+    "dask_score_samples",
+    "dask_transform",
+    "fit_em_dask",
+]
+
+
+def _dask_array() -> Any:
+    try:
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - exercised only without dask
+        msg = "Dask support needs dask: python -m pip install 'hmog_xp[dask]'"
+        raise ImportError(msg) from exc
+    return da
+
+
+def check_dask_sample(model: Any, xs: Any) -> None:
+    """Check that ``xs`` is a Dask array of observations chunked along rows only.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model (gives the number of columns ``p``).
+    xs : dask.array.Array, shape (N, p)
+        Observations.
+
+    Raises
+    ------
+    ValidationError
+        If ``xs`` is not a 2-D floating Dask array with ``p`` columns, has unknown chunk
+        sizes, or is split along columns.
+    """
+    da = _dask_array()
+    if not isinstance(xs, da.Array):
+        msg = f"xs must be a dask.array.Array; got {type(xs).__name__}"
+        raise ValidationError(msg)
+    p = model.data_dim
+    if xs.ndim != 2 or xs.shape[1] != p:
+        msg = f"xs must have shape (N, {p}); got {tuple(xs.shape)}"
+        raise ValidationError(msg)
+    if any(math.isnan(size) for size in xs.chunks[0]):
+        msg = "xs has unknown chunk sizes; call xs.compute_chunk_sizes() first"
+        raise ValidationError(msg)
+    if xs.shape[0] == 0:
+        msg = "xs must have at least one row"
+        raise ValidationError(msg)
+    if len(xs.chunks[1]) != 1:
+        msg = (
+            f"xs is chunked along columns (column chunks {xs.chunks[1]}); every chunk must "
+            f"hold whole rows: rechunk with xs = xs.rechunk({{1: -1}})"
+        )
+        raise ValidationError(msg)
+    if getattr(xs.dtype, "kind", "f") != "f":
+        msg = f"xs must have a real floating dtype; got {xs.dtype}"
+        raise ValidationError(msg)
+
+
+@contextmanager
+def _scheduler(scheduler: Any) -> Iterator[Any]:
+    """Yield what ``dask.compute(scheduler=...)`` takes; connect to an address if given one."""
+    if isinstance(scheduler, str) and "://" in scheduler:
+        from distributed import Client
+
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+    else:
+        yield scheduler
+
+
+def _compute(scheduler: Any, *collections: Any) -> tuple[Any, ...]:
+    import dask
+
+    return tuple(dask.compute(*collections, scheduler=scheduler))
+
+
+def _rows(xs: Any, fn: Callable[..., Any], width: int, *args: Any) -> Any:
+    """One host ``float64`` row of ``width`` numbers per row chunk of ``xs``."""
+    return xs.map_blocks(
+        fn,
+        *args,
+        chunks=((1,) * xs.numblocks[0], (width,)),
+        dtype="float64",
+        meta=S.host_meta(2),
+    )
+
+
+# -- worker-side functions (module level so that they pickle by reference) ---------------------
+
+
+def _block_observable(block: Any, model: Any, chunk_size: int) -> Any:
+    """``[number of non-finite entries, Σ s_x(x)]`` of one chunk."""
+    xp = B.array_namespace(block)
+    n_rows = block.shape[0]
+    finite = xp.isfinite(block)
+    n_bad = 0
+    if not bool(S.to_host(xp.all(finite))):
+        n_bad = int(S.to_host(xp.sum(xp.astype(xp.logical_not(finite), xp.int64))))
+    if n_bad or n_rows == 0:
+        row = S.host_zeros((1, 1 + model.obs_man.dim))
+        row[0, 0] = n_bad
+        return row
+    total = observable_statistics(model, block, chunk_size) * n_rows
+    return S.pack_row((S.host_zeros((1,)), total))
+
+
+def _block_sums(block: Any, model: Any, params: Any, chunk_size: int, width: int) -> Any:
+    """The E-step sums of one chunk, flattened into one host row."""
+    if block.shape[0] == 0:
+        return S.host_zeros((1, width))
+    xp = B.array_namespace(block)
+    local = S.like_chunk(params, block)
+    sums = sum_over_chunks(
+        lambda chunk, weights: _chunk_sums(model, local, chunk, weights),
+        block,
+        chunk_size,
+        xp=xp,
+    )
+    return S.pack_row(sums)
+
+
+def _block_method(block: Any, model: Any, params: Any, method: str) -> Any:
+    return getattr(model, method)(S.like_chunk(params, block), block)
+
+
+# -- client side ---------------------------------------------------------------------------------
+
+
+def _observable_statistics(
+    model: Any, xs: Any, chunk_size: int, scheduler: Any, reference: Any
+) -> Any:
+    rows = _rows(xs, _block_observable, 1 + model.obs_man.dim, model, chunk_size)
+    bad, total = _compute(scheduler, rows[:, 0], rows[:, 1:].sum(axis=0))
+    flagged = [index for index, count in enumerate(bad) if count > 0]
+    if flagged:
+        bounds = [0, *(int(v) for v in _cumsum(xs.chunks[0]))]
+        first = flagged[0]
+        others = f" (and {len(flagged) - 1} more chunks)" if len(flagged) > 1 else ""
+        msg = (
+            f"chunk {first} (rows {bounds[first]}-{bounds[first + 1] - 1}) contains "
+            f"non-finite values (NaN or inf){others}; clean or drop those rows first"
+        )
+        raise ValidationError(msg)
+    return S.from_host(total, reference) / xs.shape[0]
+
+
+def _cumsum(sizes: tuple[int, ...]) -> list[int]:
+    out, running = [], 0
+    for size in sizes:
+        running += int(size)
+        out.append(running)
+    return out
+
+
+def _layout(model: Any, params: Any) -> list[tuple[int, ...]]:
+    """Shapes of the per-chunk E-step sums (from one zero-weight row on the client)."""
+    xp = B.array_namespace(params)
+    device = B.device_of(params)
+    row = xp.zeros((1, model.data_dim), dtype=params.dtype, device=device)
+    weight = xp.zeros((1,), dtype=params.dtype, device=device)
+    return [tuple(part.shape) for part in _chunk_sums(model, params, row, weight)]
+
+
+def _unpack(vector: Any, layout: list[tuple[int, ...]], reference: Any) -> tuple[Any, ...]:
+    xp = B.array_namespace(reference)
+    values = S.from_host(vector, reference)
+    parts, start = [], 0
+    for shape in layout:
+        size = math.prod(shape)
+        parts.append(xp.reshape(values[start : start + size], shape))
+        start += size
+    return tuple(parts)
+
+
+def _expectation(
+    model: Any,
+    params: Any,
+    xs: Any,
+    obs_statistics: Any,
+    layout: list[tuple[int, ...]],
+    chunk_size: int,
+    scheduler: Any,
+) -> tuple[Any, Any]:
+    width = sum(math.prod(shape) for shape in layout)
+    rows = _rows(xs, _block_sums, width, model, S.to_host(params), chunk_size, width)
+    (total,) = _compute(scheduler, rows.sum(axis=0))
+    sums = _unpack(total, layout, params)
+    return assemble_expectation(model, params, obs_statistics, sums, xs.shape[0])
+
+
+def fit_em_dask(
+    model: Any,
+    params: Any,
+    xs: Any,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-8,
+    chunk_size: int | None = None,
+    scheduler: Any = None,
+    regularization: Any = None,
+    callback: Callable[[int, float], object] | None = None,
+) -> EMFit:
+    """Run EM on a Dask array: chunk sums on the workers, the M-step on the client.
+
+    Same iterations, stopping rule and result as :func:`hmog_xp.fit_em` on the same data;
+    the data are never gathered. Keep ``xs`` in the cluster's memory across iterations with
+    ``xs = xs.persist()`` when it fits there (otherwise chunks are recomputed or reloaded
+    every iteration).
+
+    Parameters
+    ----------
+    model : AnalyticHMoG (or SymmetricHMoG with a complete upper mixture)
+        The model.
+    params : array, shape (dim,)
+        Starting natural parameters (any backend; the result is in the same namespace).
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows only (chunks may be NumPy or CuPy arrays).
+    max_iter : int, optional
+        Maximum number of EM steps.
+    tol : float, optional
+        Stop when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` (average log-likelihood ``ℓ``).
+    chunk_size : int, optional
+        Rows per inner block on a worker (default: :func:`default_chunk_size` of the largest
+        Dask chunk), bounding each task's working memory.
+    scheduler : optional
+        Passed to ``dask.compute``: ``None`` (the active ``distributed.Client`` if any, else
+        Dask's default), ``"threads"``, ``"synchronous"``, a ``distributed.Client``, or a
+        scheduler address such as ``"tcp://host:8786"`` (connected for this fit only).
+    regularization : Regularization, optional
+        Stabilisers of the M-step (as in :func:`hmog_xp.fit_em`; default: exact EM).
+    callback : callable, optional
+        Called as ``callback(iteration, log_likelihood)`` after each step.
+
+    Returns
+    -------
+    EMFit
+        Final parameters, log-likelihood history, iterations and convergence flag.
+    """
+    check_em_model(model)
+    check_dask_sample(model, xs)
+    model._check_params(params)
+    largest = max(int(size) for size in xs.chunks[0])
+    size = default_chunk_size(model, largest) if chunk_size is None else int(chunk_size)
+    if size < 1:
+        msg = f"chunk_size must be >= 1; got {chunk_size}"
+        raise ValidationError(msg)
+    regularization = check_regularization(regularization)
+    model.log_partition_function(params)  # validates the starting point once
+    history: list[float] = []
+    converged = False
+    n_iter = 0
+    with _scheduler(scheduler) as active:
+        obs_statistics = _observable_statistics(model, xs, size, active, params)
+        layout = _layout(model, params)
+        with validation(False):
+            for n_iter in range(1, max_iter + 1):
+                means, log_likelihood = _expectation(
+                    model, params, xs, obs_statistics, layout, size, active
+                )
+                history.append(_finite(float(log_likelihood), n_iter))
+                params = m_step(model, means, regularization)
+                if callback is not None:
+                    callback(n_iter, history[-1])
+                if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
+                    converged = True
+                    break
+            final = _expectation(model, params, xs, obs_statistics, layout, size, active)[1]
+    history.append(_finite(float(final), n_iter + 1))
+    return EMFit(params, history, n_iter, converged)
+
+
+def _lazy(model: Any, params: Any, xs: Any, method: str, width: int | None, dtype: Any) -> Any:
+    from dask.array.utils import meta_from_array
+
+    check_dask_sample(model, xs)
+    model._check_params(params)
+    host = S.to_host(params)
+    if width is None:
+        return xs.map_blocks(
+            _block_method,
+            model,
+            host,
+            method,
+            drop_axis=1,
+            chunks=(xs.chunks[0],),
+            dtype=dtype,
+            meta=meta_from_array(xs._meta, ndim=1, dtype=dtype),
+        )
+    return xs.map_blocks(
+        _block_method,
+        model,
+        host,
+        method,
+        chunks=(xs.chunks[0], (width,)),
+        dtype=dtype,
+        meta=meta_from_array(xs._meta, ndim=2, dtype=dtype),
+    )
+
+
+def dask_predict(model: Any, params: Any, xs: Any) -> Any:
+    """Return the most probable component of every row, lazily, chunk by chunk.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+
+    Returns
+    -------
+    dask.array.Array of int64, shape (N,)
+        ``argmax_k p(z = k | x)``, with ``xs``'s row chunks.
+    """
+    return _lazy(model, params, xs, "posterior_hard_assignment", None, "int64")
+
+
+def dask_predict_proba(model: Any, params: Any, xs: Any) -> Any:
+    """Return the posterior component probabilities of every row, lazily.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+
+    Returns
+    -------
+    dask.array.Array, shape (N, K)
+        ``p(z = k | x)``.
+    """
+    return _lazy(model, params, xs, "posterior_soft_assignments", model.n_components, xs.dtype)
+
+
+def dask_transform(model: Any, params: Any, xs: Any) -> Any:
+    """Return the posterior latent means (factor scores) of every row, lazily.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+
+    Returns
+    -------
+    dask.array.Array, shape (N, d)
+        ``E[y | x]``.
+    """
+    return _lazy(model, params, xs, "posterior_latent_mean", model.lat_dim, xs.dtype)
+
+
+def dask_score_samples(model: Any, params: Any, xs: Any) -> Any:
+    """Return ``log p(x)`` of every row, lazily.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+
+    Returns
+    -------
+    dask.array.Array, shape (N,)
+        Log observable densities.
+    """
+    return _lazy(model, params, xs, "log_observable_density", None, xs.dtype)

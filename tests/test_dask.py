@@ -1,0 +1,199 @@
+"""EM and predictions on Dask arrays equal the in-memory results; the data are never gathered.
+
+Needs ``dask[array]`` and ``distributed`` (the ``dask`` extra; ``nox -s tests-dask``); the
+module is skipped without them.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import hmog_xp as hx
+from hmog_xp.em import fit_em
+from hmog_xp.scale import (
+    dask_predict,
+    dask_predict_proba,
+    dask_score_samples,
+    dask_transform,
+    fit_em_dask,
+)
+
+da = pytest.importorskip("dask.array", reason="dask is not installed (pip install hmog_xp[dask])")
+dask = pytest.importorskip("dask")
+
+
+def _problem(obs_rep=hx.Diagonal, n: int = 2000, seed: int = 4):
+    rng = np.random.default_rng(seed)
+    model = hx.analytic_hmog(5, obs_rep, 2, 3)
+    centres = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    latent = centres[rng.integers(0, 3, size=n)] + 0.5 * rng.normal(size=(n, 2))
+    data = latent @ rng.normal(size=(5, 2)).T + 0.4 * rng.normal(size=(n, 5))
+    return model, model.initialize_from_sample(1, data), data
+
+
+def _assert_same_fit(fit, reference) -> None:
+    assert fit.n_iter == reference.n_iter
+    assert fit.converged == reference.converged
+    np.testing.assert_allclose(fit.log_likelihoods, reference.log_likelihoods, rtol=1e-10)
+    np.testing.assert_allclose(fit.params, reference.params, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("obs_rep", [hx.Diagonal, hx.Scale, hx.PositiveDefinite])
+def test_fit_em_dask_equals_fit_em(obs_rep) -> None:
+    model, params, data = _problem(obs_rep)
+    reference = fit_em(model, params, data, max_iter=15, tol=0.0)
+    xs = da.from_array(data, chunks=((300, 700, 1, 999), (5,)))
+    fit = fit_em_dask(model, params, xs, max_iter=15, tol=0.0, scheduler="threads")
+    _assert_same_fit(fit, reference)
+    assert not fit.converged
+
+
+def test_fit_em_dask_stops_like_fit_em() -> None:
+    model, params, data = _problem()
+    reference = fit_em(model, params, data, max_iter=300, tol=1e-7)
+    seen = []
+    fit = fit_em_dask(
+        model,
+        params,
+        da.from_array(data, chunks=(450, 5)),
+        max_iter=300,
+        tol=1e-7,
+        chunk_size=64,
+        scheduler="synchronous",
+        callback=lambda iteration, value: seen.append((iteration, value)),
+    )
+    assert reference.converged
+    _assert_same_fit(fit, reference)
+    assert [i for i, _ in seen] == list(range(1, fit.n_iter + 1))
+    np.testing.assert_allclose([v for _, v in seen], fit.log_likelihoods[:-1], rtol=0)
+
+
+def test_fit_em_dask_regularization_matches_fit_em() -> None:
+    regularize = pytest.importorskip("hmog_xp.hmog._regularize")
+    model, params, data = _problem()
+    stabilisers = regularize.Regularization(reg_covar=1e-3, min_variance=1e-3, min_weight=1e-3)
+    reference = fit_em(model, params, data, max_iter=8, tol=0.0, regularization=stabilisers)
+    fit = fit_em_dask(
+        model,
+        params,
+        da.from_array(data, chunks=(500, 5)),
+        max_iter=8,
+        tol=0.0,
+        regularization=stabilisers,
+    )
+    _assert_same_fit(fit, reference)
+
+
+def test_lazy_predictions_equal_the_model_methods() -> None:
+    model, params, data = _problem(n=1000)
+    params = fit_em(model, params, data, max_iter=10).params
+    xs = da.from_array(data, chunks=(300, 5))
+    cases = [
+        (dask_predict, "posterior_hard_assignment", (1000,)),
+        (dask_predict_proba, "posterior_soft_assignments", (1000, 3)),
+        (dask_transform, "posterior_latent_mean", (1000, 2)),
+        (dask_score_samples, "log_observable_density", (1000,)),
+    ]
+    for function, method, shape in cases:
+        lazy = function(model, params, xs)
+        assert isinstance(lazy, da.Array)
+        assert lazy.shape == shape
+        assert lazy.chunks[0] == xs.chunks[0]
+        expected = getattr(model, method)(params, data)
+        computed = lazy.compute(scheduler="threads")
+        assert computed.dtype == expected.dtype
+        np.testing.assert_allclose(computed, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_columns_split_across_chunks_are_rejected() -> None:
+    model, params, data = _problem(n=400)
+    xs = da.from_array(data, chunks=(100, 2))
+    with pytest.raises(
+        hx.ValidationError, match=r"chunked along columns.*xs\.rechunk\(\{1: -1\}\)"
+    ):
+        fit_em_dask(model, params, xs, max_iter=2)
+    with pytest.raises(hx.ValidationError, match="rechunk"):
+        dask_predict(model, params, xs)
+
+
+def test_non_finite_values_name_the_chunk() -> None:
+    model, params, data = _problem(n=6000)
+    data = data.copy()
+    data[3500, 2] = np.nan
+    data[5999, 0] = np.inf
+    xs = da.from_array(data, chunks=(1000, 5))
+    with pytest.raises(
+        hx.ValidationError,
+        match=r"chunk 3 \(rows 3000-3999\) contains non-finite values .*1 more chunks",
+    ):
+        fit_em_dask(model, params, xs, max_iter=2)
+
+
+def test_other_bad_inputs_are_rejected() -> None:
+    model, params, data = _problem(n=400)
+    with pytest.raises(hx.ValidationError, match=r"dask\.array\.Array"):
+        fit_em_dask(model, params, data)
+    with pytest.raises(hx.ValidationError, match=r"shape \(N, 5\)"):
+        fit_em_dask(model, params, da.from_array(data[:, :4], chunks=(100, 4)))
+    unknown = da.from_array(data, chunks=(100, 5))
+    unknown = unknown[unknown[:, 0] > 0]
+    with pytest.raises(hx.ValidationError, match="compute_chunk_sizes"):
+        fit_em_dask(model, params, unknown)
+    with pytest.raises(hx.ValidationError, match="floating"):
+        fit_em_dask(model, params, da.from_array(data.astype(np.int64), chunks=(100, 5)))
+    gradient_only = hx.differentiable_hmog(5, hx.Diagonal, 2, hx.Diagonal, 3)
+    with pytest.raises(hx.ValidationError, match="no closed-form EM"):
+        fit_em_dask(gradient_only, gradient_only.initialize(0), da.from_array(data))
+
+
+def test_the_client_never_materialises_the_data() -> None:
+    """A lazily generated 160 MB data set is fitted with a small fraction of it in memory."""
+    n_rows, n_cols = 2_000_000, 10
+    xs = da.random.default_rng(7).standard_normal((n_rows, n_cols), chunks=(40_000, n_cols))
+    model = hx.analytic_hmog(n_cols, hx.Diagonal, 2, 3)
+    params = model.initialize_from_sample(0, xs[:2000].compute())
+    data_bytes = n_rows * n_cols * 8
+    tracemalloc.start()
+    try:
+        with dask.config.set(num_workers=2):  # two chunks in flight, whatever the machine
+            fit = fit_em_dask(
+                model, params, xs, max_iter=2, tol=0.0, chunk_size=10_000, scheduler="threads"
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fit.n_iter == 2
+    assert np.isfinite(fit.log_likelihoods).all()
+    assert peak < data_bytes / 8, f"peak {peak / 2**20:.1f} MiB for {data_bytes / 2**20:.0f} MiB"
+
+
+def test_local_cluster_fit_equals_fit_em() -> None:
+    """Two worker processes on loopback; the default scheduler is the active Client."""
+    distributed = pytest.importorskip("distributed", reason="distributed is not installed")
+    model, params, data = _problem(n=3000)
+    reference = fit_em(model, params, data, max_iter=10, tol=0.0)
+    xs = da.from_array(data, chunks=(500, 5))
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        xs = client.persist(xs)
+        fit = fit_em_dask(model, params, xs, max_iter=10, tol=0.0)
+        labels = dask_predict(model, fit.params, xs).compute()
+        by_address = fit_em_dask(
+            model, params, xs, max_iter=3, tol=0.0, scheduler=cluster.scheduler_address
+        )
+    _assert_same_fit(fit, reference)
+    np.testing.assert_array_equal(labels, model.posterior_hard_assignment(fit.params, data))
+    np.testing.assert_allclose(
+        by_address.log_likelihoods, reference.log_likelihoods[:4], rtol=1e-10
+    )
