@@ -1,0 +1,354 @@
+"""The ``demo`` and ``fit`` commands, given parsed arguments, and the shared fitting code.
+
+Each returns the process exit status. Bad input raises :class:`ValueError` / :class:`OSError`
+(or the library's :class:`~hmog_xp.ValidationError` / :class:`~hmog_xp.BackendError`), which
+:func:`hmog_xp.cli.main` reports as one line. The estimator is imported inside the functions,
+so that importing the command line stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TextIO
+
+import numpy as np
+
+from hmog_xp import _backend as B
+from hmog_xp.cli._io import format_table, read_labels, read_table, to_numpy, write_text
+from hmog_xp.cli._metrics import adjusted_rand_index, normalized_mutual_information
+from hmog_xp.cli._plots import FigureData, write_figure
+from hmog_xp.cli._progress import ProgressBar
+
+#: Settings of ``hmog-xp demo`` (UCI digits, 1797 × 64).
+DEMO_COMPONENTS = 10
+DEMO_FACTORS = 12
+DEMO_MAX_ITER = 200
+DEMO_TOL = 1e-6
+DEMO_REG_COVAR = 1e-2
+DEMO_SEED = 0
+
+
+@dataclass
+class FitResult:  # numpydoc ignore=PR02
+    """Hold a fitted estimator with the data it saw (as the backend's array) and timings.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The fitted estimator.
+    data : array, shape (N, p)
+        The training data in the estimator's backend.
+    backend : str
+        The backend's name.
+    fit_seconds : float
+        Wall time of ``fit``.
+    warnings : list of str
+        Messages of the warnings ``fit`` raised (non-convergence, empty components), shown
+        in the summary instead of as Python warnings.
+    """
+
+    estimator: Any
+    data: Any
+    backend: str
+    fit_seconds: float
+    warnings: list[str]
+
+
+def namespace(backend: str | None) -> tuple[str, ModuleType]:
+    """Resolve a backend name to its array namespace (JAX is switched to float64).
+
+    Parameters
+    ----------
+    backend : str, optional
+        A backend name; the default backend when None.
+
+    Returns
+    -------
+    name : str
+        The backend's name.
+    xp : module
+        Its Array-API namespace.
+    """
+    name = B.get_backend() if backend is None else backend
+    xp = B.namespace_for(name)
+    if name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return name, xp
+
+
+def to_backend(table: np.ndarray, xp: ModuleType) -> Any:
+    """Copy a NumPy table into a namespace, as its default floating dtype (float64).
+
+    Parameters
+    ----------
+    table : numpy.ndarray, shape (N, p)
+        The observations.
+    xp : module
+        The target namespace.
+
+    Returns
+    -------
+    array, shape (N, p)
+        The observations in ``xp``.
+    """
+    return xp.asarray(table, dtype=B.default_float_dtype(xp))
+
+
+def _check_sizes(table: np.ndarray, n_components: int, n_factors: int) -> None:
+    n, p = table.shape
+    if n_components > n:
+        msg = f"-k/--components {n_components} exceeds the number of observations ({n})"
+        raise ValueError(msg)
+    if n_factors >= p:
+        msg = f"-d/--factors {n_factors} must be smaller than the number of columns p ({p})"
+        raise ValueError(msg)
+
+
+def fit_model(table: np.ndarray, args: argparse.Namespace, *, label: str) -> FitResult:
+    """Fit an HMoG to a data table with the settings in ``args``, drawing a progress bar.
+
+    Parameters
+    ----------
+    table : numpy.ndarray, shape (N, p)
+        Finite observations.
+    args : argparse.Namespace
+        ``components``, ``factors``, ``noise``, ``variant``, ``max_iter``, ``tol``,
+        ``n_init``, ``reg_covar``, ``seed``, ``backend``, ``quiet``.
+    label : str
+        Text in front of the progress bar.
+
+    Returns
+    -------
+    FitResult
+        The fitted estimator, the data in its backend, and the fit time.
+    """
+    from hmog_xp import HMoG
+
+    _check_sizes(table, args.components, args.factors)
+    name, xp = namespace(args.backend)
+    data = to_backend(table, xp)
+    bar = ProgressBar(args.max_iter, label=label, enabled=not args.quiet)
+    estimator = HMoG(
+        n_components=args.components,
+        n_factors=args.factors,
+        noise=args.noise,
+        variant=args.variant,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        n_init=args.n_init,
+        reg_covar=args.reg_covar,
+        backend=name,
+        random_state=args.seed,
+        callback=bar,
+    )
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator.fit(data)
+    finally:
+        bar.close("converged" if getattr(estimator, "converged_", False) else "")
+    seconds = time.perf_counter() - start
+    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    return FitResult(estimator, data, name, seconds, messages)
+
+
+def _summary(rows: list[tuple[str, str]], stream: TextIO) -> None:
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        stream.write(f"  {key:<{width}}  {value}\n")
+
+
+def _model_rows(result: FitResult, log_likelihood: float, bic: float) -> list[tuple[str, str]]:
+    est = result.estimator
+    n, p = (int(s) for s in result.data.shape)
+    converged = "yes" if est.converged_ else f"no (max_iter {est.max_iter} reached)"
+    return [
+        ("data", f"N = {n} observations, p = {p} features"),
+        (
+            "model",
+            f"K = {est.n_components} components, d = {est.n_factors} factors, "
+            f"noise {est.noise}, variant {est.variant}, backend {result.backend}",
+        ),
+        ("iterations", f"{est.n_iter_}, converged: {converged}"),
+        ("log-lik", f"{log_likelihood:.4f} per observation (average)"),
+        ("BIC", f"{bic:.1f}"),
+        *(("warning", message) for message in result.warnings),
+    ]
+
+
+def _figure_data(result: FitResult, predicted: np.ndarray, title: str, **extra: Any) -> FigureData:
+    est = result.estimator
+    loadings = to_numpy(est.loadings_)
+    means = to_numpy(est.means_)
+    return FigureData(
+        weights=to_numpy(est.weights_),
+        data_means=means @ loadings.T + to_numpy(est.bias_),
+        history=np.asarray(est.log_likelihood_, dtype=np.float64),
+        scores=to_numpy(est.transform(result.data)),
+        latent_means=means,
+        predicted=predicted,
+        title=title,
+        **extra,
+    )
+
+
+def _majority_notes(true: np.ndarray, predicted: np.ndarray, K: int) -> list[str]:
+    notes = []
+    for k in range(K):
+        members = true[predicted == k]
+        if members.size == 0:
+            notes.append("empty")
+            continue
+        values, counts = np.unique(members, return_counts=True)
+        top = int(np.argmax(counts))
+        notes.append(f"mostly {values[top]} ({counts[top] / members.size:.0%})")
+    return notes
+
+
+def run_demo(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Fit the embedded UCI digits, print a summary and write the summary figure.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``backend``, ``out_dir``, ``seed``, ``quiet`` and the hidden ``max_iter``.
+    stream : text stream, optional
+        Where the summary goes (``sys.stdout`` when None).
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    stream = sys.stdout if stream is None else stream
+    from hmog_xp.datasets import load_digits
+
+    start = time.perf_counter()
+    pixels, digits = load_digits(backend="numpy")
+    pixels, digits = to_numpy(pixels), to_numpy(digits)
+    load_seconds = time.perf_counter() - start
+    args.components, args.factors = DEMO_COMPONENTS, DEMO_FACTORS
+    args.noise, args.variant, args.n_init = "diagonal", "analytic", 1
+    args.tol, args.reg_covar = DEMO_TOL, DEMO_REG_COVAR
+    stream.write("hmog-xp demo: UCI optical handwritten digits (8×8 images, labels 0-9)\n")
+    stream.flush()
+    result = fit_model(pixels, args, label="EM")
+    est = result.estimator
+    start = time.perf_counter()
+    predicted = to_numpy(est.predict(result.data)).astype(np.int64)
+    log_likelihood, bic = float(est.score(result.data)), float(est.bic(result.data))
+    eval_seconds = time.perf_counter() - start
+    rows = _model_rows(result, log_likelihood, bic)
+    rows.append(
+        (
+            "agreement",
+            f"ARI {adjusted_rand_index(digits, predicted):.3f}, "
+            f"NMI {normalized_mutual_information(digits, predicted):.3f} "
+            "(clusters vs true digits)",
+        )
+    )
+    start = time.perf_counter()
+    figure_path = pathlib.Path(args.out_dir) / "hmog_demo.png"
+    title = (
+        f"HMoG on UCI digits: K={est.n_components}, d={est.n_factors}, "
+        f"diagonal noise, EM ({result.backend})"
+    )
+    notes = _majority_notes(digits, predicted, est.n_components)
+    data = _figure_data(
+        result, predicted, title, image_shape=(8, 8), value_range=(0.0, 16.0), component_notes=notes
+    )
+    write_figure(figure_path, data)
+    plot_seconds = time.perf_counter() - start
+    rows.append(
+        (
+            "time",
+            f"load {load_seconds:.2f} s, fit {result.fit_seconds:.2f} s, "
+            f"predict+score {eval_seconds:.2f} s, plot {plot_seconds:.2f} s",
+        )
+    )
+    rows.append(("figure", str(figure_path)))
+    _summary(rows, stream)
+    return 0
+
+
+def _image_shape(text: str | None, p: int) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        rows, cols = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        msg = f"--image-shape {text!r} is not of the form ROWSxCOLS (e.g. 8x8)"
+        raise ValueError(msg) from None
+    if rows * cols != p or rows < 1:
+        msg = f"--image-shape {text} has {rows * cols} pixels but the data have {p} columns"
+        raise ValueError(msg)
+    return rows, cols
+
+
+def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Fit an HMoG to a data file, print a summary, and write the requested outputs.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``data`` and the model, output (``out``, ``labels``, ``plot``, ``image_shape``) and
+        ``true_labels`` options.
+    stream : text stream, optional
+        Where the summary goes (``sys.stdout`` when None).
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    stream = sys.stdout if stream is None else stream
+    start = time.perf_counter()
+    table = read_table(args.data)
+    true = None if args.true_labels is None else read_labels(args.true_labels, table.shape[0])
+    image_shape = _image_shape(args.image_shape, table.shape[1])
+    read_seconds = time.perf_counter() - start
+    result = fit_model(table, args, label="fit")
+    est = result.estimator
+    start = time.perf_counter()
+    predicted = to_numpy(est.predict(result.data)).astype(np.int64)
+    log_likelihood, bic = float(est.score(result.data)), float(est.bic(result.data))
+    eval_seconds = time.perf_counter() - start
+    rows = _model_rows(result, log_likelihood, bic)
+    if true is not None:
+        ari = adjusted_rand_index(true, predicted)
+        nmi = normalized_mutual_information(true, predicted)
+        rows.append(("agreement", f"ARI {ari:.3f}, NMI {nmi:.3f} (vs {args.true_labels})"))
+    rows.append(
+        (
+            "time",
+            f"read {read_seconds:.2f} s, fit {result.fit_seconds:.2f} s, "
+            f"predict+score {eval_seconds:.2f} s",
+        )
+    )
+    if args.out is not None:
+        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        est.save(args.out)
+        rows.append(("model", f"saved to {args.out}"))
+    if args.labels is not None:
+        write_text(args.labels, format_table(predicted, ["cluster"]))
+        rows.append(("labels", f"written to {args.labels}"))
+    if args.plot is not None:
+        name = pathlib.Path(args.data).name
+        title = f"HMoG fit of {name}: K={est.n_components}, d={est.n_factors}"
+        notes = None if true is None else _majority_notes(true, predicted, est.n_components)
+        data = _figure_data(
+            result, predicted, title, image_shape=image_shape, component_notes=notes
+        )
+        write_figure(args.plot, data)
+        rows.append(("figure", str(args.plot)))
+    _summary(rows, stream)
+    return 0

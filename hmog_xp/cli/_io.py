@@ -1,0 +1,246 @@
+"""Files in and out of the command line: numeric tables (CSV or ``.npy``) and label columns.
+
+Everything here works on NumPy arrays on the host; :func:`to_numpy` brings any backend's
+array back. Problems with a user's file raise :class:`ValueError` or :class:`OSError` with a
+message that names the file and the first bad row; the command turns them into one
+``hmog-xp: error:`` line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any backend (or a Python scalar or list) into a NumPy array.
+
+    Parameters
+    ----------
+    x : array, scalar or sequence
+        A NumPy, array-api-strict, JAX, PyTorch or CuPy array, or plain Python data.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values on the host, same shape.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    module = type(x).__module__
+    if module.startswith("torch"):
+        return np.asarray(x.detach().cpu().numpy())
+    if module.startswith("cupy"):
+        return np.asarray(x.get())
+    if module.startswith("array_api_strict"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_rows(path: pathlib.Path) -> list[list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        msg = f"{path} is not a text CSV file ({exc.reason} at byte {exc.start})"
+        raise ValueError(msg) from None
+    rows = list(csv.reader(io.StringIO(text)))
+    return [[field.strip() for field in row] for row in rows]
+
+
+def _check_path(path: str | pathlib.Path) -> pathlib.Path:
+    path = pathlib.Path(path)
+    if not path.exists():
+        msg = f"{path}: no such file"
+        raise OSError(msg)
+    if path.is_dir():
+        msg = f"{path} is a directory, expected a file"
+        raise OSError(msg)
+    return path
+
+
+def _table_from_rows(rows: list[list[str]], path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parse CSV rows into a float table and the 1-based file line of every table row."""
+    numbered = [(line, row) for line, row in enumerate(rows, start=1) if any(row)]
+    if numbered and not all(_is_number(field) for field in numbered[0][1]):
+        numbered = numbered[1:]  # a header row: some field of the first line is not a number
+    if not numbered:
+        msg = f"{path} holds no data rows"
+        raise ValueError(msg)
+    n_columns = len(numbered[0][1])
+    table = np.empty((len(numbered), n_columns), dtype=np.float64)
+    for index, (line, row) in enumerate(numbered):
+        if len(row) != n_columns:
+            msg = (
+                f"{path}, line {line}: {len(row)} columns where the first data row has {n_columns}"
+            )
+            raise ValueError(msg)
+        for column, field in enumerate(row, start=1):
+            try:
+                table[index, column - 1] = float(field)
+            except ValueError:
+                msg = f"{path}, line {line}, column {column}: {field!r} is not a number"
+                raise ValueError(msg) from None
+    return table, np.asarray([line for line, _ in numbered])
+
+
+def _check_finite(table: np.ndarray, path: pathlib.Path, lines: np.ndarray | None) -> None:
+    finite = np.isfinite(table).all(axis=1)
+    if finite.all():
+        return
+    first = int(np.flatnonzero(~finite)[0])
+    where = f"line {int(lines[first])}" if lines is not None else f"row {first}"
+    values = ", ".join(str(v) for v in table[first][~np.isfinite(table[first])][:3])
+    msg = (
+        f"{path}, {where} (data row {first}): non-finite value(s) {values}; "
+        "remove or impute rows with NaN or infinity"
+    )
+    raise ValueError(msg)
+
+
+def read_table(path: str | pathlib.Path) -> np.ndarray:
+    """Read a numeric data table from a ``.npy`` file or a comma-separated text file.
+
+    Parameters
+    ----------
+    path : str or path
+        A ``.npy`` file holding a 2-D numeric array, or a CSV file (any other name): numbers
+        separated by commas, one observation per line, an optional header line (detected:
+        a first line with any non-numeric field), blank lines ignored.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, p)
+        The observations, ``float64``.
+
+    Raises
+    ------
+    OSError
+        If the file is missing or unreadable.
+    ValueError
+        If the content is not a finite 2-D numeric table; the message names the first bad
+        line (CSV) or row (``.npy``).
+    """
+    path = _check_path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            msg = f"{path} is not a readable .npy array: {exc}"
+            raise ValueError(msg) from None
+        if array.ndim != 2:
+            msg = f"{path} holds an array of shape {array.shape}; expected 2-D (N rows, p columns)"
+            raise ValueError(msg)
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            msg = f"{path} holds {array.dtype} values; expected numbers"
+            raise ValueError(msg)
+        if np.iscomplexobj(array):
+            msg = f"{path} holds complex values; expected real numbers"
+            raise ValueError(msg)
+        table = np.asarray(array, dtype=np.float64)
+        if table.shape[0] == 0 or table.shape[1] == 0:
+            msg = f"{path} holds an empty array of shape {table.shape}"
+            raise ValueError(msg)
+        _check_finite(table, path, None)
+        return table
+    table, lines = _table_from_rows(_read_rows(path), path)
+    _check_finite(table, path, lines)
+    return table
+
+
+def read_labels(path: str | pathlib.Path, n_rows: int) -> np.ndarray:
+    """Read one label per observation from a one-column CSV (optional header) or ``.npy``.
+
+    Parameters
+    ----------
+    path : str or path
+        The label file. Labels may be any strings or numbers; only equality matters.
+    n_rows : int
+        The number of observations the labels must match.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows,)
+        The labels (strings from CSV, the stored dtype from ``.npy``).
+
+    Raises
+    ------
+    OSError
+        If the file is missing or unreadable.
+    ValueError
+        If the file does not hold exactly one label per observation.
+    """
+    path = _check_path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            labels = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            msg = f"{path} is not a readable .npy array: {exc}"
+            raise ValueError(msg) from None
+        labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
+    else:
+        rows = [row for row in _read_rows(path) if any(row)]
+        if any(len(row) != 1 for row in rows):
+            msg = f"{path} must hold one label per line (a single column)"
+            raise ValueError(msg)
+        fields = [row[0] for row in rows]
+        numeric_body = all(_is_number(field) for field in fields[1:])
+        if fields and not _is_number(fields[0]) and (numeric_body or len(fields) == n_rows + 1):
+            fields = fields[1:]  # a header line
+        labels = np.asarray(fields)
+    if labels.shape != (n_rows,):
+        msg = f"{path} holds {labels.size} labels for {n_rows} observations"
+        raise ValueError(msg)
+    return labels
+
+
+def format_table(values: np.ndarray, header: Sequence[str]) -> str:
+    """Format a column or a table of numbers as CSV text with a header line.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N,) or (N, m)
+        Integers (written as such) or floats (written with 6 significant digits).
+    header : sequence of str
+        The column names, one per column.
+
+    Returns
+    -------
+    str
+        The CSV text, ending with a newline.
+    """
+    table = values.reshape(values.shape[0], -1)
+    out = io.StringIO()
+    out.write(",".join(header) + "\n")
+    if np.issubdtype(table.dtype, np.integer):
+        np.savetxt(out, table, fmt="%d", delimiter=",")
+    else:
+        np.savetxt(out, table, fmt="%.6g", delimiter=",")
+    return out.getvalue()
+
+
+def write_text(path: str | pathlib.Path, text: str) -> None:
+    """Write text to a file, creating its parent directories.
+
+    Parameters
+    ----------
+    path : str or path
+        The destination.
+    text : str
+        The content.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,242 @@
+"""Argument parsing and the entry point of the ``hmog-xp`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from hmog_xp._errors import BackendError, ValidationError
+
+PROG = "hmog-xp"
+
+_DESCRIPTION = (
+    "Hierarchical mixtures of Gaussians (factor analysis + Gaussian mixture) from the "
+    "command line. Start with `hmog-xp demo`; run `hmog-xp COMMAND --help` for a command's "
+    "options."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``hmog-xp: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print a one-line usage error to stderr and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            What was wrong.
+        """
+        sys.stderr.write(f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"{text!r} is not an integer"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value < 1:
+        msg = f"{value} is not a positive integer"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"{text!r} is not a number"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not value > 0.0 or value == float("inf"):
+        msg = f"{text} is not a positive number"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"{text!r} is not an integer seed"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value < 0:
+        msg = f"{value} is negative; seeds are integers >= 0"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="array backend: numpy, array_api_strict, jax, torch or cupy (default: "
+        "HMOG_XP_BACKEND, else numpy); the command works in float64 on every backend",
+    )
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="fit the embedded UCI handwritten digits, print a summary, write hmog_demo.png",
+        description="Fit an HMoG (10 components, 12 factors, diagonal noise, EM) to the "
+        "1797 UCI handwritten digits shipped with hmog_xp; print the fit, the agreement "
+        "with the true digits (ARI, NMI) and timings; write the figure hmog_demo.png.",
+    )
+    _add_backend(demo)
+    demo.add_argument("--out-dir", default=".", metavar="DIR", help="where to write the figure")
+    demo.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (0)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--max-iter", type=_positive_int, default=200, help=argparse.SUPPRESS)
+    demo.set_defaults(command="demo")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-k",
+        "--components",
+        type=_positive_int,
+        required=True,
+        metavar="K",
+        help="number of mixture components (clusters)",
+    )
+    parser.add_argument(
+        "-d",
+        "--factors",
+        type=_positive_int,
+        required=True,
+        metavar="D",
+        help="number of latent factors (at most the number of columns)",
+    )
+    parser.add_argument(
+        "--noise",
+        choices=["diagonal", "full", "isotropic"],
+        default="diagonal",
+        help="observation noise: diagonal (factor analysis, default), full, isotropic (PPCA)",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=["analytic", "differentiable", "symmetric"],
+        default="analytic",
+        help="analytic: closed-form EM (default); differentiable, symmetric: gradient training",
+    )
+    parser.add_argument(
+        "--max-iter", type=_positive_int, default=200, metavar="N", help="iteration limit (200)"
+    )
+    parser.add_argument(
+        "--tol",
+        type=_positive_float,
+        default=1e-6,
+        metavar="TOL",
+        help="stop when the average log-likelihood gains less than this (1e-6)",
+    )
+    parser.add_argument(
+        "--n-init", type=_positive_int, default=1, metavar="N", help="restarts; the best is kept"
+    )
+    parser.add_argument(
+        "--reg-covar",
+        type=_positive_float,
+        default=1e-6,
+        metavar="EPS",
+        help="variance floor added to covariances (1e-6)",
+    )
+    parser.add_argument("--seed", type=_seed, default=None, metavar="N", help="random seed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_backend(parser)
+
+
+def _add_fit(commands: argparse._SubParsersAction) -> None:
+    fit = commands.add_parser(
+        "fit",
+        help="fit a model to a CSV or .npy table; save it, its labels and a figure",
+        description="Fit an HMoG to DATA: a .npy array or a comma-separated file, one "
+        "observation per line (a header line is detected and skipped).",
+    )
+    fit.add_argument("data", metavar="DATA", help="the observations (.csv or .npy)")
+    _add_model_options(fit)
+    fit.add_argument("--out", metavar="MODEL.npz", help="save the fitted model here")
+    fit.add_argument("--labels", metavar="FILE.csv", help="write each row's cluster here")
+    fit.add_argument("--plot", metavar="FIG.png", help="write the summary figure here")
+    fit.add_argument(
+        "--image-shape", metavar="RxC", help="draw component means as R×C images (e.g. 8x8)"
+    )
+    fit.add_argument(
+        "--true-labels", metavar="FILE", help="known labels (one column) to report ARI and NMI"
+    )
+    fit.set_defaults(command="fit")
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="predict the clusters (or probabilities) of new rows with a saved model",
+        description="Print (or write) the most probable cluster of every row of DATA, or "
+        "with --proba the probability of every cluster, using a model saved by `fit --out`.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model saved by `hmog-xp fit --out`")
+    predict.add_argument("data", metavar="DATA", help="the observations (.csv or .npy)")
+    predict.add_argument("--proba", action="store_true", help="output cluster probabilities")
+    predict.add_argument("--out", metavar="FILE.csv", help="write here instead of stdout")
+    _add_backend(predict)
+    predict.set_defaults(command="predict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``hmog-xp`` argument parser with its three commands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; ``command`` in the parsed namespace names the command.
+    """
+    from hmog_xp import __version__
+
+    parser = _Parser(prog=PROG, description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+    commands.required = True
+    _add_demo(commands)
+    _add_fit(commands)
+    _add_predict(commands)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hmog-xp`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for bad arguments or input (one ``hmog-xp: error:``
+        line on stderr), 130 when interrupted.
+    """
+    from hmog_xp.cli import _commands, _predict
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    run = {"demo": _commands.run_demo, "fit": _commands.run_fit, "predict": _predict.run_predict}
+    try:
+        return run[args.command](args)
+    except (ValidationError, BackendError, ValueError, OSError) as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {_one_line(exc)}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{PROG}: interrupted\n")
+        return 130
