@@ -14,8 +14,9 @@ passes of a finite data set, to a fixed point of batch EM on that data.
 
 ``s`` is kept in the latent frame of the current parameters (whitening re-expresses both),
 so statistics from successive batches are averaged in one frame. With explicit stabilisers
-(``regularization``) the E-step uses ``to_natural(regularize(s))`` and the reported
-parameters are its whitened form (the same ``p(x)``).
+(``regularization``) the E-step uses ``to_natural(regularize(s))``, ``s`` in its whitened
+frame (batch EM regularises in the frame of the current parameters; the two agree at a fixed
+point), and the reported parameters are its whitened form (the same ``p(x)``).
 """
 
 from __future__ import annotations
