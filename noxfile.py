@@ -38,7 +38,12 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "cupy": ("cupy.txt", "cupy"),
 }
 
-nox.options.sessions = ["lint", "typecheck", *(f"tests-{name}" for name in BACKENDS)]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    *(f"tests-{name}" for name in BACKENDS),
+    "tests-dask",
+]
 
 
 def _cuda_gpu_missing() -> str | None:
@@ -82,6 +87,23 @@ def _register_tests(suffix: str, requirements: str, backend: str) -> None:
 
 for _suffix, (_requirements, _backend) in BACKENDS.items():
     _register_tests(_suffix, _requirements, _backend)
+
+
+@nox.session(name="tests-dask", python=None)
+def tests_dask(session: nox.Session) -> None:
+    """Run the Dask and online-EM tests on NumPy (installs the ``dask`` extra).
+
+    Includes a real two-process ``dask.distributed.LocalCluster`` on loopback.
+    """
+    session.install("-r", "backends/numpy.txt")
+    session.install("-e", ".[test,dask]")
+    session.run(
+        "pytest",
+        "tests/test_dask.py",
+        "tests/test_online.py",
+        *session.posargs,
+        env={"HMOG_XP_TEST_BACKENDS": "numpy"},
+    )
 
 
 @nox.session(python=None)
