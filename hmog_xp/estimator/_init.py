@@ -3,12 +3,15 @@
 The lower harmonium starts at the probabilistic-PCA fit of the data (closed form). The data
 are then mapped to factor scores ``E[y | x]``, clustered by k-means++ seeding and a few Lloyd
 iterations, and each cluster's weight, mean and covariance (shrunk towards the pooled
-covariance, plus ``reg_covar``) becomes a mixture component. ``"random"`` skips the clustering:
-components sit at random data points' scores and share the pooled covariance.
+covariance, plus ``reg_covar``) becomes a mixture component. ``"random"`` replaces the
+clustering by ``K`` random data points' scores as centres (one nearest-centre assignment).
+The random choices are drawn on the host from the seed, so every backend starts from the
+same point.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -21,7 +24,7 @@ from hmog_xp.hmog import HierarchicalMixtureOfGaussians, HMoGParameters
 _LLOYD_ITERATIONS = 10
 
 
-def kmeans_plus_plus(scores: Any, n_clusters: int, source: B.RandomSource) -> Any:
+def kmeans_plus_plus(scores: Any, n_clusters: int, chooser: random.Random) -> Any:
     """Choose ``n_clusters`` centres by k-means++ (``D²``) seeding.
 
     Parameters
@@ -30,8 +33,8 @@ def kmeans_plus_plus(scores: Any, n_clusters: int, source: B.RandomSource) -> An
         Points.
     n_clusters : int
         Number of centres ``K <= N``.
-    source : RandomSource
-        Randomness.
+    chooser : random.Random
+        Randomness (host-side, so every backend picks the same centres for one seed).
 
     Returns
     -------
@@ -40,13 +43,12 @@ def kmeans_plus_plus(scores: Any, n_clusters: int, source: B.RandomSource) -> An
     """
     xp = B.array_namespace(scores)
     n_obs = scores.shape[0]
-    first = int(float(source.uniform((), dtype=scores.dtype)) * n_obs)
-    centres = [scores[min(first, n_obs - 1), :]]
+    centres = [scores[chooser.randrange(n_obs), :]]
     distances = xp.sum((scores - centres[0]) ** 2, axis=-1)
     for _ in range(1, n_clusters):
         cumulative = xp.cumulative_sum(distances)
         total = float(cumulative[-1])
-        target = float(source.uniform((), dtype=scores.dtype))
+        target = chooser.random()
         if total > 0.0:
             index = int(xp.sum(xp.astype(cumulative < target * total, xp.int64)))
         else:  # every point coincides with a centre: any point will do
@@ -163,14 +165,18 @@ def starting_point(
         Natural parameters in ``xs``'s namespace.
     """
     xp = B.array_namespace(xs)
-    source = B.random_source(seed, xp, B.device_of(xs))
-    if init == "random":
-        return model.initialize_from_sample(source, xs, 0.0, max(noise_floor, reg_covar))
+    chooser = random.Random(seed)
     lower_model = model.lower_harmonium
-    lower = lower_model.initialize_from_sample(source, xs, 0.0, noise_floor)
+    lower = lower_model.initialize_from_sample(seed, xs, 0.0, noise_floor)  # no jitter
     scores = lower_model.posterior_latent_mean(lower, xs)
-    centres = kmeans_plus_plus(scores, model.n_components, source)
-    moments = mixture_moments(scores, lloyd_assignments(scores, centres), reg_covar)
+    if init == "random":
+        picked = chooser.sample(range(scores.shape[0]), model.n_components)
+        centres = xp.take(scores, xp.asarray(picked, device=B.device_of(xs)), axis=0)
+        assignments = lloyd_assignments(scores, centres, n_iterations=0)
+    else:
+        centres = kmeans_plus_plus(scores, model.n_components, chooser)
+        assignments = lloyd_assignments(scores, centres)
+    moments = mixture_moments(scores, assignments, reg_covar)
     upper = model.posterior_upper
     family = upper.component_man
     covariances = moments.covariances
