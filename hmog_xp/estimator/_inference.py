@@ -1,0 +1,189 @@
+"""Inference on a fitted :class:`HMoG`: labels, probabilities, scores, criteria, samples."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from hmog_xp import _backend as B
+from hmog_xp.estimator._inputs import check_data, to_caller
+from hmog_xp.estimator._training import n_free_parameters
+
+
+class FittedMethods:
+    """Methods of a fitted estimator (mixed into :class:`HMoG`).
+
+    They read ``model_``, ``params_`` and the names of the compute and caller backends set
+    by ``fit`` or ``load``; every result comes back in the namespace of the ``X`` given.
+    """
+
+    model_: Any
+    params_: Any
+    latent_rep: str
+    random_state: Any
+    _compute_name: str
+    _caller_name: str
+
+    @property
+    def _xp(self) -> Any:
+        """The compute namespace of the fitted parameters (modules do not pickle)."""
+        return B.namespace_for(self._compute_name)
+
+    def _data(self, X: Any) -> tuple[Any, Any]:
+        check_is_fitted(self, "params_")
+        return check_data(self, X, reset=False, xp=self._xp, dtype=self.params_.dtype)
+
+    def predict(self, X: Any) -> Any:
+        """Return the most probable component of every sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array of int, shape (n_samples,)
+            Component labels.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.posterior_hard_assignment(self.params_, xs), caller_xp)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Return the posterior component probabilities ``p(z = k | x)``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array, shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.posterior_soft_assignments(self.params_, xs), caller_xp)
+
+    def transform(self, X: Any) -> Any:
+        """Return the factor scores ``E[y | x]``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array, shape (n_samples, n_factors)
+            Posterior latent means.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.posterior_latent_mean(self.params_, xs), caller_xp)
+
+    def score_samples(self, X: Any) -> Any:
+        """Return the log-density ``log p(x)`` of every sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        array, shape (n_samples,)
+            Log-densities.
+        """
+        xs, caller_xp = self._data(X)
+        return to_caller(self.model_.log_observable_density(self.params_, xs), caller_xp)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Return the average log-likelihood per sample.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            ``mean_n log p(x_n)``.
+        """
+        xs, _ = self._data(X)
+        return float(self.model_.average_log_observable_density(self.params_, xs))
+
+    def n_parameters(self) -> int:
+        """Return the number of free parameters (used by :meth:`bic` and :meth:`aic`).
+
+        Returns
+        -------
+        int
+            Natural parameter count minus the latent re-parametrisations that leave ``p(x)``
+            unchanged.
+        """
+        check_is_fitted(self, "params_")
+        return n_free_parameters(self.model_, self.latent_rep)
+
+    def bic(self, X: Any) -> float:
+        """Return the Bayesian information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        float
+            ``−2 log L + n_parameters · log N``.
+        """
+        n_obs = len(X) if not hasattr(X, "shape") else int(X.shape[0])
+        total = self.score(X) * n_obs
+        return -2.0 * total + self.n_parameters() * math.log(n_obs)
+
+    def aic(self, X: Any) -> float:
+        """Return the Akaike information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        float
+            ``−2 log L + 2 n_parameters``.
+        """
+        n_obs = len(X) if not hasattr(X, "shape") else int(X.shape[0])
+        return -2.0 * self.score(X) * n_obs + 2.0 * self.n_parameters()
+
+    def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
+        """Draw samples from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+
+        Returns
+        -------
+        X : array, shape (n_samples, n_features)
+            Observations, in the namespace the model was fitted in.
+        labels : array of int, shape (n_samples,)
+            The component of every sample.
+        """
+        check_is_fitted(self, "params_")
+        if not isinstance(n_samples, int) or n_samples < 1:
+            msg = f"n_samples must be a positive int; got {n_samples!r}"
+            raise ValueError(msg)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        source = B.random_source(seed, self._xp, B.device_of(self.params_))
+        xs, _, labels = self.model_.sample(source, self.params_, n_samples)
+        caller_xp = B.namespace_for(self._caller_name)
+        return to_caller(xs, caller_xp), to_caller(labels, caller_xp)
