@@ -316,7 +316,7 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     true = None if args.true_labels is None else read_labels(args.true_labels, table.shape[0])
     image_shape = _image_shape(args.image_shape, table.shape[1])
     read_seconds = time.perf_counter() - start
-    result = fit_model(table, args, label="fit")
+    result = fit_model(table, args, label="EM" if args.variant == "analytic" else "Adam")
     est = result.estimator
     start = time.perf_counter()
     predicted = to_numpy(est.predict(result.data)).astype(np.int64)
@@ -337,7 +337,7 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     if args.out is not None:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         est.save(args.out)
-        rows.append(("model", f"saved to {args.out}"))
+        rows.append(("saved", f"model written to {args.out}"))
     if args.labels is not None:
         write_text(args.labels, format_table(predicted, ["cluster"]))
         rows.append(("labels", f"written to {args.labels}"))
