@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             aics.append(float(candidate.aic(xs)))
             print(f"  d = {n_factors:2d}: BIC {bics[-1]:.0f}, AIC {aics[-1]:.0f}")
         plot_bic(args.bic_factors, bics, aics, args.out / "digits_bic.png")
-    print(f"figures written to {args.out}/digits_{{means,scores,bic}}.png")
+    drawn = "means,scores,bic" if args.bic_factors else "means,scores"
+    print(f"figures written to {args.out}/digits_{{{drawn}}}.png")
     return 0
 
 
