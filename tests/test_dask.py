@@ -20,6 +20,7 @@ from hmog_xp.scale import (
     dask_transform,
     fit_em_dask,
 )
+from tests.helpers import to_numpy
 
 da = pytest.importorskip("dask.array", reason="dask is not installed (pip install hmog_xp[dask])")
 dask = pytest.importorskip("dask")
@@ -197,3 +198,15 @@ def test_local_cluster_fit_equals_fit_em() -> None:
     np.testing.assert_allclose(
         by_address.log_likelihoods, reference.log_likelihoods[:4], rtol=1e-10
     )
+
+
+def test_parameters_stay_in_their_namespace(xp) -> None:
+    """NumPy chunks on the workers, parameters of any backend on the client."""
+    model, params, data = _problem(n=800)
+    reference = fit_em(model, params, data, max_iter=4, tol=0.0)
+    fit = fit_em_dask(
+        model, xp.asarray(params), da.from_array(data, chunks=(300, 5)), max_iter=4, tol=0.0
+    )
+    assert type(fit.params) is type(xp.asarray(params))
+    np.testing.assert_allclose(to_numpy(fit.params), reference.params, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(fit.log_likelihoods, reference.log_likelihoods, rtol=1e-10)
