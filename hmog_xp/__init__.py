@@ -14,6 +14,11 @@ Public API (everything else is private):
   :func:`symmetric_hmog`, :func:`analytic_hmog`;
 * EM at scale: :func:`fit_em` (chunked E-step, cached data statistics, jitted on JAX),
   :func:`em_steps`, with explicit M-step stabilisers :class:`Regularization`;
+* beyond one array (:mod:`hmog_xp.scale`): :func:`fit_em_dask` and the lazy
+  :func:`dask_predict`, :func:`dask_predict_proba`, :func:`dask_transform`,
+  :func:`dask_score_samples` on Dask arrays; online EM :func:`online_em_init`,
+  :func:`online_em_update`, :func:`fit_online` (:class:`StepSize`, :class:`OnlineEMState`,
+  :class:`OnlineEMFit`);
 * the scikit-learn style estimator :class:`HMoG` (fit / predict / transform / score / bic /
   sample / save / load);
 * gradient training on every backend: :class:`Adam`, :func:`fit_gradient`;
@@ -57,6 +62,19 @@ from hmog_xp.hmog import (
 )
 from hmog_xp.optim import Adam, AdamState, GradientFit, fit_gradient
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
+from hmog_xp.scale import (
+    OnlineEMFit,
+    OnlineEMState,
+    StepSize,
+    dask_predict,
+    dask_predict_proba,
+    dask_score_samples,
+    dask_transform,
+    fit_em_dask,
+    fit_online,
+    online_em_init,
+    online_em_update,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -83,22 +101,33 @@ __all__ = [
     "Mixture",
     "MixtureParameters",
     "Normal",
+    "OnlineEMFit",
+    "OnlineEMState",
     "PositiveDefinite",
     "Regularization",
     "Scale",
+    "StepSize",
     "SymmetricHMoG",
     "ValidationError",
     "__version__",
     "analytic_hmog",
+    "dask_predict",
+    "dask_predict_proba",
+    "dask_score_samples",
+    "dask_transform",
     "differentiable_hmog",
     "em_steps",
     "factor_analysis",
     "fit_em",
+    "fit_em_dask",
     "fit_gradient",
+    "fit_online",
     "get_backend",
     "grad",
     "installed_backends",
     "jit",
+    "online_em_init",
+    "online_em_update",
     "principal_component_analysis",
     "set_backend",
     "set_validation",

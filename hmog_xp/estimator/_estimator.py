@@ -17,7 +17,8 @@ from hmog_xp.estimator import _persist
 from hmog_xp.estimator._inference import FittedMethods
 from hmog_xp.estimator._inputs import caller_namespace, check_data, to_caller
 from hmog_xp.estimator._params import check_hyperparameters, n_factors_for
-from hmog_xp.estimator._training import build_model, run_once
+from hmog_xp.estimator._scale import fit_dask, is_dask_array, partial_fit
+from hmog_xp.estimator._training import RunResult, build_model, run_once
 
 
 class HMoG(FittedMethods, DensityMixin, BaseEstimator):
@@ -60,6 +61,10 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         Adam step size (gradient-trained variants).
     batch_size : int or None, default=None
         Mini-batch size for gradient training (None: full batch).
+    learning_offset : float, default=1.0
+        ``t₀`` of the online-EM step sizes ``γ_t = (t + t₀)^(−κ)`` (:meth:`partial_fit`).
+    learning_decay : float, default=0.6
+        ``κ ∈ (0.5, 1]`` of the online-EM step sizes.
     backend : str or None, default=None
         Compute backend (``'numpy'``, ``'jax'``, ``'torch'``, ``'cupy'``,
         ``'array_api_strict'``); None: the input's backend (NumPy for lists and frames).
@@ -121,6 +126,8 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         noise_floor: float = 1e-6,
         learning_rate: float = 0.01,
         batch_size: int | None = None,
+        learning_offset: float = 1.0,
+        learning_decay: float = 0.6,
         backend: str | None = None,
         random_state: Any = None,
         verbose: int = 0,
@@ -140,6 +147,8 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         self.noise_floor = noise_floor
         self.learning_rate = learning_rate
         self.batch_size = batch_size
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
         self.backend = backend
         self.random_state = random_state
         self.verbose = verbose
@@ -176,6 +185,35 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             The fitted estimator.
         """
         check_hyperparameters(self)
+        self.__dict__.pop("_online_state", None)
+        seeds = check_random_state(self.random_state).randint(2**31 - 1, size=self.n_init)
+        if is_dask_array(X):
+            model, best = None, None
+            for restart, seed in enumerate(seeds):
+                model, run = fit_dask(self, X, int(seed), self._progress(restart))
+                if best is None or run.log_likelihoods[-1] > best.log_likelihoods[-1]:
+                    best = run
+            assert best is not None  # n_init >= 1 was checked
+            caller_xp, n_obs = B.array_namespace(best.params), int(X.shape[0])
+        else:
+            model, best, caller_xp, n_obs = self._fit_in_memory(X, seeds)
+        assert best is not None  # n_init >= 1 was checked
+        self._set_fitted(model, best.params, caller_xp)
+        self.converged_ = bool(best.converged)
+        self.n_iter_ = int(best.n_iter)
+        self.log_likelihood_ = [float(value) for value in best.log_likelihoods]
+        self.lower_bound_ = self.log_likelihood_[-1]
+        if not self.converged_ and self.max_iter > 0:
+            msg = (
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} steps "
+                f"(tol={self.tol}); increase max_iter or tol, or check the data's scaling"
+            )
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        self._warn_empty_components(n_obs)
+        return self
+
+    def _fit_in_memory(self, X: Any, seeds: Any) -> tuple[Any, RunResult, Any, int]:
+        """Fit every restart on an in-memory array; return the model and the best run."""
         xp = B.get_namespace(self.backend) if self.backend else caller_namespace(X)
         xs, caller_xp = check_data(self, X, reset=True, xp=xp)
         n_obs, n_features = xs.shape
@@ -183,7 +221,6 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         model = build_model(
             self.variant, self.noise, self.latent_rep, n_features, n_factors, self.n_components
         )
-        seeds = check_random_state(self.random_state).randint(2**31 - 1, size=self.n_init)
         settings = {
             "max_iter": self.max_iter,
             "tol": self.tol,
@@ -201,18 +238,32 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             if best is None or run.log_likelihoods[-1] > best.log_likelihoods[-1]:
                 best = run
         assert best is not None  # n_init >= 1 was checked
-        self._set_fitted(model, best.params, caller_xp)
-        self.converged_ = bool(best.converged)
-        self.n_iter_ = int(best.n_iter)
-        self.log_likelihood_ = [float(value) for value in best.log_likelihoods]
-        self.lower_bound_ = self.log_likelihood_[-1]
-        if not self.converged_ and self.max_iter > 0:
-            msg = (
-                f"{type(self).__name__} did not converge in max_iter={self.max_iter} steps "
-                f"(tol={self.tol}); increase max_iter or tol, or check the data's scaling"
-            )
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
-        self._warn_empty_components(n_obs)
+        return model, best, caller_xp, n_obs
+
+    def partial_fit(self, X: Any, y: Any = None) -> HMoG:
+        """Update the model with one mini-batch by online EM (analytic variant).
+
+        The first call initialises on its batch (as ``fit`` would, one restart) and takes
+        one EM step; every call then blends the batch's posterior statistics into running
+        averages with weight ``γ_t = (t + learning_offset)^(−learning_decay)`` and
+        re-estimates the parameters in closed form (Cappé & Moulines, 2009).
+        ``log_likelihood_`` records each batch's average log-likelihood before its update.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            A mini-batch (a Dask array is computed first).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        HMoG
+            The updated estimator.
+        """
+        if getattr(self, "_online_state", None) is None:
+            check_hyperparameters(self)
+        partial_fit(self, X)
         return self
 
     def _progress(self, restart: int) -> Callable[[int, float], None] | None:

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hmog_xp import _backend as B
 from hmog_xp.estimator._inputs import check_data, to_caller
+from hmog_xp.estimator._scale import is_dask_array, lazy_method
 from hmog_xp.estimator._training import n_free_parameters
 
 
@@ -17,7 +18,8 @@ class FittedMethods:
     """Methods of a fitted estimator (mixed into :class:`HMoG`).
 
     They read ``model_``, ``params_`` and the names of the compute and caller backends set
-    by ``fit`` or ``load``; every result comes back in the namespace of the ``X`` given.
+    by ``fit`` or ``load``; every result comes back in the namespace of the ``X`` given (a
+    lazy Dask array, computed chunk-wise, for a Dask ``X``).
     """
 
     model_: Any
@@ -49,6 +51,8 @@ class FittedMethods:
         array of int, shape (n_samples,)
             Component labels.
         """
+        if is_dask_array(X):
+            return lazy_method(self, X, "predict")  # type: ignore[arg-type]
         xs, caller_xp = self._data(X)
         return to_caller(self.model_.posterior_hard_assignment(self.params_, xs), caller_xp)
 
@@ -65,6 +69,8 @@ class FittedMethods:
         array, shape (n_samples, n_components)
             Rows sum to one.
         """
+        if is_dask_array(X):
+            return lazy_method(self, X, "predict_proba")  # type: ignore[arg-type]
         xs, caller_xp = self._data(X)
         return to_caller(self.model_.posterior_soft_assignments(self.params_, xs), caller_xp)
 
@@ -81,6 +87,8 @@ class FittedMethods:
         array, shape (n_samples, n_factors)
             Posterior latent means.
         """
+        if is_dask_array(X):
+            return lazy_method(self, X, "transform")  # type: ignore[arg-type]
         xs, caller_xp = self._data(X)
         return to_caller(self.model_.posterior_latent_mean(self.params_, xs), caller_xp)
 
@@ -97,6 +105,8 @@ class FittedMethods:
         array, shape (n_samples,)
             Log-densities.
         """
+        if is_dask_array(X):
+            return lazy_method(self, X, "score_samples")  # type: ignore[arg-type]
         xs, caller_xp = self._data(X)
         return to_caller(self.model_.log_observable_density(self.params_, xs), caller_xp)
 
@@ -115,6 +125,9 @@ class FittedMethods:
         float
             ``mean_n log p(x_n)``.
         """
+        if is_dask_array(X):
+            lazy = lazy_method(self, X, "score_samples")  # type: ignore[arg-type]
+            return float(lazy.mean().compute())
         xs, _ = self._data(X)
         return float(self.model_.average_log_observable_density(self.params_, xs))
 

@@ -65,6 +65,11 @@ def check_hyperparameters(estimator: HMoG) -> None:
     _real("noise_floor", estimator.noise_floor)
     _real("learning_rate", estimator.learning_rate, positive=True)
     _integer("batch_size", estimator.batch_size, 1, optional=True)
+    _real("learning_offset", estimator.learning_offset, positive=True)
+    decay = estimator.learning_decay
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0.5 < decay <= 1:
+        msg = f"learning_decay must be in (0.5, 1]; got {decay!r}"
+        raise ValueError(msg)
     _integer("verbose", estimator.verbose, 0)
     _integer("verbose_interval", estimator.verbose_interval, 1)
     if estimator.callback is not None and not callable(estimator.callback):

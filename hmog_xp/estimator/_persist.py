@@ -36,6 +36,8 @@ _STORED = (
     "noise_floor",
     "learning_rate",
     "batch_size",
+    "learning_offset",
+    "learning_decay",
     "backend",
     "verbose",
     "verbose_interval",

@@ -1,0 +1,92 @@
+"""The estimator beyond one array: ``fit`` on a Dask array and streaming ``partial_fit``.
+
+Oracles: the in-memory fit of the same data (same seed, so the same initialisation when the
+data have at most ``INIT_ROWS`` rows) and the batch EM optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from hmog_xp import HMoG
+from tests.conftest import load_namespace
+from tests.test_estimator import generative_sample
+
+
+@pytest.fixture(autouse=True)
+def _numpy_selected() -> None:
+    load_namespace("numpy")
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, HMoG]:
+    observed, _ = generative_sample(5, n=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return observed, HMoG(3, 2, random_state=0, max_iter=40).fit(observed)
+
+
+def test_dask_fit_equals_the_in_memory_fit(data: Any) -> None:
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    observed, in_memory = data
+    chunked = da.from_array(observed, chunks=(300, observed.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = HMoG(3, 2, random_state=0, max_iter=40).fit(chunked)
+    np.testing.assert_allclose(est.log_likelihood_, in_memory.log_likelihood_, rtol=1e-10)
+    np.testing.assert_allclose(est.params_, in_memory.params_, rtol=1e-8, atol=1e-10)
+    for method in ("predict", "predict_proba", "transform", "score_samples"):
+        lazy = getattr(est, method)(chunked)
+        assert isinstance(lazy, da.Array), method
+        np.testing.assert_allclose(lazy.compute(), getattr(in_memory, method)(observed), atol=1e-8)
+    assert est.score(chunked) == pytest.approx(in_memory.score(observed), rel=1e-10)
+    assert est.bic(chunked) == pytest.approx(in_memory.bic(observed), rel=1e-10)
+
+
+def test_dask_fit_errors_are_clear(data: Any) -> None:
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    observed, _ = data
+    by_columns = da.from_array(observed, chunks=(500, 3))
+    with pytest.raises(ValueError, match=r"rechunk\(\{1: -1\}\)"):
+        HMoG(3, 2).fit(by_columns)
+    with pytest.raises(ValueError, match="needs variant='analytic'"):
+        HMoG(3, 2, variant="differentiable").fit(da.from_array(observed, chunks=(500, 6)))
+    holes = observed.copy()
+    holes[1234, 0] = np.nan
+    with pytest.raises(ValueError, match=r"chunk 2 \(rows 1000-1499\) contains non-finite"):
+        HMoG(3, 2, max_iter=3).fit(da.from_array(holes, chunks=(500, 6)))
+
+
+def test_partial_fit_approaches_the_batch_optimum(data: Any) -> None:
+    observed, batch_fit = data
+    rng = np.random.default_rng(0)
+    online = HMoG(3, 2, random_state=0)
+    for _ in range(4):  # epochs
+        for part in np.array_split(observed[rng.permutation(len(observed))], 20):
+            online.partial_fit(part)
+    assert online.n_iter_ == 80
+    assert len(online.log_likelihood_) == 80
+    assert online.score(observed) == pytest.approx(batch_fit.score(observed), abs=5e-3)
+    assert online.score(observed) <= batch_fit.score(observed) + 1e-9
+
+
+def test_partial_fit_checks_later_batches() -> None:
+    observed, _ = generative_sample(6, n=200)
+    online = HMoG(3, 2, random_state=0).partial_fit(observed[:100])
+    with pytest.raises(ValueError, match="X has 5 features, but HMoG is expecting 6"):
+        online.partial_fit(observed[100:, :5])
+    with pytest.raises(ValueError, match="partial_fit needs variant='analytic'"):
+        HMoG(3, 2, variant="symmetric").partial_fit(observed)
+    with pytest.raises(ValueError, match=r"learning_decay must be in \(0.5, 1\]"):
+        HMoG(3, 2, learning_decay=0.4).partial_fit(observed)
+    # fit starts afresh: the online state is dropped.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        online.fit(observed)
+    assert online.n_iter_ <= online.max_iter
+    assert online.partial_fit(observed[:50]).n_iter_ == 1
