@@ -25,13 +25,17 @@ from hmog_xp.cli._metrics import adjusted_rand_index, normalized_mutual_informat
 from hmog_xp.cli._plots import FigureData, write_figure
 from hmog_xp.cli._progress import ProgressBar
 
-#: Settings of ``hmog-xp demo`` (UCI digits, 1797 × 64).
+#: Settings of ``hmog-xp demo`` (UCI digits, 1797 × 64). The latent covariance floor
+#: ``reg_covar`` (in the whitened latent space, whose overall covariance is the identity) keeps
+#: components from collapsing onto a few nearly identical images: over seeds 0-9 the adjusted
+#: Rand index averages about 0.63 with it, about 0.43 with the default 1e-6 (16 factors).
+#: Seed 3 gives a median result (ARI 0.645 over seeds 0-9: median 0.644, range 0.56-0.72).
 DEMO_COMPONENTS = 10
-DEMO_FACTORS = 12
+DEMO_FACTORS = 16
 DEMO_MAX_ITER = 200
 DEMO_TOL = 1e-6
-DEMO_REG_COVAR = 1e-2
-DEMO_SEED = 0
+DEMO_REG_COVAR = 5e-2
+DEMO_SEED = 3
 
 
 @dataclass

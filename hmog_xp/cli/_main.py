@@ -8,6 +8,16 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from hmog_xp._errors import BackendError, ValidationError
+from hmog_xp.cli._commands import (
+    DEMO_COMPONENTS,
+    DEMO_FACTORS,
+    DEMO_MAX_ITER,
+    DEMO_REG_COVAR,
+    DEMO_SEED,
+    run_demo,
+    run_fit,
+)
+from hmog_xp.cli._predict import run_predict
 
 PROG = "hmog-xp"
 
@@ -82,15 +92,21 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo",
         help="fit the embedded UCI handwritten digits, print a summary, write hmog_demo.png",
-        description="Fit an HMoG (10 components, 12 factors, diagonal noise, EM) to the "
-        "1797 UCI handwritten digits shipped with hmog_xp; print the fit, the agreement "
-        "with the true digits (ARI, NMI) and timings; write the figure hmog_demo.png.",
+        description=f"Fit an HMoG ({DEMO_COMPONENTS} components, {DEMO_FACTORS} factors, "
+        f"diagonal noise, EM, latent covariance floor {DEMO_REG_COVAR}) to the 1797 UCI "
+        "handwritten digits shipped with hmog_xp; print the fit, the agreement with the true "
+        "digits (adjusted Rand index, normalised mutual information) and timings; write the "
+        "figure hmog_demo.png.",
     )
     _add_backend(demo)
     demo.add_argument("--out-dir", default=".", metavar="DIR", help="where to write the figure")
-    demo.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (0)")
+    demo.add_argument(
+        "--seed", type=_seed, default=DEMO_SEED, metavar="N", help=f"random seed ({DEMO_SEED})"
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.add_argument("--max-iter", type=_positive_int, default=200, help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--max-iter", type=_positive_int, default=DEMO_MAX_ITER, help=argparse.SUPPRESS
+    )
     demo.set_defaults(command="demo")
 
 
@@ -223,14 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success, 2 for bad arguments or input (one ``hmog-xp: error:``
         line on stderr), 130 when interrupted.
     """
-    from hmog_xp.cli import _commands, _predict
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
-    run = {"demo": _commands.run_demo, "fit": _commands.run_fit, "predict": _predict.run_predict}
+    run = {"demo": run_demo, "fit": run_fit, "predict": run_predict}
     try:
         return run[args.command](args)
     except (ValidationError, BackendError, ValueError, OSError) as exc:
