@@ -50,14 +50,42 @@ def _is_number(field: str) -> bool:
     return True
 
 
-def _read_rows(path: pathlib.Path) -> list[list[str]]:
+def _read_text(path: pathlib.Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         msg = f"{path} is not a text CSV file ({exc.reason} at byte {exc.start})"
         raise ValueError(msg) from None
-    rows = list(csv.reader(io.StringIO(text)))
-    return [[field.strip() for field in row] for row in rows]
+
+
+def _parse_rows(text: str) -> list[list[str]]:
+    return [[field.strip() for field in row] for row in csv.reader(io.StringIO(text))]
+
+
+def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parse a clean numeric CSV with NumPy's reader; None when anything is unusual.
+
+    The slow path (:func:`_table_from_rows`) then parses the file field by field and says
+    where the problem is.
+    """
+    text_lines = text.split("\n")
+    first = next((i for i, line in enumerate(text_lines) if line.strip()), None)
+    if first is None:
+        return None
+    header = not all(_is_number(field) for field in next(csv.reader([text_lines[first]])))
+    skip = first + 1 if header else first
+    lines = [i + 1 for i in range(skip, len(text_lines)) if text_lines[i].strip()]
+    if not lines:
+        return None
+    try:
+        table = np.loadtxt(
+            io.StringIO(text), delimiter=",", skiprows=skip, ndmin=2, comments=None, quotechar='"'
+        )
+    except ValueError:
+        return None
+    if len(lines) != table.shape[0]:
+        return None
+    return np.asarray(table, dtype=np.float64), np.asarray(lines)
 
 
 def _check_path(path: str | pathlib.Path) -> pathlib.Path:
@@ -101,11 +129,11 @@ def _check_finite(table: np.ndarray, path: pathlib.Path, lines: np.ndarray | Non
     if finite.all():
         return
     first = int(np.flatnonzero(~finite)[0])
-    where = f"line {int(lines[first])}" if lines is not None else f"row {first}"
+    where = f"line {int(lines[first])} (row index {first})" if lines is not None else ""
+    where = where or f"row index {first}"
     values = ", ".join(str(v) for v in table[first][~np.isfinite(table[first])][:3])
     msg = (
-        f"{path}, {where} (data row {first}): non-finite value(s) {values}; "
-        "remove or impute rows with NaN or infinity"
+        f"{path}, {where}: non-finite value(s) {values}; remove or impute rows with NaN or infinity"
     )
     raise ValueError(msg)
 
@@ -155,7 +183,9 @@ def read_table(path: str | pathlib.Path) -> np.ndarray:
             raise ValueError(msg)
         _check_finite(table, path, None)
         return table
-    table, lines = _table_from_rows(_read_rows(path), path)
+    text = _read_text(path)
+    parsed = _fast_table(text)
+    table, lines = parsed if parsed is not None else _table_from_rows(_parse_rows(text), path)
     _check_finite(table, path, lines)
     return table
 
@@ -191,7 +221,7 @@ def read_labels(path: str | pathlib.Path, n_rows: int) -> np.ndarray:
             raise ValueError(msg) from None
         labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
     else:
-        rows = [row for row in _read_rows(path) if any(row)]
+        rows = [row for row in _parse_rows(_read_text(path)) if any(row)]
         if any(len(row) != 1 for row in rows):
             msg = f"{path} must hold one label per line (a single column)"
             raise ValueError(msg)
