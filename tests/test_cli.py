@@ -38,10 +38,6 @@ pytestmark = pytest.mark.skipif(
     not _numpy_selected(), reason="CLI tests run once, with the numpy backend selection"
 )
 
-needs_estimator = pytest.mark.skipif(
-    not hasattr(hmog_xp, "HMoG"), reason="the HMoG estimator is not in this tree yet"
-)
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -274,7 +270,6 @@ def test_sizes_and_backend(capsys: pytest.CaptureFixture[str], data_csv: pathlib
 # -- the commands with the estimator -------------------------------------------------------------
 
 
-@needs_estimator
 def test_demo_writes_png_and_reports_agreement(
     capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
 ) -> None:
@@ -293,7 +288,6 @@ def test_demo_writes_png_and_reports_agreement(
     assert "EM [" in err
 
 
-@needs_estimator
 def test_fit_save_predict_round_trip(
     capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, data_csv: pathlib.Path
 ) -> None:
@@ -328,7 +322,6 @@ def test_fit_save_predict_round_trip(
     np.testing.assert_array_equal(np.argmax(proba, axis=1), fitted)
 
 
-@needs_estimator
 def test_predict_bad_inputs(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
     table, _ = _clusters()
     data = tmp_path / "data.npy"
