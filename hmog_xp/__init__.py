@@ -26,6 +26,8 @@ Public API (everything else is private):
   :class:`ValidationError`, :class:`BackendError`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from hmog_xp._backend import (
     get_backend,
     grad,
@@ -37,7 +39,6 @@ from hmog_xp._backend import (
 from hmog_xp._errors import BackendError, ValidationError
 from hmog_xp._validation import set_validation, validation
 from hmog_xp.em import EMFit, Regularization, em_steps, fit_em
-from hmog_xp.estimator import HMoG
 from hmog_xp.families import Categorical, ExponentialFamily, Normal
 from hmog_xp.harmoniums import (
     AnalyticLinearGaussianModel,
@@ -76,7 +77,32 @@ from hmog_xp.scale import (
     online_em_update,
 )
 
+if TYPE_CHECKING:
+    from hmog_xp.estimator import HMoG
+
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import the estimator on first use (it pulls in scikit-learn, which is slow to import).
+
+    Parameters
+    ----------
+    name : str
+        Attribute name.
+
+    Returns
+    -------
+    object
+        The attribute.
+    """
+    if name == "HMoG":
+        from hmog_xp.estimator import HMoG
+
+        return HMoG
+    msg = f"module 'hmog_xp' has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "Adam",

@@ -22,6 +22,7 @@ __all__ = [
     "backend_of_array",
     "from_numpy",
     "load_arrays",
+    "object_array",
     "save_arrays",
     "to_numpy",
     "transfer",
@@ -125,6 +126,22 @@ def transfer(value: Any, xp: ModuleType, *, device: Any = None) -> Any:
     if backend_of_array(value) == backend_name_of(xp):
         return value
     return from_numpy(to_numpy(value), xp, device=device)
+
+
+def object_array(values: list[str]) -> np.ndarray:
+    """Return a NumPy array of Python objects (how scikit-learn stores feature names).
+
+    Parameters
+    ----------
+    values : list of str
+        The values.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(values),)
+        An ``object`` array.
+    """
+    return np.asarray(values, dtype=object)
 
 
 def save_arrays(path: str | Path, arrays: dict[str, Any], metadata: dict[str, Any]) -> Path:

@@ -10,10 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from hmog_xp import _backend as B
-from hmog_xp._backend.transfer import from_numpy, load_arrays, save_arrays
+from hmog_xp._backend.transfer import from_numpy, load_arrays, object_array, save_arrays
 from hmog_xp.estimator._training import build_model
 
 if TYPE_CHECKING:
@@ -73,7 +71,7 @@ def save(estimator: HMoG, path: str | Path) -> Path:
         "model": {"n_features": p, "n_factors": d},
         "fit": {
             "backend": B.backend_name_of(B.array_namespace(estimator.params_)),
-            "dtype": str(np.dtype(_dtype_name(estimator.params_))),
+            "dtype": _dtype_name(estimator.params_),
             "converged": estimator.converged_,
             "n_iter": estimator.n_iter_,
             "log_likelihood": estimator.log_likelihood_,
@@ -133,14 +131,17 @@ def load(cls: type[HMoG], path: str | Path, *, backend: str | None = None) -> HM
         hyper["n_components"],
     )
     xp = B.namespace_for(name)
-    params = from_numpy(np.asarray(arrays["params"], dtype=fit["dtype"]), xp)
+    if fit["dtype"] not in ("float32", "float64"):
+        msg = f"{path}: unsupported parameter dtype {fit['dtype']!r}"
+        raise ValueError(msg)
+    params = xp.astype(from_numpy(arrays["params"], xp), getattr(xp, fit["dtype"]))
     if tuple(params.shape) != (model.dim,):
         msg = f"{path}: parameters of shape {tuple(params.shape)} do not fit {model!r}"
         raise ValueError(msg)
     estimator._set_fitted(model, params, xp)
     estimator.n_features_in_ = shape["n_features"]
     if fit["feature_names"] is not None:
-        estimator.feature_names_in_ = np.asarray(fit["feature_names"], dtype=object)
+        estimator.feature_names_in_ = object_array(fit["feature_names"])
     estimator.converged_ = bool(fit["converged"])
     estimator.n_iter_ = int(fit["n_iter"])
     estimator.log_likelihood_ = [float(value) for value in fit["log_likelihood"]]
