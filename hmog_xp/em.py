@@ -34,11 +34,13 @@ EXACT = Regularization()
 __all__ = [
     "EMFit",
     "Regularization",
+    "check_em_model",
     "default_chunk_size",
     "em_step",
     "em_steps",
     "expectation",
     "fit_em",
+    "m_step",
     "observable_statistics",
 ]
 
@@ -97,8 +99,52 @@ def em_step(
         Average log-likelihood of the *input* parameters.
     """
     means, log_likelihood = expectation(model, params, xs, obs_statistics, chunk_size)
-    means = regularize_means(model, means, regularization)
-    return model.to_natural(model.whiten_prior(means)), log_likelihood  # type: ignore[attr-defined]
+    return m_step(model, means, regularization), log_likelihood
+
+
+def m_step(
+    model: HierarchicalMixtureOfGaussians, means: Any, regularization: Regularization | None = None
+) -> Any:
+    """Return ``to_natural(whiten_prior(regularize(means)))``: the closed-form M-step.
+
+    Shared by :func:`em_step` and the Dask and online drivers of :mod:`hmog_xp.scale`.
+
+    Parameters
+    ----------
+    model : AnalyticHMoG
+        The model.
+    means : array, shape (dim,)
+        Mean posterior statistics.
+    regularization : Regularization, optional
+        Stabilisers (default or None: exact).
+
+    Returns
+    -------
+    array, shape (dim,)
+        Natural parameters with a whitened latent prior.
+    """
+    regularized = regularize_means(
+        model, means, EXACT if regularization is None else regularization
+    )
+    return model.to_natural(model.whiten_prior(regularized))  # type: ignore[attr-defined]
+
+
+def check_em_model(model: Any) -> None:
+    """Raise unless ``model`` has closed-form EM (``AnalyticHMoG`` and the like).
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+
+    Raises
+    ------
+    ValidationError
+        If the model has no ``expectation_maximization``.
+    """
+    if not hasattr(model, "expectation_maximization"):
+        msg = f"{model!r} has no closed-form EM; train it with fit_gradient"
+        raise ValidationError(msg)
 
 
 def em_steps(
@@ -201,9 +247,7 @@ def fit_em(
     EMFit
         Final parameters, log-likelihood history, iterations and convergence flag.
     """
-    if not hasattr(model, "expectation_maximization"):
-        msg = f"{model!r} has no closed-form EM; train it with fit_gradient"
-        raise ValidationError(msg)
+    check_em_model(model)
     model._check_sample(xs)
     model._check_params(params)
     size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)

@@ -26,6 +26,7 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 
 if TYPE_CHECKING:
+    from hmog_xp.families import Normal
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
 __all__ = ["Regularization", "regularize_means"]
@@ -101,15 +102,7 @@ def regularize_means(
     obs_means, cross, upper_means = model.split_coords(means)
     observable = model.obs_man
     if regularization.min_variance > 0.0:
-        mean_x, covariance_x = observable.split_mean_covariance(obs_means)
-        floor = xp.full(
-            observable.rep.diagonal(covariance_x, observable.n).shape,
-            regularization.min_variance,
-            dtype=means.dtype,
-            device=B.device_of(means),
-        )
-        covariance_x = observable.rep.add_diagonal(covariance_x, floor, observable.n)
-        obs_means = observable.join_mean_covariance(mean_x, covariance_x)
+        obs_means = _add_to_variances(observable, obs_means, regularization.min_variance)
     upper = model.posterior_upper
     total, weighted_rest, probs = upper.split_coords(upper_means)
     weights = xp.concat([1.0 - xp.sum(probs, axis=-1, keepdims=True), probs], axis=-1)
@@ -122,13 +115,14 @@ def regularize_means(
     components = weighted / weights[:, None]
     family = upper.component_man
     if regularization.reg_covar > 0.0:
-        component_means, covariances = family.split_mean_covariance(components)
-        floor = xp.full(
-            family.rep.diagonal(covariances, family.n).shape,
-            regularization.reg_covar,
-            dtype=means.dtype,
-            device=B.device_of(means),
-        )
-        covariances = family.rep.add_diagonal(covariances, floor, family.n)
-        components = family.join_mean_covariance(component_means, covariances)
+        components = _add_to_variances(family, components, regularization.reg_covar)
     return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
+
+
+def _add_to_variances(family: Normal, means: Any, amount: float) -> Any:
+    """Mean coordinates of ``family`` with ``amount`` added to every variance."""
+    xp = B.array_namespace(means)
+    mean, covariance = family.split_mean_covariance(means)
+    variances = family.rep.diagonal(covariance, family.n)
+    shift = xp.full(variances.shape, amount, dtype=means.dtype, device=B.device_of(means))
+    return family.join_mean_covariance(mean, family.rep.add_diagonal(covariance, shift, family.n))

@@ -1,28 +1,12 @@
-"""The M-step shared by the Dask and online drivers (the same as :func:`hmog_xp.em.em_step`)."""
+"""The M-step pieces shared by the Dask and online drivers (see :func:`hmog_xp.em.m_step`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hmog_xp._errors import ValidationError
+from hmog_xp.em import check_em_model, m_step
 
-
-def check_em_model(model: Any) -> None:
-    """Raise unless ``model`` has closed-form EM (``AnalyticHMoG`` and the like).
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-
-    Raises
-    ------
-    ValidationError
-        If the model has no ``expectation_maximization``.
-    """
-    if not hasattr(model, "expectation_maximization"):
-        msg = f"{model!r} has no closed-form EM; train it with fit_gradient"
-        raise ValidationError(msg)
+__all__ = ["check_em_model", "check_regularization", "m_step", "regularize"]
 
 
 def check_regularization(regularization: Any) -> Any:
@@ -68,23 +52,3 @@ def regularize(model: Any, means: Any, regularization: Any) -> Any:
     from hmog_xp.hmog._regularize import regularize_means
 
     return regularize_means(model, means, regularization)
-
-
-def m_step(model: Any, means: Any, regularization: Any = None) -> Any:
-    """Return ``to_natural(whiten_prior(regularize(means)))``, the M-step of ``em_step``.
-
-    Parameters
-    ----------
-    model : AnalyticHMoG
-        The model.
-    means : array, shape (dim,)
-        Mean posterior statistics.
-    regularization : Regularization or None, optional
-        Checked stabilisers (default: exact).
-
-    Returns
-    -------
-    array, shape (dim,)
-        Natural parameters with a whitened latent prior.
-    """
-    return model.to_natural(model.whiten_prior(regularize(model, means, regularization)))
