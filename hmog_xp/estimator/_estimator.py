@@ -54,7 +54,10 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         A callable ``init(model, X, seed)`` may return either of the following: an
         ``HMoGParameters`` (or dict with its fields) or natural parameters of the model.
     reg_covar : float, default=1e-6
-        Added to the diagonal of every latent component covariance at each M-step.
+        Added to the diagonal of every latent component covariance at each M-step. The latent
+        space is whitened at every step (its marginal covariance is the identity), so this is
+        a floor relative to unit variance: values around 0.01-0.05 keep components from
+        collapsing onto groups of near-duplicate points (the digits demo uses 0.05).
     noise_floor : float, default=1e-6
         Added to every noise variance at each M-step (keeps constant columns finite).
     learning_rate : float, default=0.01
