@@ -248,7 +248,7 @@ def fit_em(
         Final parameters, log-likelihood history, iterations and convergence flag.
     """
     check_em_model(model)
-    model._check_sample(xs)
+    model._check_sample(xs, params)
     model._check_params(params)
     size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)
     if size < 1:

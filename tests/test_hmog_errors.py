@@ -412,3 +412,22 @@ FACTORY_ERRORS = [
 def test_bad_factory_arguments(build: Callable[[], Any], match: str) -> None:
     with pytest.raises(hx.ValidationError, match=re.escape(match) if "'" in match else match):
         build()
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "log_observable_density",
+        "average_log_observable_density",
+        "posterior_soft_assignments",
+        "posterior_latent_mean",
+        "mean_posterior_statistics",
+    ],
+)
+def test_parameters_and_data_from_different_backends_are_named(xp: Any, method: str) -> None:
+    if xp_name(xp) == "numpy":
+        pytest.skip("needs a second backend: NumPy data against non-NumPy parameters")
+    model = hx.analytic_hmog(3, hx.Diagonal, 1, 2)
+    params = model.initialize(0, xp=xp)
+    with pytest.raises(hx.BackendError, match=r"not arrays of a single supported backend \(got"):
+        getattr(model, method)(params, np.ones((4, 3)))

@@ -148,7 +148,11 @@ def array_namespace(*arrays: Any) -> ModuleType:
     try:
         return _compat_namespace(*real)
     except TypeError as exc:
-        msg = f"inputs are not arrays of a single supported backend: {exc}"
+        kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in real})
+        msg = (
+            f"inputs are not arrays of a single supported backend (got {', '.join(kinds)}); "
+            f"convert them to one backend, e.g. with that backend's asarray"
+        )
         raise BackendError(msg) from exc
 
 

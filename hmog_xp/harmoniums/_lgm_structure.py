@@ -176,5 +176,5 @@ class LinearGaussianStructure(Harmonium):  # numpydoc ignore=PR02
         array, shape (..., lat_dim)
             Posterior means.
         """
-        self._check_x(x)
+        self._check_x(x, params=params)
         return self._posterior_means(params, x)[..., : self.lat_dim]

@@ -108,9 +108,10 @@ class HarmoniumStructure(ABC):
         check_trailing_dim(params, self.dim, name, repr(self))
         return B.array_namespace(params)
 
-    def _check_x(self, x: Any, name: str = "x") -> ModuleType:
+    def _check_x(self, x: Any, name: str = "x", params: Any = None) -> ModuleType:
         check_trailing_dim(x, self.data_dim, name, repr(self))
-        xp = B.array_namespace(x)
+        # With params, a BackendError when they and x belong to different backends.
+        xp = B.array_namespace(x) if params is None else B.array_namespace(params, x)
         check_finite(x, name, xp=xp)
         return xp
 
@@ -201,7 +202,7 @@ class HarmoniumStructure(ABC):
         array, shape (..., pst_man.dim)
             Posterior natural parameters ``θ_z + embed(Wᵀ a(x))``.
         """
-        self._check_x(x)
+        self._check_x(x, params=params)
         _, interaction, lat = self.split_coords(params)
         shift = vecmat(self._obs_interaction_statistic(x), interaction)
         return lat + self._embed_lat(shift)

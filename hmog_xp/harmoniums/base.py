@@ -55,7 +55,7 @@ class Harmonium(HarmoniumStructure):
         array, shape (...)
             Log marginal densities.
         """
-        xp = self._check_x(x)
+        xp = self._check_x(x, params=params)
         self._check_params(params)
         obs = params[..., : self.obs_man.dim]
         statistic = self.obs_man.sufficient_statistic(x)
@@ -98,11 +98,11 @@ class Harmonium(HarmoniumStructure):
         array, shape ()
             Average log-likelihood.
         """
-        xp = self._check_sample(xs)
+        xp = self._check_sample(xs, params)
         return xp.mean(self.log_observable_density(params, xs))
 
-    def _check_sample(self, xs: Any) -> ModuleType:
-        xp = self._check_x(xs, "xs")
+    def _check_sample(self, xs: Any, params: Any = None) -> ModuleType:
+        xp = self._check_x(xs, "xs", params)
         if xs.ndim != 2 or xs.shape[0] == 0:
             msg = f"xs must have shape (N, {self.data_dim}) with N >= 1; got {tuple(xs.shape)}"
             raise ValidationError(msg)
@@ -125,7 +125,7 @@ class Harmonium(HarmoniumStructure):
         array, shape (..., dim)
             Expected joint statistics given each observation (mean coordinates).
         """
-        self._check_x(x)
+        self._check_x(x, params=params)
         lat_means = self._posterior_means(params, x)
         outer = (
             self._obs_interaction_statistic(x)[..., :, None]
@@ -148,7 +148,7 @@ class Harmonium(HarmoniumStructure):
         array, shape (dim,)
             Mean coordinates of the expected complete-data statistics.
         """
-        xp = self._check_sample(xs)
+        xp = self._check_sample(xs, params)
         n_obs = xs.shape[0]
         lat_means = self._posterior_means(params, xs)
         outer = (

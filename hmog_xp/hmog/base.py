@@ -164,7 +164,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         working arrays stay bounded whatever the batch size; results are concatenated and
         reshaped to ``x``'s batch shape.
         """
-        xp = self._check_x(x)
+        xp = self._check_x(x, params=params)
         if params.ndim != 1:
             msg = (
                 f"posterior and density methods of {self!r} take one parameter vector of "
@@ -222,7 +222,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array, shape (dim,)
             Mean coordinates of the expected complete-data statistics.
         """
-        self._check_sample(xs)
+        self._check_sample(xs, params)
         self._check_params(params)
         size = default_chunk_size(self, xs.shape[0])
         statistics = observable_statistics(self, xs, size)
