@@ -39,6 +39,7 @@ __all__ = [
     "em_step",
     "em_steps",
     "expectation",
+    "finite_log_likelihood",
     "fit_em",
     "m_step",
     "observable_statistics",
@@ -267,7 +268,7 @@ def fit_em(
             new_params, log_likelihood = _compiled_step(
                 model, params, xs, obs_statistics, size, regularization
             )
-            history.append(_finite(float(log_likelihood), n_iter))
+            history.append(finite_log_likelihood(float(log_likelihood), n_iter))
             params = new_params
             if callback is not None:
                 callback(n_iter, history[-1])
@@ -275,11 +276,32 @@ def fit_em(
                 converged = True
                 break
         final = _compiled_expectation(model, params, xs, obs_statistics, size)[1]
-    history.append(_finite(float(final), n_iter + 1))
+    history.append(finite_log_likelihood(float(final), n_iter + 1))
     return EMFit(params, history, n_iter, converged)
 
 
-def _finite(log_likelihood: float, iteration: int) -> float:
+def finite_log_likelihood(log_likelihood: float, iteration: int) -> float:
+    """Return ``log_likelihood`` if it is finite, else raise naming the iteration.
+
+    Shared by :func:`fit_em` and :func:`hmog_xp.scale.fit_em_dask`.
+
+    Parameters
+    ----------
+    log_likelihood : float
+        Average log-likelihood of one iteration.
+    iteration : int
+        Its number.
+
+    Returns
+    -------
+    float
+        ``log_likelihood``.
+
+    Raises
+    ------
+    ValidationError
+        If it is NaN or infinite (degenerate parameters).
+    """
     if not math.isfinite(log_likelihood):
         msg = (
             f"EM produced a non-finite log-likelihood at iteration {iteration} (degenerate "

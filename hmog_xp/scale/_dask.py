@@ -21,7 +21,7 @@ from hmog_xp._backend import _dask_support as S
 from hmog_xp._backend.chunks import sum_over_chunks
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
-from hmog_xp.em import EMFit, _finite
+from hmog_xp.em import EMFit, finite_log_likelihood
 from hmog_xp.hmog._estep import (
     _chunk_sums,
     assemble_expectation,
@@ -294,7 +294,7 @@ def fit_em_dask(
                 means, log_likelihood = _expectation(
                     model, params, xs, obs_statistics, layout, size, active
                 )
-                history.append(_finite(float(log_likelihood), n_iter))
+                history.append(finite_log_likelihood(float(log_likelihood), n_iter))
                 params = m_step(model, means, regularization)
                 if callback is not None:
                     callback(n_iter, history[-1])
@@ -302,7 +302,7 @@ def fit_em_dask(
                     converged = True
                     break
             final = _expectation(model, params, xs, obs_statistics, layout, size, active)[1]
-    history.append(_finite(float(final), n_iter + 1))
+    history.append(finite_log_likelihood(float(final), n_iter + 1))
     return EMFit(params, history, n_iter, converged)
 
 
