@@ -34,6 +34,7 @@ EXACT = Regularization()
 __all__ = [
     "EMFit",
     "Regularization",
+    "as_regularization",
     "check_em_model",
     "default_chunk_size",
     "em_step",
@@ -41,8 +42,10 @@ __all__ = [
     "expectation",
     "finite_log_likelihood",
     "fit_em",
+    "has_converged",
     "m_step",
     "observable_statistics",
+    "run_em",
 ]
 
 
@@ -124,9 +127,7 @@ def m_step(
     array, shape (dim,)
         Natural parameters with a whitened latent prior.
     """
-    regularized = regularize_means(
-        model, means, EXACT if regularization is None else regularization
-    )
+    regularized = regularize_means(model, means, as_regularization(regularization))
     return model.to_natural(model.whiten_prior(regularized))  # type: ignore[attr-defined]
 
 
@@ -182,7 +183,7 @@ def em_steps(
         Parameters after ``n_steps`` steps.
     """
     size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)
-    regularization = Regularization(*regularization).check()
+    regularization = as_regularization(regularization)
     statistics = _compiled_statistics(model, xs, size)
     return _compiled_steps(model, params, xs, statistics, size, int(n_steps), regularization)
 
@@ -217,7 +218,7 @@ def fit_em(
     max_iter: int = 100,
     tol: float = 1e-8,
     chunk_size: int | None = None,
-    regularization: Regularization = EXACT,
+    regularization: Regularization | None = None,
     callback: Callable[[int, float], object] | None = None,
 ) -> EMFit:
     """Run EM until the relative log-likelihood change is below ``tol``.
@@ -255,29 +256,100 @@ def fit_em(
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
-    regularization = Regularization(*regularization).check()
+    regularization = as_regularization(regularization)
     model.log_partition_function(params)  # validates the starting point once
-    history: list[float] = []
-    converged = False
-    n_iter = 0
     # Inputs are checked above; inside the loop the only host synchronisation is the
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
         obs_statistics = _compiled_statistics(model, xs, size)
-        for n_iter in range(1, max_iter + 1):
-            new_params, log_likelihood = _compiled_step(
-                model, params, xs, obs_statistics, size, regularization
-            )
-            history.append(finite_log_likelihood(float(log_likelihood), n_iter))
-            params = new_params
-            if callback is not None:
-                callback(n_iter, history[-1])
-            if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
-                converged = True
-                break
-        final = _compiled_expectation(model, params, xs, obs_statistics, size)[1]
-    history.append(finite_log_likelihood(float(final), n_iter + 1))
+        return run_em(
+            lambda theta: _compiled_step(model, theta, xs, obs_statistics, size, regularization),
+            lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size)[1],
+            params,
+            max_iter=max_iter,
+            tol=tol,
+            callback=callback,
+        )
+
+
+def run_em(
+    step: Callable[[Any], tuple[Any, Any]],
+    log_likelihood_of: Callable[[Any], Any],
+    params: Any,
+    *,
+    max_iter: int,
+    tol: float,
+    callback: Callable[[int, float], object] | None,
+) -> EMFit:
+    """Iterate an EM step until convergence: the loop shared by every EM driver.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(params) -> (new params, log-likelihood of params)``.
+    log_likelihood_of : callable
+        ``log_likelihood_of(params)``, for the final parameters.
+    params : array, shape (dim,)
+        Starting natural parameters.
+    max_iter : int
+        Maximum number of steps.
+    tol : float
+        Relative tolerance of :func:`has_converged`.
+    callback : callable or None
+        ``callback(iteration, log_likelihood)`` after each step.
+
+    Returns
+    -------
+    EMFit
+        Final parameters, log-likelihood history, iterations and convergence flag.
+    """
+    history: list[float] = []
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        params, log_likelihood = step(params)
+        history.append(finite_log_likelihood(float(log_likelihood), n_iter))
+        if callback is not None:
+            callback(n_iter, history[-1])
+        if has_converged(history, tol):
+            converged = True
+            break
+    history.append(finite_log_likelihood(float(log_likelihood_of(params)), n_iter + 1))
     return EMFit(params, history, n_iter, converged)
+
+
+def has_converged(history: list[float], tol: float) -> bool:
+    """Return whether the last relative change ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|``.
+
+    Parameters
+    ----------
+    history : list of float
+        Average log-likelihoods so far.
+    tol : float
+        Relative tolerance.
+
+    Returns
+    -------
+    bool
+        False with fewer than two entries.
+    """
+    return len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1])
+
+
+def as_regularization(value: Regularization | tuple[float, ...] | None) -> Regularization:
+    """Return checked stabilisers (None: exact EM).
+
+    Parameters
+    ----------
+    value : Regularization, tuple or None
+        ``(reg_covar, min_variance, min_weight)``.
+
+    Returns
+    -------
+    Regularization
+        Validated values as floats.
+    """
+    return EXACT if value is None else Regularization(*value).check()
 
 
 def finite_log_likelihood(log_likelihood: float, iteration: int) -> float:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
+from hmog_xp.em import has_converged
 
 
 class AdamState(NamedTuple):
@@ -235,7 +236,7 @@ def fit_gradient(
         history.append(value)
         if callback is not None:
             callback(n_iter, value)
-        if tol is not None and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
+        if tol is not None and has_converged(history, tol):
             converged = True
             break
     return GradientFit(params, history, n_iter, converged)

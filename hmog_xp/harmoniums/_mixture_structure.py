@@ -216,19 +216,38 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         weights : array, shape (..., K)
             Component probabilities.
         """
+        weighted, weights = self.split_weighted_mean_mixture(means)
+        return weighted / weights[..., :, None], weights
+
+    def split_weighted_mean_mixture(self, means: Any) -> tuple[Any, Any]:
+        """Weighted component statistics ``π_k η_k`` and weights (inverse of the join).
+
+        No division by the weights, so components of weight zero are harmless. Only
+        complete mixtures determine every component's statistics.
+
+        Parameters
+        ----------
+        means : array, shape (..., dim)
+            Mixture mean coordinates.
+
+        Returns
+        -------
+        weighted : array, shape (..., K, obs_man.dim)
+            ``π_k η_k`` for each component.
+        weights : array, shape (..., K)
+            Component probabilities.
+        """
         if self.varying_rep != self.component_man.rep:
             msg = (
-                f"split_mean_mixture needs a complete mixture; {self!r} varies only in "
-                f"{self.varying_rep!r}"
+                f"splitting mean coordinates by component needs a complete mixture; {self!r} "
+                f"varies only in {self.varying_rep!r}"
             )
             raise ValidationError(msg)
         xp = self._check_params(means, "means")
         total, weighted, probs = self.split_coords(means)
-        first_prob = 1.0 - xp.sum(probs, axis=-1, keepdims=True)
-        weights = xp.concat([first_prob, probs], axis=-1)
-        weighted = xp.matrix_transpose(weighted)  # (..., K−1, dim)
-        first = (total - xp.sum(weighted, axis=-2)) / first_prob
-        rest = weighted / probs[..., :, None]
+        weights = xp.concat([1.0 - xp.sum(probs, axis=-1, keepdims=True), probs], axis=-1)
+        rest = xp.matrix_transpose(weighted)  # (..., K−1, dim)
+        first = total - xp.sum(rest, axis=-2)
         return xp.concat([first[..., None, :], rest], axis=-2), weights
 
     def join_mean_mixture(self, components: Any, weights: Any) -> Any:

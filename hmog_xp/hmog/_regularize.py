@@ -26,7 +26,6 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 
 if TYPE_CHECKING:
-    from hmog_xp.families import Normal
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
 __all__ = ["Regularization", "regularize_means"]
@@ -102,12 +101,10 @@ def regularize_means(
     obs_means, cross, upper_means = model.split_coords(means)
     observable = model.obs_man
     if regularization.min_variance > 0.0:
-        obs_means = _add_to_variances(observable, obs_means, regularization.min_variance)
+        obs_means = observable.regularize_covariance(obs_means, regularization.min_variance)
     upper = model.posterior_upper
-    total, weighted_rest, probs = upper.split_coords(upper_means)
-    weights = xp.concat([1.0 - xp.sum(probs, axis=-1, keepdims=True), probs], axis=-1)
-    rest = xp.matrix_transpose(weighted_rest)
-    weighted = xp.concat([(total - xp.sum(rest, axis=-2))[None, :], rest], axis=-2)
+    weighted, weights = upper.split_weighted_mean_mixture(upper_means)
+    total = xp.sum(weighted, axis=-2)
     pseudo = regularization.min_weight
     scale = 1.0 + model.n_components * pseudo
     weights = (weights + pseudo) / scale
@@ -115,14 +112,5 @@ def regularize_means(
     components = weighted / weights[:, None]
     family = upper.component_man
     if regularization.reg_covar > 0.0:
-        components = _add_to_variances(family, components, regularization.reg_covar)
+        components = family.regularize_covariance(components, regularization.reg_covar)
     return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
-
-
-def _add_to_variances(family: Normal, means: Any, amount: float) -> Any:
-    """Mean coordinates of ``family`` with ``amount`` added to every variance."""
-    xp = B.array_namespace(means)
-    mean, covariance = family.split_mean_covariance(means)
-    variances = family.rep.diagonal(covariance, family.n)
-    shift = xp.full(variances.shape, amount, dtype=means.dtype, device=B.device_of(means))
-    return family.join_mean_covariance(mean, family.rep.add_diagonal(covariance, shift, family.n))

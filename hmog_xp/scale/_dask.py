@@ -21,14 +21,13 @@ from hmog_xp._backend import _dask_support as S
 from hmog_xp._backend.chunks import sum_over_chunks
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
-from hmog_xp.em import EMFit, finite_log_likelihood
+from hmog_xp.em import EMFit, as_regularization, check_em_model, m_step, run_em
 from hmog_xp.hmog._estep import (
     _chunk_sums,
     assemble_expectation,
     default_chunk_size,
     observable_statistics,
 )
-from hmog_xp.scale._mstep import check_em_model, check_regularization, m_step
 
 __all__ = [
     "check_dask_sample",
@@ -281,29 +280,28 @@ def fit_em_dask(
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
-    regularization = check_regularization(regularization)
+    regularization = as_regularization(regularization)
     model.log_partition_function(params)  # validates the starting point once
-    history: list[float] = []
-    converged = False
-    n_iter = 0
     with _scheduler(scheduler) as active:
         obs_statistics = _observable_statistics(model, xs, size, active, params)
         layout = _layout(model, params)
+
+        def expectation(theta: Any) -> tuple[Any, Any]:
+            return _expectation(model, theta, xs, obs_statistics, layout, size, active)
+
+        def step(theta: Any) -> tuple[Any, Any]:
+            means, log_likelihood = expectation(theta)
+            return m_step(model, means, regularization), log_likelihood
+
         with validation(False):
-            for n_iter in range(1, max_iter + 1):
-                means, log_likelihood = _expectation(
-                    model, params, xs, obs_statistics, layout, size, active
-                )
-                history.append(finite_log_likelihood(float(log_likelihood), n_iter))
-                params = m_step(model, means, regularization)
-                if callback is not None:
-                    callback(n_iter, history[-1])
-                if len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1]):
-                    converged = True
-                    break
-            final = _expectation(model, params, xs, obs_statistics, layout, size, active)[1]
-    history.append(finite_log_likelihood(float(final), n_iter + 1))
-    return EMFit(params, history, n_iter, converged)
+            return run_em(
+                step,
+                lambda theta: expectation(theta)[1],
+                params,
+                max_iter=max_iter,
+                tol=tol,
+                callback=callback,
+            )
 
 
 def _lazy(model: Any, params: Any, xs: Any, method: str, width: int | None, dtype: Any) -> Any:

@@ -27,8 +27,9 @@ from typing import Any, NamedTuple
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
+from hmog_xp.em import as_regularization, check_em_model, m_step
 from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
-from hmog_xp.scale._mstep import check_em_model, check_regularization, m_step, regularize
+from hmog_xp.hmog._regularize import regularize_means
 
 __all__ = [
     "OnlineEMFit",
@@ -121,7 +122,7 @@ class OnlineEMState(NamedTuple):
         Average log-likelihood of the last batch under the parameters before its update.
     step_size : StepSize
         The step-size schedule.
-    regularization : Regularization or None
+    regularization : Regularization
         Stabilisers of the M-step.
     chunk_size : int or None
         Rows per E-step chunk (``None``: :func:`default_chunk_size` per batch).
@@ -211,7 +212,7 @@ def online_em_init(
         0,
         None,
         schedule,
-        check_regularization(regularization),
+        as_regularization(regularization),
         None if chunk_size is None else int(chunk_size),
     )
 
@@ -247,11 +248,11 @@ def online_em_update(state: OnlineEMState, batch: Any) -> OnlineEMState:
         else:
             averaged = (1.0 - gamma) * state.statistics + gamma * batch_means
         statistics = model.whiten_prior(averaged)
-        if state.regularization is None:
+        if state.regularization.is_exact:
             params = model.to_natural(statistics)
             estep_params = params
         else:
-            regularized = regularize(model, statistics, state.regularization)
+            regularized = regularize_means(model, statistics, state.regularization)
             estep_params = model.to_natural(regularized)
             params = m_step(model, regularized)
     return state._replace(
