@@ -15,6 +15,7 @@ import numpy as np
 
 from hmog_xp._backend._arrays import device_of
 from hmog_xp._backend._registry import array_namespace
+from hmog_xp._backend.transfer import to_numpy
 
 __all__ = ["from_host", "host_meta", "host_zeros", "like_chunk", "pack_row", "to_host"]
 
@@ -32,16 +33,7 @@ def to_host(x: Any) -> np.ndarray:
     numpy.ndarray
         A NumPy copy of ``x`` in ``float64``.
     """
-    if isinstance(x, np.ndarray):
-        return np.array(x, dtype=np.float64)
-    module = type(x).__module__
-    if module.startswith("cupy"):
-        return np.asarray(x.get(), dtype=np.float64)
-    if module.startswith("torch"):
-        return np.asarray(x.detach().cpu().numpy(), dtype=np.float64)
-    if module.startswith("array_api_strict"):
-        return np.array(np.from_dlpack(x), dtype=np.float64)
-    return np.asarray(x, dtype=np.float64)
+    return np.array(to_numpy(x), dtype=np.float64)
 
 
 def from_host(values: np.ndarray, reference: Any) -> Any:

@@ -1,9 +1,9 @@
 """Files in and out of the command line: numeric tables (CSV or ``.npy``) and label columns.
 
-Everything here works on NumPy arrays on the host; :func:`to_numpy` brings any backend's
-array back. Problems with a user's file raise :class:`ValueError` or :class:`OSError` with a
-message that names the file and the first bad row; the command turns them into one
-``hmog-xp: error:`` line.
+Everything here works on NumPy arrays on the host; ``to_numpy`` (from the backend layer)
+brings any backend's array back. Problems with a user's file raise :class:`ValueError` or
+:class:`OSError` with a message that names the file and the first bad row; the command turns
+them into one ``hmog-xp: error:`` line.
 """
 
 from __future__ import annotations
@@ -12,34 +12,12 @@ import csv
 import io
 import pathlib
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from hmog_xp._backend.transfer import to_numpy
 
-def to_numpy(x: Any) -> np.ndarray:
-    """Copy an array of any backend (or a Python scalar or list) into a NumPy array.
-
-    Parameters
-    ----------
-    x : array, scalar or sequence
-        A NumPy, array-api-strict, JAX, PyTorch or CuPy array, or plain Python data.
-
-    Returns
-    -------
-    numpy.ndarray
-        The values on the host, same shape.
-    """
-    if isinstance(x, np.ndarray):
-        return x
-    module = type(x).__module__
-    if module.startswith("torch"):
-        return np.asarray(x.detach().cpu().numpy())
-    if module.startswith("cupy"):
-        return np.asarray(x.get())
-    if module.startswith("array_api_strict"):
-        return np.from_dlpack(x)
-    return np.asarray(x)
+__all__ = ["format_table", "read_labels", "read_table", "to_numpy", "write_text"]
 
 
 def _is_number(field: str) -> bool:
