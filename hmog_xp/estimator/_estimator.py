@@ -15,10 +15,10 @@ from sklearn.utils.validation import check_is_fitted
 from hmog_xp import _backend as B
 from hmog_xp.estimator import _persist
 from hmog_xp.estimator._inference import FittedMethods
-from hmog_xp.estimator._inputs import caller_namespace, check_data, to_caller
-from hmog_xp.estimator._params import check_hyperparameters, n_factors_for
-from hmog_xp.estimator._scale import fit_dask, is_dask_array, partial_fit
-from hmog_xp.estimator._training import RunResult, build_model, run_once
+from hmog_xp.estimator._inputs import check_fit_data, to_caller
+from hmog_xp.estimator._params import check_hyperparameters, model_for
+from hmog_xp.estimator._scale import is_dask_array, partial_fit, prepare_dask
+from hmog_xp.estimator._training import RunResult, run_once
 
 
 class HMoG(FittedMethods, DensityMixin, BaseEstimator):
@@ -191,16 +191,18 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         self.__dict__.pop("_online_state", None)
         seeds = check_random_state(self.random_state).randint(2**31 - 1, size=self.n_init)
         if is_dask_array(X):
-            model, best = None, None
-            for restart, seed in enumerate(seeds):
-                model, run = fit_dask(self, X, int(seed), self._progress(restart))
-                if best is None or run.log_likelihoods[-1] > best.log_likelihoods[-1]:
-                    best = run
-            assert best is not None  # n_init >= 1 was checked
-            caller_xp, n_obs = B.array_namespace(best.params), int(X.shape[0])
+            model, run, caller_xp = prepare_dask(self, X)
+            n_obs = int(X.shape[0])
         else:
-            model, best, caller_xp, n_obs = self._fit_in_memory(X, seeds)
-        assert best is not None  # n_init >= 1 was checked
+            xs, caller_xp = check_fit_data(self, X)
+            n_obs = int(xs.shape[0])
+            model = model_for(self, xs.shape[0], xs.shape[1])
+
+            def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
+                return run_once(self, model, xs, seed, callback)
+
+        runs = [run(int(seed), self._progress(restart)) for restart, seed in enumerate(seeds)]
+        best = max(runs, key=lambda result: result.log_likelihoods[-1])
         self._set_fitted(model, best.params, caller_xp)
         self.converged_ = bool(best.converged)
         self.n_iter_ = int(best.n_iter)
@@ -214,34 +216,6 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         self._warn_empty_components(n_obs)
         return self
-
-    def _fit_in_memory(self, X: Any, seeds: Any) -> tuple[Any, RunResult, Any, int]:
-        """Fit every restart on an in-memory array; return the model and the best run."""
-        xp = B.get_namespace(self.backend) if self.backend else caller_namespace(X)
-        xs, caller_xp = check_data(self, X, reset=True, xp=xp)
-        n_obs, n_features = xs.shape
-        n_factors = n_factors_for(self, n_obs, n_features)
-        model = build_model(
-            self.variant, self.noise, self.latent_rep, n_features, n_factors, self.n_components
-        )
-        settings = {
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "reg_covar": self.reg_covar,
-            "noise_floor": self.noise_floor,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-        }
-        best = None
-        for restart, seed in enumerate(seeds):
-            run = run_once(
-                model, xs, init=self.init, seed=int(seed), settings=settings,
-                callback=self._progress(restart),
-            )  # fmt: skip
-            if best is None or run.log_likelihoods[-1] > best.log_likelihoods[-1]:
-                best = run
-        assert best is not None  # n_init >= 1 was checked
-        return model, best, caller_xp, n_obs
 
     def partial_fit(self, X: Any, y: Any = None) -> HMoG:
         """Update the model with one mini-batch by online EM (analytic variant).

@@ -38,6 +38,17 @@ class FittedMethods:
         check_is_fitted(self, "params_")
         return check_data(self, X, reset=False, xp=self._xp, dtype=self.params_.dtype)
 
+    def _apply(self, method: str, model_method: str, X: Any) -> Any:
+        """Run ``model_.<model_method>`` on ``X`` (chunk-wise and lazily for a Dask array).
+
+        The result comes back in ``X``'s namespace; ``method`` names the estimator method
+        (and the lazy Dask helper).
+        """
+        if is_dask_array(X):
+            return lazy_method(self, X, method)  # type: ignore[arg-type]
+        xs, caller_xp = self._data(X)
+        return to_caller(getattr(self.model_, model_method)(self.params_, xs), caller_xp)
+
     def predict(self, X: Any) -> Any:
         """Return the most probable component of every sample.
 
@@ -51,10 +62,7 @@ class FittedMethods:
         array of int, shape (n_samples,)
             Component labels.
         """
-        if is_dask_array(X):
-            return lazy_method(self, X, "predict")  # type: ignore[arg-type]
-        xs, caller_xp = self._data(X)
-        return to_caller(self.model_.posterior_hard_assignment(self.params_, xs), caller_xp)
+        return self._apply("predict", "posterior_hard_assignment", X)
 
     def predict_proba(self, X: Any) -> Any:
         """Return the posterior component probabilities ``p(z = k | x)``.
@@ -69,10 +77,7 @@ class FittedMethods:
         array, shape (n_samples, n_components)
             Rows sum to one.
         """
-        if is_dask_array(X):
-            return lazy_method(self, X, "predict_proba")  # type: ignore[arg-type]
-        xs, caller_xp = self._data(X)
-        return to_caller(self.model_.posterior_soft_assignments(self.params_, xs), caller_xp)
+        return self._apply("predict_proba", "posterior_soft_assignments", X)
 
     def transform(self, X: Any) -> Any:
         """Return the factor scores ``E[y | x]``.
@@ -87,10 +92,7 @@ class FittedMethods:
         array, shape (n_samples, n_factors)
             Posterior latent means.
         """
-        if is_dask_array(X):
-            return lazy_method(self, X, "transform")  # type: ignore[arg-type]
-        xs, caller_xp = self._data(X)
-        return to_caller(self.model_.posterior_latent_mean(self.params_, xs), caller_xp)
+        return self._apply("transform", "posterior_latent_mean", X)
 
     def score_samples(self, X: Any) -> Any:
         """Return the log-density ``log p(x)`` of every sample.
@@ -105,10 +107,7 @@ class FittedMethods:
         array, shape (n_samples,)
             Log-densities.
         """
-        if is_dask_array(X):
-            return lazy_method(self, X, "score_samples")  # type: ignore[arg-type]
-        xs, caller_xp = self._data(X)
-        return to_caller(self.model_.log_observable_density(self.params_, xs), caller_xp)
+        return self._apply("score_samples", "log_observable_density", X)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Return the average log-likelihood per sample.

@@ -117,6 +117,28 @@ def check_data(
     return xs, caller_xp
 
 
+def check_fit_data(estimator: Any, X: Any) -> tuple[Any, ModuleType]:
+    """Validate training data and move it to the compute namespace (``backend`` or ``X``'s).
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator (``n_features_in_`` is recorded).
+    X : array or array-like, shape (n_samples, n_features)
+        Training data.
+
+    Returns
+    -------
+    xs : array, shape (n_samples, n_features)
+        The data in the compute namespace.
+    caller_xp : module
+        The namespace results should be returned in.
+    """
+    backend = estimator.backend
+    xp = B.get_namespace(backend) if backend else caller_namespace(X)
+    return check_data(estimator, X, reset=True, xp=xp)
+
+
 def to_caller(value: Any, caller_xp: ModuleType) -> Any:
     """Return a result in the caller's namespace.
 

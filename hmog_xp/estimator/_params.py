@@ -6,10 +6,11 @@ import numbers
 from typing import TYPE_CHECKING
 
 from hmog_xp import _backend as B
-from hmog_xp.estimator._training import INITS, REPS, VARIANTS
+from hmog_xp.estimator._training import INITS, REPS, VARIANTS, build_model
 
 if TYPE_CHECKING:
     from hmog_xp.estimator._estimator import HMoG
+    from hmog_xp.hmog import HierarchicalMixtureOfGaussians
 
 
 def _integer(name: str, value: object, minimum: int, *, optional: bool = False) -> None:
@@ -120,3 +121,35 @@ def n_factors_for(estimator: HMoG, n_samples: int, n_features: int) -> int:
         msg = f"batch_size={estimator.batch_size} exceeds n_samples={n_samples}"
         raise ValueError(msg)
     return int(n_factors)
+
+
+def model_for(
+    estimator: HMoG, n_samples: int, n_features: int, variant: str | None = None
+) -> HierarchicalMixtureOfGaussians:
+    """Build the model of the estimator's hyper-parameters for data of this size.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator.
+    n_samples : int
+        Number of samples (checked by :func:`n_factors_for`).
+    n_features : int
+        Number of features.
+    variant : str, optional
+        Override of ``estimator.variant``.
+
+    Returns
+    -------
+    HierarchicalMixtureOfGaussians
+        The model.
+    """
+    n_factors = n_factors_for(estimator, n_samples, n_features)
+    return build_model(
+        variant or estimator.variant,
+        estimator.noise,
+        estimator.latent_rep,
+        n_features,
+        n_factors,
+        estimator.n_components,
+    )

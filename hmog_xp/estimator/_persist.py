@@ -20,26 +20,9 @@ if TYPE_CHECKING:
 #: Format tag and version written into every file.
 FORMAT = "hmog_xp.HMoG"
 VERSION = 1
-#: Hyper-parameters stored (``init`` only when it is a name, ``callback`` never).
-_STORED = (
-    "n_components",
-    "n_factors",
-    "noise",
-    "variant",
-    "latent_rep",
-    "max_iter",
-    "tol",
-    "n_init",
-    "reg_covar",
-    "noise_floor",
-    "learning_rate",
-    "batch_size",
-    "learning_offset",
-    "learning_decay",
-    "backend",
-    "verbose",
-    "verbose_interval",
-)
+#: Hyper-parameters not stored as they are: ``init`` only when it is a name, ``random_state``
+#: only when it is an int, ``callback`` never.
+_NOT_STORED = ("init", "random_state", "callback")
 
 
 def save(estimator: HMoG, path: str | Path) -> Path:
@@ -57,7 +40,8 @@ def save(estimator: HMoG, path: str | Path) -> Path:
     Path
         The file written.
     """
-    hyper = {name: getattr(estimator, name) for name in _STORED}
+    params = estimator.get_params()
+    hyper = {name: value for name, value in params.items() if name not in _NOT_STORED}
     if isinstance(estimator.init, str):
         hyper["init"] = estimator.init
     if isinstance(estimator.random_state, int):

@@ -11,37 +11,29 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from array_api_compat import is_dask_array
+from sklearn.utils import check_random_state
 
 from hmog_xp import _backend as B
-from hmog_xp.estimator._init import starting_point, user_starting_point
-from hmog_xp.estimator._inputs import check_data
-from hmog_xp.estimator._params import n_factors_for
-from hmog_xp.estimator._training import RunResult, build_model
-from hmog_xp.hmog._regularize import Regularization
+from hmog_xp._backend.transfer import backend_of_array, transfer
+from hmog_xp.estimator._inputs import check_fit_data
+from hmog_xp.estimator._params import model_for
+from hmog_xp.estimator._training import RunResult, em_regularization, initial_params
 
 if TYPE_CHECKING:
     from hmog_xp.estimator._estimator import HMoG
+    from hmog_xp.hmog import HierarchicalMixtureOfGaussians
 
-__all__ = ["INIT_ROWS", "fit_dask", "is_dask_array", "lazy_method", "partial_fit"]
+__all__ = ["INIT_ROWS", "is_dask_array", "lazy_method", "partial_fit", "prepare_dask"]
 
 #: Rows sampled to the client to initialise a fit on a Dask array.
 INIT_ROWS = 20_000
 
-
-def _regularization(estimator: HMoG, dtype: Any, xp: Any) -> Regularization:
-    min_weight = 10.0 * float(xp.finfo(dtype).eps)
-    return Regularization(estimator.reg_covar, estimator.noise_floor, min_weight)
-
-
-def _start(estimator: HMoG, model: Any, xs: Any, seed: int) -> Any:
-    if isinstance(estimator.init, str):
-        return starting_point(
-            model, xs, estimator.init, seed, estimator.reg_covar, estimator.noise_floor
-        )
-    return user_starting_point(model, xs, estimator.init, seed, B.array_namespace(xs))
+#: ``run(seed, callback)``: one initialisation and training run.
+Runner = Callable[[int, Callable[[int, float], object] | None], RunResult]
 
 
 def _require_analytic(estimator: HMoG, what: str) -> None:
@@ -50,28 +42,26 @@ def _require_analytic(estimator: HMoG, what: str) -> None:
         raise ValueError(msg)
 
 
-def fit_dask(
-    estimator: HMoG, X: Any, seed: int, callback: Callable[[int, float], object] | None
-) -> tuple[Any, RunResult]:
-    """Fit on a Dask array without gathering it (see the module docstring).
+def prepare_dask(
+    estimator: HMoG, X: Any
+) -> tuple[HierarchicalMixtureOfGaussians, Runner, ModuleType]:
+    """Check a Dask array for fitting and return the model and a per-restart runner.
 
     Parameters
     ----------
     estimator : HMoG
-        The estimator (hyper-parameters checked).
+        The estimator (hyper-parameters checked; ``n_features_in_`` is recorded).
     X : dask.array.Array, shape (n_samples, n_features)
         Data chunked along rows.
-    seed : int
-        Seed of the initialisation.
-    callback : callable or None
-        ``callback(iteration, log_likelihood)`` after each step.
 
     Returns
     -------
     model : AnalyticHMoG
         The model.
-    run : RunResult
-        The fit (parameters in the chunks' namespace).
+    run : callable
+        ``run(seed, callback)``: initialise on a sample of rows, then ``fit_em_dask``.
+    xp : module
+        The chunks' namespace (where the parameters live).
     """
     from hmog_xp.scale import check_dask_sample, fit_em_dask
 
@@ -80,16 +70,9 @@ def fit_dask(
         msg = f"Expected 2D array, got {X.ndim}D array instead"
         raise ValueError(msg)
     n_obs, n_features = (int(size) for size in X.shape)
-    n_factors = n_factors_for(estimator, n_obs, n_features)
-    model = build_model(
-        "analytic", estimator.noise, estimator.latent_rep, n_features, n_factors,
-        estimator.n_components,
-    )  # fmt: skip
+    model = model_for(estimator, n_obs, n_features, "analytic")
     check_dask_sample(model, X)
-    rows = sorted(random.Random(seed).sample(range(n_obs), min(n_obs, INIT_ROWS)))
-    subset = X[rows].compute()
-    xp = B.array_namespace(subset)
-    _name_non_finite_chunk(X, subset, rows)
+    xp = B.namespace_for(backend_of_array(X._meta) or "numpy")
     if estimator.backend is not None and B.backend_name_of(xp) != estimator.backend:
         msg = (
             f"a Dask array is fitted in its chunks' backend ({B.backend_name_of(xp)}); "
@@ -97,17 +80,23 @@ def fit_dask(
         )
         raise ValueError(msg)
     estimator.n_features_in_ = n_features
-    params = _start(estimator, model, subset, seed)
-    fit = fit_em_dask(
-        model,
-        params,
-        X,
-        max_iter=estimator.max_iter,
-        tol=estimator.tol,
-        regularization=_regularization(estimator, subset.dtype, xp),
-        callback=callback,
-    )
-    return model, RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
+
+    def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
+        rows = sorted(random.Random(seed).sample(range(n_obs), min(n_obs, INIT_ROWS)))
+        subset = X[rows].compute()
+        _name_non_finite_chunk(X, subset, rows)
+        fit = fit_em_dask(
+            model,
+            initial_params(estimator, model, subset, seed),
+            X,
+            max_iter=estimator.max_iter,
+            tol=estimator.tol,
+            regularization=em_regularization(estimator, subset.dtype, xp),
+            callback=callback,
+        )
+        return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
+
+    return model, run, xp
 
 
 def _name_non_finite_chunk(X: Any, subset: Any, rows: list[int]) -> None:
@@ -148,19 +137,8 @@ def lazy_method(estimator: HMoG, X: Any, method: str) -> Any:
     from hmog_xp import scale
 
     scale.check_dask_sample(estimator.model_, X)
-    params = estimator.params_
-    chunk_backend = B.backend_name_of(B.namespace_for(_meta_backend(X)))
-    if chunk_backend != B.backend_name_of(B.array_namespace(params)):
-        from hmog_xp._backend.transfer import transfer
-
-        params = transfer(params, B.namespace_for(chunk_backend))
+    params = transfer(estimator.params_, B.namespace_for(backend_of_array(X._meta) or "numpy"))
     return getattr(scale, f"dask_{method}")(estimator.model_, params, X)
-
-
-def _meta_backend(X: Any) -> str:
-    from hmog_xp._backend.transfer import backend_of_array
-
-    return backend_of_array(X._meta) or "numpy"
 
 
 def partial_fit(estimator: HMoG, X: Any) -> None:
@@ -180,31 +158,18 @@ def partial_fit(estimator: HMoG, X: Any) -> None:
         X = X.compute()
     state = getattr(estimator, "_online_state", None)
     if state is None:
-        xp = B.get_namespace(estimator.backend) if estimator.backend else None
-        from hmog_xp.estimator._inputs import caller_namespace
-
-        xs, caller_xp = check_data(estimator, X, reset=True, xp=xp or caller_namespace(X))
-        n_obs, n_features = xs.shape
-        n_factors = n_factors_for(estimator, n_obs, n_features)
-        model = build_model(
-            "analytic", estimator.noise, estimator.latent_rep, n_features, n_factors,
-            estimator.n_components,
-        )  # fmt: skip
-        from sklearn.utils import check_random_state
-
+        xs, caller_xp = check_fit_data(estimator, X)
+        model = model_for(estimator, xs.shape[0], xs.shape[1], "analytic")
         seed = int(check_random_state(estimator.random_state).randint(2**31 - 1))
-        schedule = StepSize(1.0, estimator.learning_offset, estimator.learning_decay)
         state = online_em_init(
             model,
-            _start(estimator, model, xs, seed),
-            step_size=schedule,
-            regularization=_regularization(estimator, xs.dtype, B.array_namespace(xs)),
+            initial_params(estimator, model, xs, seed),
+            step_size=StepSize(1.0, estimator.learning_offset, estimator.learning_decay),
+            regularization=em_regularization(estimator, xs.dtype, B.array_namespace(xs)),
         )
         history: list[float] = []
     else:
-        xs, caller_xp = check_data(
-            estimator, X, reset=False, xp=estimator._xp, dtype=estimator.params_.dtype
-        )
+        xs, caller_xp = estimator._data(X)
         history = list(estimator.log_likelihood_)
     state = online_em_update(state, xs)
     estimator._online_state = state

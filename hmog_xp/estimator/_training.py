@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
 from hmog_xp.em import fit_em
@@ -18,6 +19,9 @@ from hmog_xp.hmog import (
 from hmog_xp.hmog._regularize import Regularization
 from hmog_xp.optim import Adam, fit_gradient
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
+
+if TYPE_CHECKING:
+    from hmog_xp.estimator._estimator import HMoG
 
 #: Covariance structure names accepted by ``noise`` and ``latent_rep``.
 REPS: dict[str, type[CovarianceRep]] = {
@@ -110,30 +114,74 @@ class RunResult(NamedTuple):
     converged: bool
 
 
-def run_once(
-    model: HierarchicalMixtureOfGaussians,
-    xs: Any,
-    *,
-    init: Any,
-    seed: int,
-    settings: dict[str, Any],
-    callback: Callable[[int, float], object] | None,
-) -> RunResult:
-    """Initialise and train once.
+def initial_params(
+    estimator: HMoG, model: HierarchicalMixtureOfGaussians, xs: Any, seed: int
+) -> Any:
+    """Starting natural parameters for one restart, from the estimator's ``init``.
 
     Parameters
     ----------
+    estimator : HMoG
+        The estimator (``init``, ``reg_covar``, ``noise_floor``).
     model : HierarchicalMixtureOfGaussians
         The model.
     xs : array, shape (N, p)
         Data in the compute namespace.
-    init : str, callable or parameters
-        Initialisation (see ``HMoG``).
     seed : int
         Seed of this restart.
-    settings : dict
-        ``max_iter``, ``tol``, ``reg_covar``, ``noise_floor``, ``learning_rate``,
-        ``batch_size``.
+
+    Returns
+    -------
+    array, shape (model.dim,)
+        Natural parameters.
+    """
+    if isinstance(estimator.init, str):
+        return starting_point(
+            model, xs, estimator.init, seed, estimator.reg_covar, estimator.noise_floor
+        )
+    return user_starting_point(model, xs, estimator.init, seed, B.array_namespace(xs))
+
+
+def em_regularization(estimator: HMoG, dtype: Any, xp: ModuleType) -> Regularization:
+    """The EM stabilisers of the estimator: ``reg_covar``, ``noise_floor``, 10 eps of weight.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator.
+    dtype : dtype
+        Floating dtype of the data.
+    xp : module
+        Its namespace.
+
+    Returns
+    -------
+    Regularization
+        The stabilisers.
+    """
+    min_weight = 10.0 * float(xp.finfo(dtype).eps)
+    return Regularization(estimator.reg_covar, estimator.noise_floor, min_weight)
+
+
+def run_once(
+    estimator: HMoG,
+    model: HierarchicalMixtureOfGaussians,
+    xs: Any,
+    seed: int,
+    callback: Callable[[int, float], object] | None,
+) -> RunResult:
+    """Initialise and train once: EM for the analytic variant, Adam for the others.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator (its hyper-parameters).
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    xs : array, shape (N, p)
+        Data in the compute namespace.
+    seed : int
+        Seed of this restart.
     callback : callable or None
         ``callback(iteration, log_likelihood)`` after each step.
 
@@ -142,23 +190,15 @@ def run_once(
     RunResult
         Parameters and the training trace.
     """
-    xp = B.array_namespace(xs)
-    if isinstance(init, str):
-        params = starting_point(
-            model, xs, init, seed, settings["reg_covar"], settings["noise_floor"]
-        )
-    else:
-        params = user_starting_point(model, xs, init, seed, xp)
+    params = initial_params(estimator, model, xs, seed)
     if isinstance(model, AnalyticHMoG):
-        min_weight = 10.0 * float(xp.finfo(xs.dtype).eps)
-        regularization = Regularization(settings["reg_covar"], settings["noise_floor"], min_weight)
         fit = fit_em(
             model,
             params,
             xs,
-            max_iter=settings["max_iter"],
-            tol=settings["tol"],
-            regularization=regularization,
+            max_iter=estimator.max_iter,
+            tol=estimator.tol,
+            regularization=em_regularization(estimator, xs.dtype, B.array_namespace(xs)),
             callback=callback,
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
@@ -166,11 +206,11 @@ def run_once(
         model,
         params,
         xs,
-        n_steps=settings["max_iter"],
-        optimizer=Adam(settings["learning_rate"]),
-        batch_size=settings["batch_size"],
+        n_steps=estimator.max_iter,
+        optimizer=Adam(estimator.learning_rate),
+        batch_size=estimator.batch_size,
         rng=seed,
-        tol=settings["tol"],
+        tol=estimator.tol,
         callback=callback,
     )
     return RunResult(trace.params, trace.log_likelihoods, trace.n_iter, trace.converged)
