@@ -147,7 +147,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=1e-6,
         metavar="TOL",
-        help="stop when the average log-likelihood gains less than this (1e-6)",
+        help="stop when the relative change of the average log-likelihood is below this (1e-6)",
     )
     parser.add_argument(
         "--n-init", type=_positive_int, default=1, metavar="N", help="restarts; the best is kept"

@@ -8,6 +8,7 @@ driver). Peak extra memory is ``O(chunk · K · d)`` whatever ``N``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
@@ -42,19 +43,40 @@ def default_chunk_size(model: HierarchicalMixtureOfGaussians, n_obs: int) -> int
     return max(1, min(n_obs, max(256, _CHUNK_BYTES // row_bytes)))
 
 
-def _chunk_sums(
-    model: HierarchicalMixtureOfGaussians, params: Any, chunk: Any, weights: Any
-) -> tuple[Any, ...]:
-    """E-step sums of one chunk: ``(Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))``."""
-    xp = B.array_namespace(params, chunk)
+def chunk_sums_for(
+    model: HierarchicalMixtureOfGaussians, params: Any
+) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """Return ``sums(chunk, weights)``, the E-step sums of one row chunk under ``params``.
+
+    The component factorisations do not depend on the data: they are made here, once, and
+    every chunk reuses them.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+
+    Returns
+    -------
+    callable
+        ``sums(chunk (m, p), weights (m,)) -> (Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))``.
+    """
+    xp = B.array_namespace(params)
     _, interaction, upper = model.split_coords(params)
-    posteriors = P.component_posteriors(model.posterior_upper, upper, chunk @ interaction)
-    log_normalizers = B.logsumexp(posteriors.logits, axis=-1, keepdims=True, xp=xp)
-    probs = xp.exp(posteriors.logits - log_normalizers) * weights[:, None]
-    cross = xp.matrix_transpose(chunk) @ P.latent_means(posteriors, probs)
-    weighted, totals = P.weighted_upper_sums(model.posterior_upper, posteriors, probs)
-    log_partition = weights @ log_normalizers[:, 0]
-    return cross, weighted, totals, log_partition
+    terms = P.component_terms(model.posterior_upper, upper)
+
+    def sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+        posteriors = P.posteriors_at(model.posterior_upper, terms, chunk @ interaction)
+        log_normalizers = B.logsumexp(posteriors.logits, axis=-1, keepdims=True, xp=xp)
+        probs = xp.exp(posteriors.logits - log_normalizers) * weights[:, None]
+        cross = xp.matrix_transpose(chunk) @ P.latent_means(posteriors, probs)
+        weighted, totals = P.weighted_upper_sums(model.posterior_upper, posteriors, probs)
+        log_partition = weights @ log_normalizers[:, 0]
+        return cross, weighted, totals, log_partition
+
+    return sums
 
 
 def expectation(
@@ -87,9 +109,7 @@ def expectation(
         ``average_log_observable_density(params, xs)``.
     """
     xp = B.array_namespace(params, xs)
-    sums = sum_over_chunks(
-        lambda chunk, weights: _chunk_sums(model, params, chunk, weights), xs, chunk_size, xp=xp
-    )
+    sums = sum_over_chunks(chunk_sums_for(model, params), xs, chunk_size, xp=xp)
     return assemble_expectation(model, params, obs_statistics, sums, xs.shape[0])
 
 

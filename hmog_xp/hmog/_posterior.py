@@ -3,7 +3,8 @@
 Given ``x``, the posterior over ``(y, z)`` is the upper mixture with every component's linear
 term shifted by the same ``u = Wᵀx``. Component precisions ``Λ_k`` do not depend on ``x``;
 their inverses ``Σ_k``, log-determinants and *centres* ``c_k = Σ_k h_k`` are computed once per
-call (``K`` small factorisations). Each component mean is the centre plus a *spread*,
+parameter vector (:func:`component_terms`, ``K`` small factorisations) and reused for every
+chunk of observations. Each component mean is the centre plus a *spread*,
 ``μ_k(x) = c_k + Σ_k u``, and
 
 * the spreads ``Σ_k u`` for every ``(x, k)`` pair are one ``(N, d) x (d, K d)`` GEMM;
@@ -53,8 +54,32 @@ class ComponentPosteriors(NamedTuple):
     covariances: Any
 
 
-def component_posteriors(upper: Mixture, upper_params: Any, shift: Any) -> ComponentPosteriors:
-    """Posterior quantities of every component for linear shifts ``u`` of shape (N, d).
+class ComponentTerms(NamedTuple):
+    """The x-independent part of the posteriors: one factorisation per component.
+
+    Attributes
+    ----------
+    location : array, shape (K, d)
+        Component linear terms ``h_k`` before the shift.
+    centers : array, shape (K, d)
+        ``c_k = Σ_k h_k``.
+    covariances : array, shape (K, rep.size(d))
+        ``Σ_k = Λ_k⁻¹``, plain storage.
+    logdets : array, shape (K,)
+        ``log |Λ_k|``.
+    log_weights : array, shape (K,)
+        Categorical natural parameters with the leading zero, ``(0, θ_z)``.
+    """
+
+    location: Any
+    centers: Any
+    covariances: Any
+    logdets: Any
+    log_weights: Any
+
+
+def component_terms(upper: Mixture, upper_params: Any) -> ComponentTerms:
+    """Factorise every component precision once (reused for every chunk of observations).
 
     Parameters
     ----------
@@ -62,15 +87,13 @@ def component_posteriors(upper: Mixture, upper_params: Any, shift: Any) -> Compo
         The posterior upper mixture (``pst_upr_hrm``).
     upper_params : array, shape (upper.dim,)
         Its natural parameters before the shift.
-    shift : array, shape (N, d)
-        ``Wᵀ x`` for each observation.
 
     Returns
     -------
-    ComponentPosteriors
-        Logits, centres, spreads, shifts and covariances.
+    ComponentTerms
+        Locations, centres, covariances, log-determinants and log-weights.
     """
-    xp = B.array_namespace(upper_params, shift)
+    xp = B.array_namespace(upper_params)
     family = upper.component_man
     rep, lkl_dim = family.rep, upper.lkl_dim
     components = upper.components_from_likelihood(upper_params[..., :lkl_dim])  # (K, dim)
@@ -79,16 +102,38 @@ def component_posteriors(upper: Mixture, upper_params: Any, shift: Any) -> Compo
     covariances = rep.factor_inverse(factors, family.n)
     logdets = rep.factor_logdet(factors, family.n)  # (K,)
     centers = rep.matvec(covariances, location)  # (K, d)
-    spreads = rep.matvec_all(covariances, shift)  # (N, K, d)
+    weights = upper_params[..., lkl_dim:]
+    zero = xp.zeros((1,), dtype=weights.dtype, device=B.device_of(weights))
+    return ComponentTerms(location, centers, covariances, logdets, xp.concat([zero, weights]))
+
+
+def posteriors_at(upper: Mixture, terms: ComponentTerms, shift: Any) -> ComponentPosteriors:
+    """Posterior quantities of every component for linear shifts ``u`` of shape (N, d).
+
+    Parameters
+    ----------
+    upper : Mixture
+        The posterior upper mixture (gives the covariance rep).
+    terms : ComponentTerms
+        Output of :func:`component_terms`.
+    shift : array, shape (N, d)
+        ``Wᵀ x`` for each observation.
+
+    Returns
+    -------
+    ComponentPosteriors
+        Logits, centres, spreads, shifts and covariances.
+    """
+    xp = B.array_namespace(terms.centers, shift)
+    centers = terms.centers
+    spreads = upper.component_man.rep.matvec_all(terms.covariances, shift)  # (N, K, d)
     quadratic = (
-        xp.vecdot(location, centers)[None, :]
+        xp.vecdot(terms.location, centers)[None, :]
         + 2.0 * (shift @ xp.matrix_transpose(centers))
         + xp.vecdot(shift[:, None, :], spreads)
     )  # (h_k + u)ᵀ Σ_k (h_k + u), shape (N, K)
-    weights = upper_params[..., lkl_dim:]
-    zero = xp.zeros((1,), dtype=weights.dtype, device=B.device_of(weights))
-    logits = 0.5 * quadratic - 0.5 * logdets[None, :] + xp.concat([zero, weights])
-    return ComponentPosteriors(logits, centers, spreads, shift, covariances)
+    logits = 0.5 * quadratic - 0.5 * terms.logdets[None, :] + terms.log_weights
+    return ComponentPosteriors(logits, centers, spreads, shift, terms.covariances)
 
 
 def component_means(posteriors: ComponentPosteriors) -> Any:
@@ -97,7 +142,7 @@ def component_means(posteriors: ComponentPosteriors) -> Any:
     Parameters
     ----------
     posteriors : ComponentPosteriors
-        Output of :func:`component_posteriors`.
+        Output of :func:`posteriors_at`.
 
     Returns
     -------
@@ -113,7 +158,7 @@ def responsibilities(posteriors: ComponentPosteriors) -> Any:
     Parameters
     ----------
     posteriors : ComponentPosteriors
-        Output of :func:`component_posteriors`.
+        Output of :func:`posteriors_at`.
 
     Returns
     -------
@@ -130,7 +175,7 @@ def latent_means(posteriors: ComponentPosteriors, probs: Any) -> Any:
     Parameters
     ----------
     posteriors : ComponentPosteriors
-        Output of :func:`component_posteriors`.
+        Output of :func:`posteriors_at`.
     probs : array, shape (N, K)
         Responsibilities.
 
@@ -152,7 +197,7 @@ def weighted_upper_sums(
     upper : Mixture
         The posterior upper mixture.
     posteriors : ComponentPosteriors
-        Output of :func:`component_posteriors`.
+        Output of :func:`posteriors_at`.
     probs : array, shape (N, K)
         Responsibilities (already multiplied by any row weights).
 

@@ -173,6 +173,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
             )
             raise ValidationError(msg)
         _, interaction, upper = self.split_coords(params)
+        terms = P.component_terms(self.posterior_upper, upper)  # x-independent: once
         flat = xp.reshape(x, (-1, x.shape[-1]))
         n_rows = flat.shape[0]
         size = default_chunk_size(self, max(n_rows, 1))
@@ -180,7 +181,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         for start in range(0, max(n_rows, 1), size):
             rows = flat[start : min(start + size, n_rows), ...]
             shift = vecmat(rows, interaction)
-            parts.append(per_rows(P.component_posteriors(self.posterior_upper, upper, shift)))
+            parts.append(per_rows(P.posteriors_at(self.posterior_upper, terms, shift)))
         values = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
         return xp.reshape(values, (*x.shape[:-1], *values.shape[1:]))
 

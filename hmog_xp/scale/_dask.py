@@ -3,7 +3,7 @@
 The E-step is a sum over observations, so it splits exactly over the row chunks of a Dask
 array. Per EM iteration every chunk (a NumPy or CuPy array, on a worker) is reduced by the
 same backend-neutral kernel as the in-memory :func:`hmog_xp.fit_em`
-(:func:`hmog_xp.hmog._estep._chunk_sums`) to one small row of ``O(K d² + p d)`` numbers, the
+(:func:`hmog_xp.hmog._estep.chunk_sums_for`) to one small row of ``O(K d² + p d)`` numbers, the
 rows are added by Dask's tree reduction, and the M-step runs on the client. ``mean s_x(x)``
 is computed once per fit, in a first pass that also locates chunks holding non-finite
 values. Dask is imported only when these functions are called.
@@ -23,8 +23,8 @@ from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
 from hmog_xp.em import EMFit, as_regularization, check_em_model, m_step, run_em
 from hmog_xp.hmog._estep import (
-    _chunk_sums,
     assemble_expectation,
+    chunk_sums_for,
     default_chunk_size,
     observable_statistics,
 )
@@ -146,12 +146,7 @@ def _block_sums(block: Any, model: Any, params: Any, chunk_size: int, width: int
         return S.host_zeros((1, width))
     xp = B.array_namespace(block)
     local = S.like_chunk(params, block)
-    sums = sum_over_chunks(
-        lambda chunk, weights: _chunk_sums(model, local, chunk, weights),
-        block,
-        chunk_size,
-        xp=xp,
-    )
+    sums = sum_over_chunks(chunk_sums_for(model, local), block, chunk_size, xp=xp)
     return S.pack_row(sums)
 
 
@@ -194,7 +189,7 @@ def _layout(model: Any, params: Any) -> list[tuple[int, ...]]:
     device = B.device_of(params)
     row = xp.zeros((1, model.data_dim), dtype=params.dtype, device=device)
     weight = xp.zeros((1,), dtype=params.dtype, device=device)
-    return [tuple(part.shape) for part in _chunk_sums(model, params, row, weight)]
+    return [tuple(part.shape) for part in chunk_sums_for(model, params)(row, weight)]
 
 
 def _unpack(vector: Any, layout: list[tuple[int, ...]], reference: Any) -> tuple[Any, ...]:
