@@ -9,6 +9,7 @@ with the step sizes ``γ_t = (t + learning_offset)^(−learning_decay)``.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Callable
 from types import ModuleType
@@ -101,20 +102,14 @@ def prepare_dask(
 
 def _name_non_finite_chunk(X: Any, subset: Any, rows: list[int]) -> None:
     """Raise naming the chunk of the first sampled row that holds a NaN or an infinity."""
+    from hmog_xp.scale._dask import chunk_bounds, non_finite_chunks_error
+
     xp = B.array_namespace(subset)
     finite = xp.all(xp.isfinite(subset), axis=1)
     if bool(xp.all(finite)):
         return  # rows outside the sample are checked, chunk by chunk, by fit_em_dask
     row = rows[int(xp.argmin(xp.astype(finite, xp.int8)))]
-    start = 0
-    for index, size in enumerate(X.chunks[0]):
-        if row < start + size:
-            msg = (
-                f"chunk {index} (rows {start}-{start + size - 1}) contains non-finite values "
-                f"(NaN or inf), e.g. row {row}; clean or drop those rows first"
-            )
-            raise ValueError(msg)
-        start += size
+    raise non_finite_chunks_error(X, [bisect.bisect_right(chunk_bounds(X), row) - 1])
 
 
 def lazy_method(estimator: HMoG, X: Any, method: str) -> Any:

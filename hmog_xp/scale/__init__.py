@@ -11,13 +11,12 @@ Dask and distributed are optional (``pip install 'hmog_xp[dask]'``) and imported
 Dask function is called.
 """
 
-from hmog_xp.scale._dask import (
-    check_dask_sample,
+from hmog_xp.scale._dask import check_dask_sample, fit_em_dask
+from hmog_xp.scale._dask_lazy import (
     dask_predict,
     dask_predict_proba,
     dask_score_samples,
     dask_transform,
-    fit_em_dask,
 )
 from hmog_xp.scale._online import (
     OnlineEMFit,

@@ -1,4 +1,4 @@
-"""EM and chunk-wise predictions on Dask arrays (``dask.array``), without gathering the data.
+"""EM on Dask arrays (``dask.array``), without gathering the data.
 
 The E-step is a sum over observations, so it splits exactly over the row chunks of a Dask
 array. Per EM iteration every chunk (a NumPy or CuPy array, on a worker) is reduced by the
@@ -29,14 +29,7 @@ from hmog_xp.hmog._estep import (
     observable_statistics,
 )
 
-__all__ = [
-    "check_dask_sample",
-    "dask_predict",
-    "dask_predict_proba",
-    "dask_score_samples",
-    "dask_transform",
-    "fit_em_dask",
-]
+__all__ = ["check_dask_sample", "chunk_bounds", "fit_em_dask", "non_finite_chunks_error"]
 
 
 def _dask_array() -> Any:
@@ -150,10 +143,6 @@ def _block_sums(block: Any, model: Any, params: Any, chunk_size: int, width: int
     return S.pack_row(sums)
 
 
-def _block_method(block: Any, model: Any, params: Any, method: str) -> Any:
-    return getattr(model, method)(S.like_chunk(params, block), block)
-
-
 # -- client side ---------------------------------------------------------------------------------
 
 
@@ -164,23 +153,52 @@ def _observable_statistics(
     bad, total = _compute(scheduler, rows[:, 0], rows[:, 1:].sum(axis=0))
     flagged = [index for index, count in enumerate(bad) if count > 0]
     if flagged:
-        bounds = [0, *(int(v) for v in _cumsum(xs.chunks[0]))]
-        first = flagged[0]
-        others = f" (and {len(flagged) - 1} more chunks)" if len(flagged) > 1 else ""
-        msg = (
-            f"chunk {first} (rows {bounds[first]}-{bounds[first + 1] - 1}) contains "
-            f"non-finite values (NaN or inf){others}; clean or drop those rows first"
-        )
-        raise ValidationError(msg)
+        raise non_finite_chunks_error(xs, flagged)
     return S.from_host(total, reference) / xs.shape[0]
 
 
-def _cumsum(sizes: tuple[int, ...]) -> list[int]:
-    out, running = [], 0
-    for size in sizes:
-        running += int(size)
-        out.append(running)
-    return out
+def chunk_bounds(xs: Any) -> list[int]:
+    """Return the first row of every row chunk of ``xs``, then ``N``.
+
+    Parameters
+    ----------
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+
+    Returns
+    -------
+    list of int
+        ``[0, n_0, n_0 + n_1, ..., N]``.
+    """
+    bounds = [0]
+    for size in xs.chunks[0]:
+        bounds.append(bounds[-1] + int(size))
+    return bounds
+
+
+def non_finite_chunks_error(xs: Any, flagged: list[int]) -> ValidationError:
+    """Build the error naming the first of the chunks that hold NaN or infinite values.
+
+    Parameters
+    ----------
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+    flagged : list of int
+        Indices of the chunks with non-finite values (at least one).
+
+    Returns
+    -------
+    ValidationError
+        The error to raise.
+    """
+    bounds = chunk_bounds(xs)
+    first = flagged[0]
+    others = f" (and {len(flagged) - 1} more chunks)" if len(flagged) > 1 else ""
+    msg = (
+        f"chunk {first} (rows {bounds[first]}-{bounds[first + 1] - 1}) contains "
+        f"non-finite values (NaN or inf){others}; clean or drop those rows first"
+    )
+    return ValidationError(msg)
 
 
 def _layout(model: Any, params: Any) -> list[tuple[int, ...]]:
@@ -297,111 +315,3 @@ def fit_em_dask(
                 tol=tol,
                 callback=callback,
             )
-
-
-def _lazy(model: Any, params: Any, xs: Any, method: str, width: int | None, dtype: Any) -> Any:
-    from dask.array.utils import meta_from_array
-
-    check_dask_sample(model, xs)
-    model._check_params(params)
-    host = S.to_host(params)
-    if width is None:
-        return xs.map_blocks(
-            _block_method,
-            model,
-            host,
-            method,
-            drop_axis=1,
-            chunks=(xs.chunks[0],),
-            dtype=dtype,
-            meta=meta_from_array(xs._meta, ndim=1, dtype=dtype),
-        )
-    return xs.map_blocks(
-        _block_method,
-        model,
-        host,
-        method,
-        chunks=(xs.chunks[0], (width,)),
-        dtype=dtype,
-        meta=meta_from_array(xs._meta, ndim=2, dtype=dtype),
-    )
-
-
-def dask_predict(model: Any, params: Any, xs: Any) -> Any:
-    """Return the most probable component of every row, lazily, chunk by chunk.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-    xs : dask.array.Array, shape (N, p)
-        Observations chunked along rows.
-
-    Returns
-    -------
-    dask.array.Array of int64, shape (N,)
-        ``argmax_k p(z = k | x)``, with ``xs``'s row chunks.
-    """
-    return _lazy(model, params, xs, "posterior_hard_assignment", None, "int64")
-
-
-def dask_predict_proba(model: Any, params: Any, xs: Any) -> Any:
-    """Return the posterior component probabilities of every row, lazily.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-    xs : dask.array.Array, shape (N, p)
-        Observations chunked along rows.
-
-    Returns
-    -------
-    dask.array.Array, shape (N, K)
-        ``p(z = k | x)``.
-    """
-    return _lazy(model, params, xs, "posterior_soft_assignments", model.n_components, xs.dtype)
-
-
-def dask_transform(model: Any, params: Any, xs: Any) -> Any:
-    """Return the posterior latent means (factor scores) of every row, lazily.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-    xs : dask.array.Array, shape (N, p)
-        Observations chunked along rows.
-
-    Returns
-    -------
-    dask.array.Array, shape (N, d)
-        ``E[y | x]``.
-    """
-    return _lazy(model, params, xs, "posterior_latent_mean", model.lat_dim, xs.dtype)
-
-
-def dask_score_samples(model: Any, params: Any, xs: Any) -> Any:
-    """Return ``log p(x)`` of every row, lazily.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-    xs : dask.array.Array, shape (N, p)
-        Observations chunked along rows.
-
-    Returns
-    -------
-    dask.array.Array, shape (N,)
-        Log observable densities.
-    """
-    return _lazy(model, params, xs, "log_observable_density", None, xs.dtype)
