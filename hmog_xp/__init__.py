@@ -23,7 +23,7 @@ Public API (everything else is private):
   sample / save / load);
 * gradient training on every backend: :class:`Adam`, :func:`fit_gradient`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
-  :class:`ValidationError`, :class:`BackendError`.
+  :class:`ValidationError`, :class:`BackendError`, :class:`ModelFileError`.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from hmog_xp._backend import (
     value_and_grad,
 )
 from hmog_xp._errors import BackendError, ValidationError
+from hmog_xp._files import ModelFileError
 from hmog_xp._validation import set_validation, validation
 from hmog_xp.em import EMFit, Regularization, em_steps, fit_em
 from hmog_xp.families import Categorical, ExponentialFamily, Normal
@@ -126,6 +127,7 @@ __all__ = [
     "LinearGaussianParameters",
     "Mixture",
     "MixtureParameters",
+    "ModelFileError",
     "Normal",
     "OnlineEMFit",
     "OnlineEMState",

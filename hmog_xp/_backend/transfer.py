@@ -8,15 +8,19 @@ fitted state in one backend and answers in the caller's namespace; saved models 
 from __future__ import annotations
 
 import json
+import math
+import zipfile
+import zlib
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from hmog_xp._backend._registry import BACKEND_NAMES, backend_name_of
 from hmog_xp._backend._registry import array_namespace as _array_namespace
 from hmog_xp._errors import BackendError
+from hmog_xp._files import ModelFileError, atomic_write
 
 __all__ = [
     "backend_of_array",
@@ -79,6 +83,8 @@ def to_numpy(value: Any) -> np.ndarray:
         return np.asarray(value.detach().cpu().numpy())
     if name == "cupy":
         return np.asarray(value.get())
+    if name == "array_api_strict":  # any of its devices (NumPy reads only its CPU device)
+        value = value.to_device(_array_namespace(value).Device("CPU_DEVICE"))
     return np.asarray(value)
 
 
@@ -144,15 +150,26 @@ def object_array(values: list[str]) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
+def _write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """Write host arrays to an open binary stream as an uncompressed ``.npz`` archive."""
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, value, allow_pickle=False)
+
+
 def save_arrays(path: str | Path, arrays: dict[str, Any], metadata: dict[str, Any]) -> Path:
     """Write arrays (any backend) and JSON-serialisable metadata to one ``.npz`` file.
+
+    The file is replaced atomically (:func:`hmog_xp._files.atomic_write`): an interrupted
+    save leaves the previous file intact. Nothing is pickled.
 
     Parameters
     ----------
     path : str or Path
         Destination; ``.npz`` is appended when missing.
     arrays : dict of str to array
-        Arrays to store (copied to the host).
+        Arrays to store (copied to the host); numeric or boolean, never ``object``.
     metadata : dict
         JSON-serialisable metadata.
 
@@ -164,15 +181,76 @@ def save_arrays(path: str | Path, arrays: dict[str, Any], metadata: dict[str, An
     target = Path(path)
     if target.suffix != ".npz":
         target = target.with_name(target.name + ".npz")
-    host: dict[str, Any] = {name: to_numpy(value) for name, value in arrays.items()}
+    host: dict[str, np.ndarray] = {name: to_numpy(value) for name, value in arrays.items()}
     host[_METADATA_KEY] = np.asarray(json.dumps(metadata))
-    with target.open("wb") as handle:
-        np.savez(handle, **host)
+    with atomic_write(target) as handle:
+        _write_npz(handle, host)
     return target
 
 
+def _damaged(path: str | Path, problem: str) -> ModelFileError:
+    return ModelFileError(f"{path}: not a saved hmog_xp model, or a damaged one: {problem}")
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str | Path) -> np.ndarray:
+    """Read one ``.npy`` member, checking its header against its size before the data."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            msg = f"entry {info.filename!r} has .npy format version {version}"
+            raise _damaged(path, msg)
+        if dtype.hasobject:
+            msg = f"entry {info.filename!r} holds Python objects, which are never unpickled"
+            raise _damaged(path, msg)
+        size = math.prod(shape) * dtype.itemsize
+        if size != info.file_size - member.tell():
+            msg = f"entry {info.filename!r} is truncated or its header is corrupted"
+            raise _damaged(path, msg)
+        data = member.read(size)
+    flat = np.frombuffer(data, dtype=dtype)
+    return np.array(flat.reshape(shape, order="F" if fortran else "C"), order="C")
+
+
+def _read_archive(path: str | Path) -> dict[str, np.ndarray]:
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+        if bad is not None:
+            raise _damaged(path, f"entry {bad!r} fails its checksum")
+        arrays: dict[str, np.ndarray] = {}
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if name == info.filename or name in arrays:
+                msg = f"entry {info.filename!r} is not one .npy array"
+                raise _damaged(path, msg)
+            arrays[name] = _read_member(archive, info, path)
+    return arrays
+
+
+#: What reading a damaged archive can raise, besides :class:`ModelFileError`.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    ValueError,
+    OSError,
+    KeyError,
+    NotImplementedError,
+    OverflowError,
+    MemoryError,
+    zlib.error,
+)
+
+
 def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a file written by :func:`save_arrays`.
+    """Read a file written by :func:`save_arrays`, turning any damage into one clear error.
+
+    The archive's checksums are verified, every entry must be a plain ``.npy`` array whose
+    header agrees with its size (object arrays are refused, nothing is unpickled), and the
+    metadata must be a JSON object.
 
     Parameters
     ----------
@@ -188,19 +266,36 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
 
     Raises
     ------
-    ValueError
-        If the file is not an ``.npz`` archive written by :func:`save_arrays`.
+    FileNotFoundError
+        If the file does not exist.
+    ModelFileError
+        (a :class:`ValueError`) If the path is a directory, or the file is not an ``.npz``
+        archive written by :func:`save_arrays` or is damaged; the message names the file.
     """
+    source = Path(path)
+    if not source.exists():
+        msg = f"{path}: no such file"
+        raise FileNotFoundError(msg)
+    if source.is_dir():
+        raise _damaged(path, "it is a directory")
     try:
-        with np.load(Path(path), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        msg = f"{path} is not a saved hmog_xp model (.npz): {exc}"
-        raise ValueError(msg) from exc
-    if _METADATA_KEY not in arrays:
-        msg = f"{path} is not a saved hmog_xp model: it has no metadata entry"
-        raise ValueError(msg)
-    metadata = json.loads(str(arrays.pop(_METADATA_KEY)))
+        arrays = _read_archive(source)
+    except (ModelFileError, FileNotFoundError, PermissionError):
+        raise
+    except _READ_ERRORS as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise _damaged(path, f"{text} (not an .npz archive, truncated or corrupted)") from exc
+    stored = arrays.pop(_METADATA_KEY, None)
+    if stored is None:
+        raise _damaged(path, "it has no metadata entry")
+    if stored.shape != () or stored.dtype.kind != "U":
+        raise _damaged(
+            path, f"its metadata entry is a {stored.dtype} array of shape {stored.shape}"
+        )
+    try:
+        metadata = json.loads(str(stored))
+    except ValueError as exc:
+        raise _damaged(path, f"its metadata is not JSON ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise _damaged(path, f"its metadata is a JSON {type(metadata).__name__}, not an object")
     return arrays, metadata

@@ -22,6 +22,7 @@ import numpy as np
 from hmog_xp import _backend as B
 from hmog_xp.cli._io import format_table, read_labels, read_table, to_numpy, write_text
 from hmog_xp.cli._metrics import adjusted_rand_index, normalized_mutual_information
+from hmog_xp.cli._outputs import check_outputs, model_path
 from hmog_xp.cli._plots import FigureData, write_figure
 from hmog_xp.cli._progress import ProgressBar
 
@@ -243,6 +244,8 @@ def run_demo(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     args.components, args.factors = DEMO_COMPONENTS, DEMO_FACTORS
     args.noise, args.variant, args.n_init = "diagonal", "analytic", 1
     args.tol, args.reg_covar = DEMO_TOL, DEMO_REG_COVAR
+    figure_path = pathlib.Path(args.out_dir) / "hmog_demo.png"
+    check_outputs({}, {"the demo figure": figure_path})
     stream.write("hmog-xp demo: UCI optical handwritten digits (8×8 images, labels 0-9)\n")
     stream.flush()
     result = fit_model(pixels, args, label="EM")
@@ -261,7 +264,6 @@ def run_demo(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         )
     )
     start = time.perf_counter()
-    figure_path = pathlib.Path(args.out_dir) / "hmog_demo.png"
     title = (
         f"HMoG on UCI digits: K={est.n_components}, d={est.n_factors}, "
         f"diagonal noise, EM ({result.backend})"
@@ -315,6 +317,15 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         The exit status, 0.
     """
     stream = sys.stdout if stream is None else stream
+    check_outputs(
+        {"DATA": args.data, "--true-labels": args.true_labels},
+        {
+            "--out": None if args.out is None else (args.out, model_path(args.out)),
+            "--labels": args.labels,
+            "--plot": args.plot,
+        },
+        figures=("--plot",),
+    )
     start = time.perf_counter()
     table = read_table(args.data)
     true = None if args.true_labels is None else read_labels(args.true_labels, table.shape[0])
@@ -340,8 +351,8 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     )
     if args.out is not None:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        est.save(args.out)
-        rows.append(("saved", f"model written to {args.out}"))
+        written = est.save(args.out)
+        rows.append(("saved", f"model written to {written}"))
     if args.labels is not None:
         write_text(args.labels, format_table(predicted, ["cluster"]))
         rows.append(("labels", f"written to {args.labels}"))

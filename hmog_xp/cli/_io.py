@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hmog_xp._backend.transfer import to_numpy
+from hmog_xp._files import atomic_write
 
 __all__ = ["format_table", "read_labels", "read_table", "to_numpy", "write_text"]
 
@@ -36,8 +37,26 @@ def _read_text(path: pathlib.Path) -> str:
         raise ValueError(msg) from None
 
 
-def _parse_rows(text: str) -> list[list[str]]:
-    return [[field.strip() for field in row] for row in csv.reader(io.StringIO(text))]
+def _parse_rows(text: str, path: pathlib.Path) -> list[list[str]]:
+    try:
+        return [[field.strip() for field in row] for row in csv.reader(io.StringIO(text))]
+    except csv.Error as exc:
+        msg = f"{path} is not a readable CSV file: {exc}"
+        raise ValueError(msg) from None
+
+
+def _load_npy(path: pathlib.Path) -> np.ndarray:
+    """Load a ``.npy`` array without unpickling; any damage is a ``ValueError``."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        msg = f"{path} is not a readable .npy array: {exc}"
+        raise ValueError(msg) from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        msg = f"{path} is an .npz archive, not a .npy array"
+        raise ValueError(msg)
+    return array
 
 
 def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -50,7 +69,10 @@ def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     first = next((i for i, line in enumerate(text_lines) if line.strip()), None)
     if first is None:
         return None
-    header = not all(_is_number(field) for field in next(csv.reader([text_lines[first]])))
+    try:
+        header = not all(_is_number(field) for field in next(csv.reader([text_lines[first]])))
+    except csv.Error:
+        return None
     skip = first + 1 if header else first
     lines = [i + 1 for i in range(skip, len(text_lines)) if text_lines[i].strip()]
     if not lines:
@@ -141,11 +163,7 @@ def read_table(path: str | pathlib.Path) -> np.ndarray:
     """
     path = _check_path(path)
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            msg = f"{path} is not a readable .npy array: {exc}"
-            raise ValueError(msg) from None
+        array = _load_npy(path)
         if array.ndim != 2:
             msg = f"{path} holds an array of shape {array.shape}; expected 2-D (N rows, p columns)"
             raise ValueError(msg)
@@ -163,7 +181,7 @@ def read_table(path: str | pathlib.Path) -> np.ndarray:
         return table
     text = _read_text(path)
     parsed = _fast_table(text)
-    table, lines = parsed if parsed is not None else _table_from_rows(_parse_rows(text), path)
+    table, lines = parsed if parsed is not None else _table_from_rows(_parse_rows(text, path), path)
     _check_finite(table, path, lines)
     return table
 
@@ -192,14 +210,10 @@ def read_labels(path: str | pathlib.Path, n_rows: int) -> np.ndarray:
     """
     path = _check_path(path)
     if path.suffix.lower() == ".npy":
-        try:
-            labels = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            msg = f"{path} is not a readable .npy array: {exc}"
-            raise ValueError(msg) from None
+        labels = _load_npy(path)
         labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
     else:
-        rows = [row for row in _parse_rows(_read_text(path)) if any(row)]
+        rows = [row for row in _parse_rows(_read_text(path), path) if any(row)]
         if any(len(row) != 1 for row in rows):
             msg = f"{path} must hold one label per line (a single column)"
             raise ValueError(msg)
@@ -240,7 +254,10 @@ def format_table(values: np.ndarray, header: Sequence[str]) -> str:
 
 
 def write_text(path: str | pathlib.Path, text: str) -> None:
-    """Write text to a file, creating its parent directories.
+    """Write text to a file atomically, creating its parent directories.
+
+    The previous file (if any) is replaced only once the new content is on disk
+    (:func:`hmog_xp._files.atomic_write`).
 
     Parameters
     ----------
@@ -251,4 +268,5 @@ def write_text(path: str | pathlib.Path, text: str) -> None:
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))

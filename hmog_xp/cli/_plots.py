@@ -15,6 +15,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from hmog_xp._files import atomic_write
+
 
 @dataclass(frozen=True)
 class FigureData:  # numpydoc ignore=PR02
@@ -166,7 +168,7 @@ def write_figure(path: str | pathlib.Path, data: FigureData) -> pathlib.Path:
     ----------
     path : str or path
         Destination; the format follows the suffix (``.png``, ``.pdf``, ``.svg``); parent
-        directories are created.
+        directories are created, and the file is replaced atomically.
     data : FigureData
         What to draw.
 
@@ -193,5 +195,6 @@ def write_figure(path: str | pathlib.Path, data: FigureData) -> pathlib.Path:
     _draw_history(history_ax, data.history)
     _draw_scores(scores_ax, data)
     figure.suptitle(data.title, fontsize=12)
-    figure.savefig(path, dpi=100)
+    with atomic_write(path) as handle:
+        figure.savefig(handle, dpi=100, format=path.suffix.lstrip(".").lower() or None)
     return path

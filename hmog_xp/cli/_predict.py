@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import zipfile
 from typing import Any, TextIO
 
 import numpy as np
 
 from hmog_xp.cli._commands import namespace, to_backend
 from hmog_xp.cli._io import format_table, read_table, to_numpy, write_text
+from hmog_xp.cli._outputs import check_outputs
 
 
 def load_model(path: str | pathlib.Path, backend: str | None) -> Any:
@@ -31,23 +31,15 @@ def load_model(path: str | pathlib.Path, backend: str | None) -> Any:
 
     Raises
     ------
-    OSError
+    FileNotFoundError
         If the file is missing.
-    ValueError
-        If the file is not a saved model.
+    ModelFileError
+        (a ``ValueError``) If the file is not a saved model, or a damaged one.
     """
     from hmog_xp import HMoG
 
-    path = pathlib.Path(path)
-    if not path.is_file():
-        msg = f"{path}: no such model file"
-        raise OSError(msg)
     name, _ = namespace(backend)
-    try:
-        return HMoG.load(path, backend=name)
-    except (KeyError, EOFError, zipfile.BadZipFile) as exc:
-        msg = f"{path} is not a model saved by hmog-xp ({type(exc).__name__}: {exc})"
-        raise ValueError(msg) from None
+    return HMoG.load(path, backend=name)
 
 
 def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
@@ -66,6 +58,7 @@ def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         The exit status, 0.
     """
     stream = sys.stdout if stream is None else stream
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out})
     estimator = load_model(args.model, args.backend)
     table = read_table(args.data)
     expected = int(estimator.n_features_in_)
