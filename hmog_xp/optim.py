@@ -5,11 +5,14 @@ The log-likelihood gradient of every HMoG variant is available in closed form
 equally use the backend's autodiff of ``average_log_observable_density``
 (``gradient="autodiff"``). A step that would leave the space of valid parameters (a precision
 that is no longer positive definite) is retried with half the step size, so the loop never
-returns an invalid model.
+returns an invalid model. The loop returns the best parameters it has seen (by the full-data
+average log-likelihood it tracks), so a run that diverges (too large a learning rate) never
+returns a model worse than its start.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -125,21 +128,25 @@ class GradientFit(NamedTuple):
     Attributes
     ----------
     params : array
-        Final natural parameters.
+        The best natural parameters seen: those of ``log_likelihoods[best_iter]``, the
+        largest entry (the last iterate unless the run went downhill, e.g. diverged).
     log_likelihoods : list of float
         Average log-likelihood of the full data after each step (the first entry is the
-        starting point).
+        starting point): the whole history, not only up to ``best_iter``.
     n_iter : int
         Number of optimiser steps taken.
     converged : bool
         Whether the relative change fell below ``tol`` before ``n_steps`` (always False
         without ``tol``).
+    best_iter : int
+        Step after which ``params`` were reached (0: the starting point was never beaten).
     """
 
     params: Any
     log_likelihoods: list[float]
     n_iter: int = 0
     converged: bool = False
+    best_iter: int = 0
 
 
 def fit_gradient(
@@ -179,8 +186,8 @@ def fit_gradient(
         ``log_likelihood_gradient`` (every backend) or the backend's autodiff of
         ``average_log_observable_density`` (JAX, PyTorch).
     max_backoff : int, optional
-        How many times a step that leaves the valid parameter space is halved before giving
-        up with an error.
+        How many times a step that leaves the valid parameter space is halved before the
+        loop stops there (returning the best parameters so far, see Returns).
     tol : float, optional
         Stop early when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` for the full-data average
         log-likelihood ``ℓ`` (default: run all ``n_steps``).
@@ -190,12 +197,16 @@ def fit_gradient(
     Returns
     -------
     GradientFit
-        Final parameters and the log-likelihood history.
+        The best parameters seen (never worse than the start: ``log_likelihoods[0]``), the
+        step that reached them and the log-likelihood history. The loop stops early when
+        no step size down to ``2**-max_backoff`` times the learning rate gives valid
+        parameters with a finite log-likelihood (for example after a non-finite gradient);
+        ``n_iter`` then says how many steps were taken.
 
     Raises
     ------
     ValidationError
-        For bad arguments, or if no step size keeps the parameters valid.
+        For bad arguments, or if the starting parameters have no finite log-likelihood.
     """
     if gradient not in ("closed-form", "autodiff"):
         msg = f"gradient must be 'closed-form' or 'autodiff'; got {gradient!r}"
@@ -217,7 +228,11 @@ def fit_gradient(
     source = B.random_source(rng, xp, B.device_of(xs))
     state = optimizer.init(params)
     history = [float(model.average_log_observable_density(params, xs))]
-    order = xp.arange(n_obs)
+    if not math.isfinite(history[0]):
+        msg = f"the starting parameters have a non-finite log-likelihood ({history[0]})"
+        raise ValidationError(msg)
+    best, best_iter = params, 0
+    order = xp.arange(n_obs, device=B.device_of(xs))
     position = n_obs  # forces a shuffle before the first mini-batch
     n_iter, converged = 0, False
     for n_iter in range(1, n_steps + 1):
@@ -230,16 +245,20 @@ def fit_gradient(
         else:
             batch = xs
         direction = grad_fn(params, batch)
-        params, state, value = _safe_step(
-            model, optimizer, params, direction, state, xs, max_backoff
-        )
+        step = _safe_step(model, optimizer, params, direction, state, xs, max_backoff)
+        if step is None:  # no valid step: stop with the best parameters so far
+            n_iter -= 1
+            break
+        params, state, value = step
         history.append(value)
+        if value > history[best_iter]:
+            best, best_iter = params, n_iter
         if callback is not None:
             callback(n_iter, value)
         if tol is not None and has_converged(history, tol):
             converged = True
             break
-    return GradientFit(params, history, n_iter, converged)
+    return GradientFit(best, history, n_iter, converged, best_iter)
 
 
 def _safe_step(
@@ -250,8 +269,12 @@ def _safe_step(
     state: AdamState,
     xs: Any,
     max_backoff: int,
-) -> tuple[Any, AdamState, float]:
-    """One Adam step, halved until the new parameters are valid (finite log-likelihood)."""
+) -> tuple[Any, AdamState, float] | None:
+    """One Adam step, halved until the new parameters are valid (finite log-likelihood).
+
+    None when no step size down to ``2**-max_backoff`` works (or the direction is not
+    finite, which no step size cures).
+    """
     scale = 1.0
     for _ in range(max_backoff + 1):
         candidate, new_state = optimizer.step(params, direction, state, scale)
@@ -259,11 +282,7 @@ def _safe_step(
             value = float(model.average_log_observable_density(candidate, xs))
         except ValidationError:
             value = float("nan")
-        if value == value and value not in (float("inf"), float("-inf")):
+        if math.isfinite(value):
             return candidate, new_state, value
         scale *= 0.5
-    msg = (
-        f"no step size down to {scale:.3g} x the learning rate keeps the parameters valid; "
-        f"lower the learning rate or whiten/re-initialise the model"
-    )
-    raise ValidationError(msg)
+    return None

@@ -6,6 +6,14 @@ read-only inputs, to catch in-place writes), ``array_api_strict``, ``jax`` (floa
 with the reason. ``HMOG_XP_TEST_BACKENDS=jax,torch`` limits a run to some backends (the nox
 sessions use it); the others are then skipped, with that reason.
 
+Device: the ``device`` fixture is where a test puts its inputs, in the spirit of
+array-api-extra's. It is ``array_api_strict.Device("device1")`` for ``array_api_strict``, a
+device that is not the default, so an array the library creates without ``device=`` (which
+would land on the host on CuPy or torch-CUDA) meets one on ``device1`` and strict raises; for
+the other backends it is the namespace's default device (CPU here, the current GPU on CuPy).
+Create inputs with ``xp.asarray(..., device=device)`` and check outputs with
+``tests.helpers.assert_device`` (``assert_close`` also checks that devices agree).
+
 Hypothesis profiles: ``ci`` (default; derandomised, no deadline, ``HYPOTHESIS_MAX_EXAMPLES``
 examples, default 15) and ``dev`` (randomised, 100 examples). Choose with
 ``HYPOTHESIS_PROFILE``.
@@ -21,6 +29,9 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+
+from hmog_xp._backend import device_of
+from tests.helpers import xp_name
 
 settings.register_profile(
     "ci",
@@ -101,3 +112,11 @@ def xp(request: pytest.FixtureRequest) -> ModuleType | ReadOnlyNumpy:
 def dtype(xp: Any) -> Any:
     """float64 of the namespace under test."""
     return xp.float64
+
+
+@pytest.fixture(scope="session")
+def device(xp: Any) -> Any:
+    """A device to place inputs on: a non-default one where the backend has it (see above)."""
+    if xp_name(xp) == "array_api_strict":
+        return xp.Device("device1")
+    return device_of(xp.empty((0,), dtype=xp.float64))

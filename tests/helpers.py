@@ -1,4 +1,5 @@
-"""Test helpers: conversions to NumPy and a namespace/shape/dtype-checking ``assert_close``."""
+"""Test helpers: conversions to NumPy, ``assert_device`` and a namespace/shape/dtype/device-checking
+``assert_close``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hmog_xp._backend import array_namespace, backend_name_of
+from hmog_xp._backend import array_namespace, backend_name_of, device_of
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -18,6 +19,8 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
     if module.startswith("cupy"):
         return x.get()
+    if module.startswith("array_api_strict"):  # NumPy reads only its default device
+        x = x.to_device(array_namespace(x).Device("CPU_DEVICE"))
     return np.asarray(x)
 
 
@@ -29,6 +32,28 @@ def backend_of(x: Any) -> str:
 def xp_name(xp: Any) -> str:
     """Backend name of a namespace (the read-only NumPy proxy counts as numpy)."""
     return backend_name_of(xp)
+
+
+def _is_backend_array(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _device(x: Any) -> Any:
+    # NumPy reductions return NumPy scalars (floats to device_of): they live on the host.
+    return "cpu" if isinstance(x, np.generic) else device_of(x)
+
+
+def assert_device(x: Any, device: Any) -> None:
+    """Assert that ``x`` (an array, or a tuple / list / NamedTuple of them) is on ``device``."""
+    if isinstance(x, tuple | list):
+        for i, item in enumerate(x):
+            try:
+                assert_device(item, device)
+            except AssertionError as exc:
+                raise AssertionError(f"item {i}: {exc}") from None
+        return
+    assert _is_backend_array(x), f"expected an array on {device}, got {type(x).__name__}"
+    assert _device(x) == device, f"result is on {_device(x)}, expected {device}"
 
 
 def default_tolerance(dtype: Any) -> float:
@@ -44,15 +69,25 @@ def assert_close(
     rtol: float | None = None,
     atol: float | None = None,
     check_dtype: bool = True,
+    device: Any = None,
 ) -> None:
-    """Assert ``actual`` is an array of ``xp`` with ``desired``'s shape and dtype, and close.
+    """Assert ``actual`` is an array of ``xp`` with ``desired``'s shape, dtype, device, and close.
 
-    ``desired`` may be a NumPy array (an oracle) or an array of ``actual``'s backend.
-    Tolerances default to :func:`default_tolerance` of ``actual``'s dtype.
+    ``desired`` may be a NumPy array (an oracle) or an array of ``actual``'s backend; in the
+    second case both must be on the same device. ``device``, when given, is the device
+    ``actual`` must be on. Tolerances default to :func:`default_tolerance` of ``actual``'s
+    dtype.
     """
     if xp is not None:
         assert backend_of(actual) == xp_name(xp), (
             f"result is a {backend_of(actual)} array, expected {xp_name(xp)}"
+        )
+    if device is not None:
+        assert_device(actual, device)
+    both = _is_backend_array(actual) and _is_backend_array(desired)
+    if both and backend_of(actual) == backend_of(desired):
+        assert _device(actual) == _device(desired), (
+            f"result is on {_device(actual)}, expected {_device(desired)}"
         )
     actual_np, desired_np = to_numpy(actual), to_numpy(desired)
     assert actual_np.shape == desired_np.shape, f"shape {actual_np.shape} != {desired_np.shape}"

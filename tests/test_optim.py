@@ -42,9 +42,10 @@ def test_fit_gradient_increases_the_likelihood(xp) -> None:
     fit = hx.fit_gradient(model, start, data, n_steps=40, optimizer=hx.Adam(0.05))
     assert len(fit.log_likelihoods) == 41
     assert fit.log_likelihoods[-1] > fit.log_likelihoods[0] + 0.05
-    assert_close(
+    assert fit.log_likelihoods[fit.best_iter] == max(fit.log_likelihoods)
+    assert_close(  # the best parameters seen are returned
         model.average_log_observable_density(fit.params, data),
-        fit.log_likelihoods[-1],
+        max(fit.log_likelihoods),
         xp=xp,
         check_dtype=False,
     )
@@ -95,3 +96,55 @@ def test_bad_arguments_are_rejected(kwargs, match) -> None:
 def test_bad_adam_settings_are_rejected(kwargs) -> None:
     with pytest.raises(hx.ValidationError, match="Adam needs learning_rate > 0"):
         hx.Adam(**kwargs)
+
+
+def test_a_diverging_run_returns_the_best_parameters_it_saw(xp) -> None:
+    model, start, data = _data(xp)
+    fit = hx.fit_gradient(model, start, data, n_steps=12, optimizer=hx.Adam(10.0))
+    history = fit.log_likelihoods
+    assert fit.n_iter == 12
+    assert len(history) == 13
+    assert history[-1] < max(history) - 1.0  # the run did diverge
+    returned = float(model.average_log_observable_density(fit.params, data))
+    assert returned >= history[0]
+    assert returned == pytest.approx(max(history), rel=1e-12, abs=0)
+    assert history[fit.best_iter] == max(history)
+
+
+class _PoisonedGradient:
+    """A model whose gradient turns NaN after ``healthy`` calls (a backend blowing up)."""
+
+    def __init__(self, model, healthy: int) -> None:
+        self.model, self.healthy, self.calls = model, healthy, 0
+
+    def average_log_observable_density(self, params, xs):
+        return self.model.average_log_observable_density(params, xs)
+
+    def log_likelihood_gradient(self, params, xs):
+        self.calls += 1
+        gradient = self.model.log_likelihood_gradient(params, xs)
+        return gradient * float("nan") if self.calls > self.healthy else gradient
+
+
+def test_a_non_finite_gradient_stops_the_run_at_its_best(xp) -> None:
+    model, start, data = _data(xp)
+    poisoned = _PoisonedGradient(model, healthy=3)
+    fit = hx.fit_gradient(poisoned, start, data, n_steps=10, optimizer=hx.Adam(0.05))
+    assert fit.n_iter == 3
+    assert len(fit.log_likelihoods) == 4
+    assert not fit.converged
+    assert np.all(np.isfinite(to_numpy(fit.params)))
+    returned = float(model.average_log_observable_density(fit.params, data))
+    assert returned == pytest.approx(max(fit.log_likelihoods), rel=1e-12, abs=0)
+    assert returned >= fit.log_likelihoods[0]
+
+
+class _NoLikelihood(_PoisonedGradient):
+    def average_log_observable_density(self, params, xs):
+        return float("nan")
+
+
+def test_a_start_without_a_finite_likelihood_is_refused() -> None:
+    model, start, data = _data(hx._backend.namespace_for("numpy"))
+    with pytest.raises(hx.ValidationError, match="starting parameters have a non-finite"):
+        hx.fit_gradient(_NoLikelihood(model, 0), start, data, n_steps=1)

@@ -167,7 +167,10 @@ class NormalUtilities(ExponentialFamily):
         xp = B.array_namespace(means)
         mean, covariance = self.split_mean_covariance(means)
         variances = self.rep.diagonal(covariance, self.n)
-        floored = xp.maximum(variances + jitter, xp.asarray(min_var, dtype=variances.dtype))
+        floored = xp.maximum(
+            variances + jitter,
+            xp.asarray(min_var, dtype=variances.dtype, device=B.device_of(variances)),
+        )
         covariance = self.rep.add_diagonal(covariance, floored - variances, self.n)
         return self.join_mean_covariance(mean, covariance)
 

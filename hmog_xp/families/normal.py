@@ -174,7 +174,8 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
             Log base measure.
         """
         xp = self._check_data(x)
-        return xp.full(x.shape[:-1], -0.5 * self.n * math.log(2.0 * math.pi), dtype=x.dtype)
+        value = -0.5 * self.n * math.log(2.0 * math.pi)
+        return xp.full(x.shape[:-1], value, dtype=x.dtype, device=B.device_of(x))
 
     def cholesky_factor(self, packed: Any, what: str = "precision") -> Any:
         """Square-root factor of a stored precision or covariance, checked positive definite.

@@ -93,7 +93,10 @@ class PositiveDefinite(CovarianceRep):
 
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed, values)
-        values = xp.broadcast_to(xp.asarray(values, dtype=packed.dtype), (*packed.shape[:-1], n))
+        values = xp.broadcast_to(
+            xp.asarray(values, dtype=packed.dtype, device=B.device_of(packed)),
+            (*packed.shape[:-1], n),
+        )
         eye = xp.eye(n, dtype=packed.dtype, device=B.device_of(packed))
         return packed + self.pack(values[..., :, None] * eye)
 
