@@ -321,7 +321,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         Parameters
         ----------
         path : str or Path
-            Destination (``.npz`` appended when missing).
+            Destination (``.npz`` appended when missing), replaced atomically.
 
         Returns
         -------
@@ -338,7 +338,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         Parameters
         ----------
         path : str or Path
-            The saved file.
+            The saved file; any damage raises :class:`~hmog_xp.ModelFileError`.
         backend : str, optional
             Backend to load into (default: the one it was fitted on).
 
