@@ -6,6 +6,7 @@ module is skipped without them.
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -109,6 +110,46 @@ def test_lazy_predictions_equal_the_model_methods() -> None:
         np.testing.assert_allclose(computed, expected, rtol=1e-12, atol=1e-12)
 
 
+def _unknown_chunks(data: np.ndarray, how: str):
+    """``data``'s rows with a positive first column, as a Dask array of unknown chunk sizes."""
+    keep = data[:, 0] > 0
+    if how == "boolean index":
+        xs = da.from_array(data, chunks=(300, data.shape[1]))
+        return xs[xs[:, 0] > 0], data[keep]
+    bounds = [0, 450, 450, 1200, len(data)]  # one chunk holds no rows at all
+    parts = [
+        da.from_delayed(
+            dask.delayed(lambda a, b: data[a:b][data[a:b, 0] > 0])(a, b),
+            shape=(np.nan, data.shape[1]),
+            dtype=data.dtype,
+        )
+        for a, b in itertools.pairwise(bounds)
+    ]
+    return da.concatenate(parts), data[keep]
+
+
+@pytest.mark.parametrize("how", ["boolean index", "from_delayed"])
+def test_unknown_chunk_sizes_are_handled(how: str) -> None:
+    """Fit: sizes computed (one pass, the input untouched); predictions: lazy, sizes unknown."""
+    model, params, data = _problem(n=1500)
+    xs, kept = _unknown_chunks(data, how)
+    assert np.isnan(xs.shape[0])
+    reference = fit_em(model, params, kept, max_iter=6, tol=0.0)
+    fit = fit_em_dask(model, params, xs, max_iter=6, tol=0.0, scheduler="threads")
+    _assert_same_fit(fit, reference)
+    assert np.isnan(xs.shape[0])  # the caller's array is not modified
+    for function, method in [
+        (dask_predict, "posterior_hard_assignment"),
+        (dask_predict_proba, "posterior_soft_assignments"),
+        (dask_transform, "posterior_latent_mean"),
+        (dask_score_samples, "log_observable_density"),
+    ]:
+        lazy = function(model, fit.params, xs)
+        assert np.isnan(lazy.shape[0]), function.__name__
+        expected = getattr(model, method)(fit.params, kept)
+        np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_columns_split_across_chunks_are_rejected() -> None:
     model, params, data = _problem(n=400)
     xs = da.from_array(data, chunks=(100, 2))
@@ -139,10 +180,10 @@ def test_other_bad_inputs_are_rejected() -> None:
         fit_em_dask(model, params, data)
     with pytest.raises(hx.ValidationError, match=r"shape \(N, 5\)"):
         fit_em_dask(model, params, da.from_array(data[:, :4], chunks=(100, 4)))
-    unknown = da.from_array(data, chunks=(100, 5))
-    unknown = unknown[unknown[:, 0] > 0]
-    with pytest.raises(hx.ValidationError, match="compute_chunk_sizes"):
-        fit_em_dask(model, params, unknown)
+    nothing = da.from_array(data, chunks=(100, 5))
+    nothing = nothing[nothing[:, 0] > 1e9]  # unknown chunk sizes, all of them zero
+    with pytest.raises(hx.ValidationError, match="at least one row"):
+        fit_em_dask(model, params, nothing)
     with pytest.raises(hx.ValidationError, match="floating"):
         fit_em_dask(model, params, da.from_array(data.astype(np.int64), chunks=(100, 5)))
     gradient_only = hx.differentiable_hmog(5, hx.Diagonal, 2, hx.Diagonal, 3)

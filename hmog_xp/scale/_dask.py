@@ -6,7 +6,10 @@ same backend-neutral kernel as the in-memory :func:`hmog_xp.fit_em`
 (:func:`hmog_xp.hmog._estep.chunk_sums_for`) to one small row of ``O(K d² + p d)`` numbers, the
 rows are added by Dask's tree reduction, and the M-step runs on the client. ``mean s_x(x)``
 is computed once per fit, in a first pass that also locates chunks holding non-finite
-values. Dask is imported only when these functions are called.
+values. A Dask array with unknown chunk sizes (from boolean indexing, or ``from_delayed``
+without a shape) is handled: :func:`fit_em_dask` computes the sizes first (one extra pass
+over the data), the lazy predictions keep them unknown (no pass at all). Dask is imported
+only when these functions are called.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from hmog_xp.hmog._estep import (
     observable_statistics,
 )
 
-__all__ = ["check_dask_sample", "chunk_bounds", "fit_em_dask", "non_finite_chunks_error"]
+__all__ = [
+    "check_dask_sample",
+    "chunk_bounds",
+    "fit_em_dask",
+    "non_finite_chunks_error",
+    "with_known_chunks",
+]
 
 
 def _dask_array() -> Any:
@@ -54,8 +63,9 @@ def check_dask_sample(model: Any, xs: Any) -> None:
     Raises
     ------
     ValidationError
-        If ``xs`` is not a 2-D floating Dask array with ``p`` columns, has unknown chunk
-        sizes, or is split along columns.
+        If ``xs`` is not a 2-D floating Dask array with ``p`` columns, has no rows, or is
+        split along columns. Unknown row chunk sizes are accepted (see
+        :func:`with_known_chunks`).
     """
     da = _dask_array()
     if not isinstance(xs, da.Array):
@@ -64,9 +74,6 @@ def check_dask_sample(model: Any, xs: Any) -> None:
     p = model.data_dim
     if xs.ndim != 2 or xs.shape[1] != p:
         msg = f"xs must have shape (N, {p}); got {tuple(xs.shape)}"
-        raise ValidationError(msg)
-    if any(math.isnan(size) for size in xs.chunks[0]):
-        msg = "xs has unknown chunk sizes; call xs.compute_chunk_sizes() first"
         raise ValidationError(msg)
     if xs.shape[0] == 0:
         msg = "xs must have at least one row"
@@ -80,6 +87,31 @@ def check_dask_sample(model: Any, xs: Any) -> None:
     if getattr(xs.dtype, "kind", "f") != "f":
         msg = f"xs must have a real floating dtype; got {xs.dtype}"
         raise ValidationError(msg)
+
+
+def with_known_chunks(xs: Any) -> Any:
+    """Return ``xs`` with its row chunk sizes known, computing them if they are not.
+
+    Boolean indexing (``xs[xs[:, 0] > 0]``) or ``da.from_delayed`` without a shape leave
+    the row counts of the chunks unknown (NaN). Computing them costs one pass over the
+    data; an array whose sizes are known is returned as it is, at no cost. ``xs`` itself is
+    not modified (``dask.array.Array.compute_chunk_sizes`` would modify it in place).
+
+    Parameters
+    ----------
+    xs : dask.array.Array, shape (N, p)
+        Observations chunked along rows.
+
+    Returns
+    -------
+    dask.array.Array, shape (N, p)
+        The same lazy array, with known chunk sizes.
+    """
+    if not any(math.isnan(size) for sizes in xs.chunks for size in sizes):
+        return xs
+    da = _dask_array()
+    fresh = da.Array(xs.dask, xs.name, xs.chunks, meta=xs._meta)
+    return fresh.compute_chunk_sizes()
 
 
 @contextmanager
@@ -263,7 +295,8 @@ def fit_em_dask(
     params : array, shape (dim,)
         Starting natural parameters (any backend; the result is in the same namespace).
     xs : dask.array.Array, shape (N, p)
-        Observations chunked along rows only (chunks may be NumPy or CuPy arrays).
+        Observations chunked along rows only (chunks may be NumPy or CuPy arrays). Unknown
+        chunk sizes are computed first (:func:`with_known_chunks`: one pass over the data).
     max_iter : int, optional
         Maximum number of EM steps.
     tol : float, optional
@@ -287,6 +320,8 @@ def fit_em_dask(
     """
     check_em_model(model)
     check_dask_sample(model, xs)
+    xs = with_known_chunks(xs)
+    check_dask_sample(model, xs)  # no rows at all, now that the sizes are known
     model._check_params(params)
     largest = max(int(size) for size in xs.chunks[0])
     size = default_chunk_size(model, largest) if chunk_size is None else int(chunk_size)
