@@ -1,83 +1,216 @@
-"""Hyper-parameter checks of the estimator (run in ``fit``, never in ``__init__``)."""
+"""Hyper-parameter checks of the estimator (run at the start of ``fit``, never in ``__init__``).
+
+scikit-learn keeps hyper-parameters exactly as they were set (``clone`` and ``GridSearchCV``
+rely on it), so NumPy scalars from ``np.arange`` or ``np.linspace`` grids reach ``fit`` as
+they are. :func:`check_hyperparameters` accepts NumPy integer and floating scalars (and 0-d
+NumPy arrays) wherever a Python ``int`` or ``float`` is accepted, refuses every value that
+cannot work, by name, before any data are touched, and returns a copy of the estimator whose
+hyper-parameters are plain Python values: that copy is what the model factories, the
+training loops and the saved metadata see. As in scikit-learn, an integer hyper-parameter
+refuses bools and floats (``3.0``); a real one accepts integers and refuses bools, NaN,
+infinities and strings.
+
+``reg_covar`` and ``noise_floor`` act in the coordinates the estimator fits in (unit-free),
+so their bounds do not depend on the data's units: ``noise_floor`` must be positive (a
+constant column has no other noise), ``reg_covar`` may be zero.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
+import operator
 from typing import TYPE_CHECKING
+
+from sklearn.utils import check_random_state
 
 from hmog_xp import _backend as B
 from hmog_xp.estimator._training import INITS, REPS, VARIANTS, build_model
+from hmog_xp.hmog import HMoGParameters
 
 if TYPE_CHECKING:
     from hmog_xp.estimator._estimator import HMoG
     from hmog_xp.hmog import HierarchicalMixtureOfGaussians
 
-
-def _integer(name: str, value: object, minimum: int, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        msg = f"{name} must be an int >= {minimum}; got {value!r}"
-        raise ValueError(msg)
+__all__ = ["as_int", "check_hyperparameters", "model_for", "n_factors_for"]
 
 
-def _real(name: str, value: object, *, positive: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        number = float(value)  # type: ignore[arg-type]
-        ok = (number > 0.0 if positive else number >= 0.0) and number < float("inf")
-    if not ok:
-        bound = "> 0" if positive else ">= 0"
-        msg = f"{name} must be a finite number {bound}; got {value!r}"
-        raise ValueError(msg)
+def _is_bool(value: object) -> bool:
+    """Whether ``value`` is a Python, NumPy or other backend's boolean (scalar or 0-d)."""
+    return isinstance(value, bool) or "bool" in str(getattr(value, "dtype", ""))
 
 
-def _choice(name: str, value: object, options: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in options:
-        msg = f"{name} must be one of {list(options)}; got {value!r}"
-        raise ValueError(msg)
-
-
-def check_hyperparameters(estimator: HMoG) -> None:
-    """Validate every hyper-parameter with a message naming it and what it accepts.
+def as_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as a Python ``int`` if it is an integer ``>= minimum``.
 
     Parameters
     ----------
-    estimator : HMoG
-        The estimator.
+    name : str
+        The parameter's name (for the message).
+    value : object
+        A Python or NumPy integer, or a 0-d integer array.
+    minimum : int
+        Smallest accepted value.
+
+    Returns
+    -------
+    int
+        The value.
 
     Raises
     ------
     ValueError
-        For the first invalid hyper-parameter (``BackendError``, a ``ValueError``, for an
-        unknown or missing backend).
+        For bools, floats (even integral ones), strings, other objects, or too small values.
     """
-    _integer("n_components", estimator.n_components, 1)
-    _integer("n_factors", estimator.n_factors, 1, optional=True)
-    _choice("noise", estimator.noise, tuple(REPS))
-    _choice("variant", estimator.variant, VARIANTS)
-    _choice("latent_rep", estimator.latent_rep, tuple(REPS))
-    _integer("max_iter", estimator.max_iter, 1)
-    _real("tol", estimator.tol)
-    _integer("n_init", estimator.n_init, 1)
-    if isinstance(estimator.init, str):
-        _choice("init", estimator.init, INITS)
-    _real("reg_covar", estimator.reg_covar)
-    _real("noise_floor", estimator.noise_floor)
-    _real("learning_rate", estimator.learning_rate, positive=True)
-    _integer("batch_size", estimator.batch_size, 1, optional=True)
-    _real("learning_offset", estimator.learning_offset, positive=True)
-    decay = estimator.learning_decay
-    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0.5 < decay <= 1:
-        msg = f"learning_decay must be in (0.5, 1]; got {decay!r}"
+    try:
+        number = None if _is_bool(value) else operator.index(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        msg = f"{name} must be an int >= {minimum}; got {value!r}"
         raise ValueError(msg)
-    _integer("verbose", estimator.verbose, 0)
-    _integer("verbose_interval", estimator.verbose_interval, 1)
+    return int(number)
+
+
+def _optional_int(name: str, value: object, minimum: int) -> int | None:
+    return None if value is None else as_int(name, value, minimum)
+
+
+def _as_number(value: object) -> float | None:
+    """Python ``float`` of a real scalar (Python, NumPy, or 0-d NumPy array); None otherwise."""
+    if _is_bool(value) or isinstance(value, (str, bytes)):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if getattr(value, "shape", None) == () and kind in ("i", "u", "f"):
+        return float(value)  # type: ignore[arg-type]
+    return None
+
+
+def _real(name: str, value: object, *, positive: bool = False) -> float:
+    number = _as_number(value)
+    if number is None or not math.isfinite(number) or number < 0.0 or (positive and number == 0):
+        bound = "> 0" if positive else ">= 0"
+        msg = f"{name} must be a finite number {bound}; got {value!r}"
+        raise ValueError(msg)
+    return number
+
+
+def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in options:
+        msg = f"{name} must be one of {list(options)}; got {value!r}"
+        raise ValueError(msg)
+    return str(value)
+
+
+def _check_init(init: object) -> object:
+    """Check the form of ``init`` (its size is checked against the model in ``fit``)."""
+    message = (
+        "init must be 'kmeans++', 'random', a callable, HMoGParameters, a dict of the "
+        f"generative fields {list(HMoGParameters._fields)} or a 1-D array of natural "
+        f"parameters; got "
+    )
+    if isinstance(init, str):
+        return _choice("init", init, INITS)
+    if callable(init) or isinstance(init, HMoGParameters):
+        return init
+    if isinstance(init, dict):
+        if set(init) != set(HMoGParameters._fields):
+            msg = f"{message}a dict with keys {sorted(map(str, init))}"
+            raise ValueError(msg)
+        return init
+    if getattr(init, "ndim", None) == 1:
+        return init
+    msg = f"{message}{type(init).__name__} {getattr(init, 'shape', '')}".rstrip()
+    raise ValueError(msg)
+
+
+def _check_random_state(value: object) -> object:
+    if value is None:
+        return None
+    if not _is_bool(value) and not isinstance(value, (str, bytes)):
+        try:
+            seed = operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            seed = None
+        if seed is not None and 0 <= seed < 2**32:
+            return int(seed)
+        if seed is None and _is_random_state(value):
+            return value  # kept, not copied: it advances as the caller expects
+    msg = f"random_state must be None, an int in [0, 2**32) or a RandomState; got {value!r}"
+    raise ValueError(msg)
+
+
+def _is_random_state(value: object) -> bool:
+    try:
+        return check_random_state(value) is value
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_backend(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        msg = f"backend must be a backend name or None; got {value!r}"
+        raise ValueError(msg)
+    B.namespace_for(value)  # BackendError naming the backend and listing what is installed
+    return str(value)
+
+
+def check_hyperparameters(estimator: HMoG) -> HMoG:
+    """Validate every hyper-parameter and return them as plain Python values.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator (not modified).
+
+    Returns
+    -------
+    HMoG
+        An unfitted copy of ``estimator`` whose hyper-parameters are Python ``int``,
+        ``float``, ``str`` or ``None`` (``init``, ``callback`` and a ``RandomState`` are
+        shared, not copied).
+
+    Raises
+    ------
+    ValueError
+        For the first invalid hyper-parameter, naming it and what it accepts
+        (``BackendError``, a ``ValueError``, for an unknown or missing backend).
+    """
+    decay = _as_number(estimator.learning_decay)
+    if decay is None or not 0.5 < decay <= 1.0:
+        msg = f"learning_decay must be in (0.5, 1]; got {estimator.learning_decay!r}"
+        raise ValueError(msg)
     if estimator.callback is not None and not callable(estimator.callback):
         msg = f"callback must be callable or None; got {estimator.callback!r}"
         raise ValueError(msg)
-    if estimator.backend is not None:
-        B.namespace_for(estimator.backend)  # BackendError listing what is installed
+    verbose = estimator.verbose
+    plain = {
+        "n_components": as_int("n_components", estimator.n_components, 1),
+        "n_factors": _optional_int("n_factors", estimator.n_factors, 1),
+        "noise": _choice("noise", estimator.noise, tuple(REPS)),
+        "variant": _choice("variant", estimator.variant, VARIANTS),
+        "latent_rep": _choice("latent_rep", estimator.latent_rep, tuple(REPS)),
+        "max_iter": as_int("max_iter", estimator.max_iter, 1),
+        "tol": _real("tol", estimator.tol),
+        "n_init": as_int("n_init", estimator.n_init, 1),
+        "init": _check_init(estimator.init),
+        "reg_covar": _real("reg_covar", estimator.reg_covar),
+        "noise_floor": _real("noise_floor", estimator.noise_floor, positive=True),
+        "learning_rate": _real("learning_rate", estimator.learning_rate, positive=True),
+        "batch_size": _optional_int("batch_size", estimator.batch_size, 1),
+        "learning_offset": _real("learning_offset", estimator.learning_offset, positive=True),
+        "learning_decay": decay,
+        "backend": _check_backend(estimator.backend),
+        "random_state": _check_random_state(estimator.random_state),
+        # Like scikit-learn's, ``verbose`` also takes a bool.
+        "verbose": int(verbose) if isinstance(verbose, bool) else as_int("verbose", verbose, 0),
+        "verbose_interval": as_int("verbose_interval", estimator.verbose_interval, 1),
+    }
+    return type(estimator)(**{**estimator.get_params(deep=False), **plain})
 
 
 def n_factors_for(estimator: HMoG, n_samples: int, n_features: int) -> int:
@@ -100,7 +233,7 @@ def n_factors_for(estimator: HMoG, n_samples: int, n_features: int) -> int:
     Raises
     ------
     ValueError
-        If ``n_samples < n_components`` or ``d >= n_features``.
+        If ``n_samples < n_components``, ``d >= n_features`` or ``batch_size > n_samples``.
     """
     if n_samples < estimator.n_components:
         msg = (
@@ -131,7 +264,7 @@ def model_for(
     Parameters
     ----------
     estimator : HMoG
-        The estimator.
+        The estimator, as returned by :func:`check_hyperparameters` (Python values).
     n_samples : int
         Number of samples (checked by :func:`n_factors_for`).
     n_features : int
@@ -151,5 +284,5 @@ def model_for(
         estimator.latent_rep,
         n_features,
         n_factors,
-        estimator.n_components,
+        int(estimator.n_components),
     )

@@ -172,12 +172,13 @@ def save(estimator: HMoG, path: str | Path) -> Path:
     Path
         The file written.
     """
-    params = estimator.get_params()
+    plain = check_hyperparameters(estimator)  # NumPy scalars as Python numbers (JSON)
+    params = plain.get_params()
     hyper = {name: value for name, value in params.items() if name not in _NOT_STORED}
-    if isinstance(estimator.init, str):
-        hyper["init"] = estimator.init
-    if isinstance(estimator.random_state, int):
-        hyper["random_state"] = estimator.random_state
+    if isinstance(plain.init, str):
+        hyper["init"] = plain.init
+    if isinstance(plain.random_state, int):
+        hyper["random_state"] = plain.random_state
     names = getattr(estimator, "feature_names_in_", None)
     p, d = estimator.model_.int_shape
     metadata = {
