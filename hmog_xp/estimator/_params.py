@@ -207,7 +207,7 @@ def check_hyperparameters(estimator: HMoG) -> HMoG:
         "backend": _check_backend(estimator.backend),
         "random_state": _check_random_state(estimator.random_state),
         # Like scikit-learn's, ``verbose`` also takes a bool.
-        "verbose": int(verbose) if isinstance(verbose, bool) else as_int("verbose", verbose, 0),
+        "verbose": int(bool(verbose)) if _is_bool(verbose) else as_int("verbose", verbose, 0),
         "verbose_interval": as_int("verbose_interval", estimator.verbose_interval, 1),
     }
     return type(estimator)(**{**estimator.get_params(deep=False), **plain})
