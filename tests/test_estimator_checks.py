@@ -18,15 +18,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hmog_xp import BackendError, HMoG
 from hmog_xp.datasets import load_digits
-from tests.conftest import load_namespace
 from tests.helpers import assert_close, to_numpy, xp_name
 from tests.test_estimator import generative_sample
-
-
-@pytest.fixture
-def numpy_selected() -> None:
-    """Skip unless NumPy is a selected test backend (these tests need run only once)."""
-    load_namespace("numpy")
 
 
 @parametrize_with_checks([HMoG()])
@@ -59,9 +52,12 @@ def test_constant_columns_get_the_noise_floor(numpy_selected: None) -> None:
     observed, _ = generative_sample(1)
     observed = np.concatenate([observed, np.full((300, 1), 3.0)], axis=1)
     est = HMoG(3, 2, random_state=0, noise_floor=1e-4, max_iter=500).fit(observed)
-    # Ψ = Cov[x] − Cov[x, y] Cov[y]⁻¹ Cov[y, x] + floor, and the constant column has no
-    # covariance at all, so its noise is exactly the floor.
-    assert est.noise_[-1] == pytest.approx(1e-4, rel=1e-6)
+    # Ψ = Cov[x] − Cov[x, y] Cov[y]⁻¹ Cov[y, x] + floor in standardised coordinates, and the
+    # constant column has no covariance at all, so its noise is exactly the floor there; a
+    # constant column is scaled by its absolute value, so in the data's units Ψ = floor · 3².
+    assert est.scale_[-1] == pytest.approx(3.0, rel=1e-12)
+    assert est.location_[-1] == pytest.approx(3.0, rel=1e-12)
+    assert est.noise_[-1] == pytest.approx(1e-4 * 3.0**2, rel=1e-6)
     assert est.loadings_[-1] == pytest.approx(np.zeros(2), abs=1e-8)
     assert np.all(np.isfinite(est.score_samples(observed)))
 

@@ -17,8 +17,9 @@ from hmog_xp.estimator import _persist
 from hmog_xp.estimator._inference import FittedMethods
 from hmog_xp.estimator._inputs import check_fit_data, to_caller
 from hmog_xp.estimator._params import check_hyperparameters, model_for
-from hmog_xp.estimator._scale import is_dask_array, partial_fit, prepare_dask
-from hmog_xp.estimator._training import RunResult, run_once
+from hmog_xp.estimator._scale import is_dask_array, known_chunks, partial_fit, prepare_dask
+from hmog_xp.estimator._training import RunResult, run_once, standardization_for
+from hmog_xp.hmog import Standardization
 
 
 class HMoG(FittedMethods, DensityMixin, BaseEstimator):
@@ -56,10 +57,12 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Added to the diagonal of every latent component covariance at each M-step. The latent
         space is whitened at every step (its marginal covariance is the identity), so this is
-        a floor relative to unit variance: values around 0.01-0.05 keep components from
-        collapsing onto groups of near-duplicate points (the digits demo uses 0.05).
+        unit-free, a floor relative to unit variance: values around 0.01-0.05 keep components
+        from collapsing onto groups of near-duplicate points (the digits demo uses 0.05).
     noise_floor : float, default=1e-6
-        Added to every noise variance at each M-step (keeps constant columns finite).
+        Added to every noise variance of the standardised data at each M-step (keeps
+        constant columns finite). Unit-free: in the data's units the floor of column ``j`` is
+        ``noise_floor · scale_[j]²``, relative to the column's variance.
     learning_rate : float, default=0.01
         Adam step size (gradient-trained variants).
     batch_size : int or None, default=None
@@ -96,7 +99,16 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         ``Ψ``: shape ``(n_features,)`` (diagonal), ``(n_features, n_features)`` (full) or
         ``()`` (isotropic).
     params_ : array, shape (model_.dim,)
-        Natural parameters.
+        Natural parameters in the data's units (``model_.log_observable_density(params_, X)``
+        is ``score_samples(X)``). For data with large offsets they are poorly conditioned,
+        so the estimator's own methods use the same model in standardised coordinates,
+        ``Standardization(location_, scale_).params_from_data(model_, params_)``.
+    location_ : array, shape (n_features,)
+        Column centres of the standardisation (the training means).
+    scale_ : array, shape (n_features,)
+        Column scales of the standardisation: the training standard deviations (one common
+        value for isotropic noise); a constant column is scaled by its absolute value (1 when
+        it is zero).
     model_ : HierarchicalMixtureOfGaussians
         The model object (use it for everything the low-level API offers).
     converged_ : bool
@@ -187,31 +199,37 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         HMoG
             The fitted estimator.
         """
-        check_hyperparameters(self)
+        hyper = check_hyperparameters(self)  # NumPy scalars as Python numbers
         self.__dict__.pop("_online_state", None)
         seeds = check_random_state(self.random_state).randint(2**31 - 1, size=self.n_init)
         if is_dask_array(X):
-            model, run, caller_xp = prepare_dask(self, X)
+            X = known_chunks(X)  # one pass if the chunk sizes are unknown
+            model, run, caller_xp, standardization = prepare_dask(self, X, hyper)
             n_obs = int(X.shape[0])
         else:
             xs, caller_xp = check_fit_data(self, X)
             n_obs = int(xs.shape[0])
-            model = model_for(self, xs.shape[0], xs.shape[1])
+            model = model_for(hyper, xs.shape[0], xs.shape[1])
+            standardization = standardization_for(self, xs)
+            zs = standardization.standardize(xs)
 
             def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
-                return run_once(self, model, xs, seed, callback)
+                return run_once(hyper, model, zs, seed, callback, standardization)
 
-        runs = [run(int(seed), self._progress(restart)) for restart, seed in enumerate(seeds)]
+        shift = standardization.log_density_shift()
+        runs = [
+            run(int(seed), self._progress(restart, shift)) for restart, seed in enumerate(seeds)
+        ]
         best = max(runs, key=lambda result: result.log_likelihoods[-1])
-        self._set_fitted(model, best.params, caller_xp)
+        self._set_fitted(model, best.params, caller_xp, standardization)
         self.converged_ = bool(best.converged)
         self.n_iter_ = int(best.n_iter)
-        self.log_likelihood_ = [float(value) for value in best.log_likelihoods]
+        self.log_likelihood_ = [float(value) + shift for value in best.log_likelihoods]
         self.lower_bound_ = self.log_likelihood_[-1]
         if not self.converged_ and self.max_iter > 0:
             msg = (
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} steps "
-                f"(tol={self.tol}); increase max_iter or tol, or check the data's scaling"
+                f"(tol={self.tol}); increase max_iter or tol"
             )
             warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         self._warn_empty_components(n_obs)
@@ -243,11 +261,13 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         partial_fit(self, X)
         return self
 
-    def _progress(self, restart: int) -> Callable[[int, float], None] | None:
+    def _progress(self, restart: int, shift: float) -> Callable[[int, float], None] | None:
+        """Report a restart's steps; ``shift`` turns standardised log-likelihoods into data's."""
         if not self.verbose and self.callback is None:
             return None
 
-        def report(iteration: int, log_likelihood: float) -> None:
+        def report(iteration: int, standardized: float) -> None:
+            log_likelihood = standardized + shift
             if self.verbose and iteration % max(1, self.verbose_interval) == 0:
                 print(f"init {restart + 1}, step {iteration}: log-likelihood {log_likelihood:.6f}")
             if self.callback is not None:
@@ -255,12 +275,30 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
 
         return report
 
-    def _set_fitted(self, model: Any, params: Any, caller_xp: Any) -> None:
-        """Store the model, its parameters and their readable form."""
+    def _set_fitted(
+        self,
+        model: Any,
+        params: Any,
+        caller_xp: Any,
+        standardization: Standardization | None = None,
+    ) -> None:
+        """Store the model, its standardised parameters, the map and the readable form.
+
+        ``params`` are the natural parameters of the standardised data
+        ``standardization.standardize(X)`` (None: the identity map); every inference
+        method works there, and the readable attributes and ``params_`` are the exact
+        transforms to the data's units.
+        """
+        if standardization is None:
+            standardization = Standardization.identity(model.obs_man.n, params)
         self.model_ = model
-        self.params_ = params
+        self._standard_params = params
+        self._standardization = standardization
+        self.location_ = standardization.location
+        self.scale_ = standardization.scale
+        self.params_ = standardization.params_to_data(model, params)
         self._compute_name = B.backend_name_of(B.array_namespace(params))
-        generative = model.to_generative(params)
+        generative = standardization.generative_to_data(model, model.to_generative(params))
         self.weights_ = generative.weights
         self.means_ = generative.means
         self.covariances_ = generative.covariances

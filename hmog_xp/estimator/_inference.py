@@ -10,8 +10,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from hmog_xp import _backend as B
 from hmog_xp.estimator._inputs import check_data, to_caller
-from hmog_xp.estimator._scale import is_dask_array, lazy_method
+from hmog_xp.estimator._params import as_int
+from hmog_xp.estimator._scale import is_dask_array, lazy_method, n_rows
 from hmog_xp.estimator._training import n_free_parameters
+from hmog_xp.hmog import Standardization
 
 
 class FittedMethods:
@@ -24,6 +26,8 @@ class FittedMethods:
 
     model_: Any
     params_: Any
+    _standard_params: Any
+    _standardization: Standardization
     latent_rep: str
     random_state: Any
     _compute_name: str
@@ -38,6 +42,11 @@ class FittedMethods:
         check_is_fitted(self, "params_")
         return check_data(self, X, reset=False, xp=self._xp, dtype=self.params_.dtype)
 
+    def _standardized(self, X: Any) -> tuple[Any, Any]:
+        """``X`` validated and mapped to the coordinates the model was fitted in."""
+        xs, caller_xp = self._data(X)
+        return self._standardization.standardize(xs), caller_xp
+
     def _apply(self, method: str, model_method: str, X: Any) -> Any:
         """Run ``model_.<model_method>`` on ``X`` (chunk-wise and lazily for a Dask array).
 
@@ -46,8 +55,11 @@ class FittedMethods:
         """
         if is_dask_array(X):
             return lazy_method(self, X, method)  # type: ignore[arg-type]
-        xs, caller_xp = self._data(X)
-        return to_caller(getattr(self.model_, model_method)(self.params_, xs), caller_xp)
+        zs, caller_xp = self._standardized(X)
+        result = getattr(self.model_, model_method)(self._standard_params, zs)
+        if method == "score_samples":
+            result = result + self._standardization.log_density_shift()
+        return to_caller(result, caller_xp)
 
     def predict(self, X: Any) -> Any:
         """Return the most probable component of every sample.
@@ -127,8 +139,9 @@ class FittedMethods:
         if is_dask_array(X):
             lazy = lazy_method(self, X, "score_samples")  # type: ignore[arg-type]
             return float(lazy.mean().compute())
-        xs, _ = self._data(X)
-        return float(self.model_.average_log_observable_density(self.params_, xs))
+        zs, _ = self._standardized(X)
+        average = self.model_.average_log_observable_density(self._standard_params, zs)
+        return float(average) + self._standardization.log_density_shift()
 
     def n_parameters(self) -> int:
         """Return the number of free parameters (used by :meth:`bic` and :meth:`aic`).
@@ -155,7 +168,7 @@ class FittedMethods:
         float
             ``−2 log L + n_parameters · log N``.
         """
-        n_obs = len(X) if not hasattr(X, "shape") else int(X.shape[0])
+        n_obs = n_rows(X)
         total = self.score(X) * n_obs
         return -2.0 * total + self.n_parameters() * math.log(n_obs)
 
@@ -172,7 +185,7 @@ class FittedMethods:
         float
             ``−2 log L + 2 n_parameters``.
         """
-        n_obs = len(X) if not hasattr(X, "shape") else int(X.shape[0])
+        n_obs = n_rows(X)
         return -2.0 * self.score(X) * n_obs + 2.0 * self.n_parameters()
 
     def sample(self, n_samples: int = 1) -> tuple[Any, Any]:
@@ -191,11 +204,10 @@ class FittedMethods:
             The component of every sample.
         """
         check_is_fitted(self, "params_")
-        if not isinstance(n_samples, int) or n_samples < 1:
-            msg = f"n_samples must be a positive int; got {n_samples!r}"
-            raise ValueError(msg)
+        n_samples = as_int("n_samples", n_samples, 1)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         source = B.random_source(seed, self._xp, B.device_of(self.params_))
-        xs, _, labels = self.model_.sample(source, self.params_, n_samples)
+        zs, _, labels = self.model_.sample(source, self._standard_params, n_samples)
+        xs = self._standardization.unstandardize(zs)
         caller_xp = B.namespace_for(self._caller_name)
         return to_caller(xs, caller_xp), to_caller(labels, caller_xp)
