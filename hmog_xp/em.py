@@ -24,14 +24,29 @@ from hmog_xp import _backend as B
 from hmog_xp._backend.chunks import repeat
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
-from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
+from hmog_xp.hmog._estep import (
+    accumulation_dtype,
+    default_chunk_size,
+    expectation,
+    observable_statistics,
+)
 from hmog_xp.hmog._regularize import Regularization, regularize_means
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
 #: No stabilisers: the exact EM step.
 EXACT = Regularization()
 
+#: EM's convergence test compares the change of the log-likelihood over this many steps.
+EM_WINDOW = 10
+
+#: Rounding noise of the average log-likelihood, in units of ``eps · |ℓ|`` (measured on UCI
+#: wine, breast cancer and digits with float32 data: the change between two iterations'
+#: log-likelihoods is off by at most ~3 ``eps · |ℓ|``; see :func:`has_converged`).
+NOISE_ULPS = 4.0
+
 __all__ = [
+    "EM_WINDOW",
+    "NOISE_ULPS",
     "EMFit",
     "Regularization",
     "as_regularization",
@@ -80,6 +95,9 @@ def em_step(
 ) -> tuple[Any, Any]:
     """One EM step from cached statistics: ``(new params, log-likelihood of params)``.
 
+    The E-step sums, the M-step and the log-likelihood run in the accumulation dtype
+    (float64 for float32 data); the new parameters are cast back to ``params``'s dtype.
+
     Parameters
     ----------
     model : HierarchicalMixtureOfGaussians
@@ -100,10 +118,13 @@ def em_step(
     params : array, shape (dim,)
         Updated parameters.
     log_likelihood : array, shape ()
-        Average log-likelihood of the *input* parameters.
+        Average log-likelihood of the *input* parameters, in float64 for float32 data (see
+        :func:`hmog_xp.hmog._estep.accumulation_dtype`).
     """
-    means, log_likelihood = expectation(model, params, xs, obs_statistics, chunk_size)
-    return m_step(model, means, regularization), log_likelihood
+    xp = B.array_namespace(params, xs)
+    wide = accumulation_dtype(xp, params.dtype)
+    means, log_likelihood = expectation(model, params, xs, obs_statistics, chunk_size, wide)
+    return xp.astype(m_step(model, means, regularization), params.dtype), log_likelihood
 
 
 def m_step(
@@ -207,7 +228,7 @@ def _repeat_steps(
 _compiled_step = B.jit(em_step, static_argnums=(0, 4, 5))
 _compiled_steps = B.jit(_repeat_steps, static_argnums=(0, 4, 5, 6))
 _compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
-_compiled_expectation = B.jit(expectation, static_argnums=(0, 4))
+_compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
 
 
 def fit_em(
@@ -221,7 +242,13 @@ def fit_em(
     regularization: Regularization | None = None,
     callback: Callable[[int, float], object] | None = None,
 ) -> EMFit:
-    """Run EM until the relative log-likelihood change is below ``tol``.
+    """Run EM until the log-likelihood stops changing (relative ``tol``, beyond rounding).
+
+    Precision: with float32 data (and a backend with float64) the GEMMs with the data run in
+    float32, but the chunk sums, the log-likelihood, the whitening and the M-step are in
+    float64, and the parameters are rounded back to float32 after every step; float32 EM
+    then follows the float64 iterates to within rounding and reaches the same optimum.
+    JAX without ``jax_enable_x64`` stays in float32 throughout.
 
     Parameters
     ----------
@@ -234,7 +261,13 @@ def fit_em(
     max_iter : int, optional
         Maximum number of EM steps.
     tol : float, optional
-        Stop when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` (average log-likelihood ``ℓ``).
+        Stop when the average log-likelihood ``ℓ`` changed by at most ``tol · |ℓ_t|`` per
+        step over the last :data:`EM_WINDOW` steps, ``|ℓ_t − ℓ_{t−10}| <= 10 tol |ℓ_t|``, or
+        by no more than its rounding noise, ``NOISE_ULPS · eps · |ℓ_t|`` with ``eps`` the
+        data dtype's machine epsilon (see :func:`has_converged`). A single step that
+        rounding makes look flat cannot stop the fit, and a fit at its optimum stops even
+        when ``tol`` is below what the dtype resolves (for float32 the effective ``tol`` is
+        at least about ``5e-8``).
     chunk_size : int, optional
         Rows per chunk (default: :func:`default_chunk_size`).
     regularization : Regularization, optional
@@ -258,17 +291,20 @@ def fit_em(
         raise ValidationError(msg)
     regularization = as_regularization(regularization)
     model.log_partition_function(params)  # validates the starting point once
+    xp = B.array_namespace(params, xs)
+    wide = accumulation_dtype(xp, params.dtype)
     # Inputs are checked above; inside the loop the only host synchronisation is the
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
         obs_statistics = _compiled_statistics(model, xs, size)
         return run_em(
             lambda theta: _compiled_step(model, theta, xs, obs_statistics, size, regularization),
-            lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size)[1],
+            lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size, wide)[1],
             params,
             max_iter=max_iter,
             tol=tol,
             callback=callback,
+            eps=float(xp.finfo(xs.dtype).eps),
         )
 
 
@@ -280,6 +316,7 @@ def run_em(
     max_iter: int,
     tol: float,
     callback: Callable[[int, float], object] | None,
+    eps: float = 0.0,
 ) -> EMFit:
     """Iterate an EM step until convergence: the loop shared by every EM driver.
 
@@ -297,6 +334,9 @@ def run_em(
         Relative tolerance of :func:`has_converged`.
     callback : callable or None
         ``callback(iteration, log_likelihood)`` after each step.
+    eps : float, optional
+        Machine epsilon of the data's dtype (the noise floor of :func:`has_converged`;
+        default 0). The test looks at the last :data:`EM_WINDOW` steps.
 
     Returns
     -------
@@ -311,29 +351,47 @@ def run_em(
         history.append(finite_log_likelihood(float(log_likelihood), n_iter))
         if callback is not None:
             callback(n_iter, history[-1])
-        if has_converged(history, tol):
+        if has_converged(history, tol, window=EM_WINDOW, eps=eps):
             converged = True
             break
     history.append(finite_log_likelihood(float(log_likelihood_of(params)), n_iter + 1))
     return EMFit(params, history, n_iter, converged)
 
 
-def has_converged(history: list[float], tol: float) -> bool:
-    """Return whether the last relative change ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|``.
+def has_converged(history: list[float], tol: float, *, window: int = 1, eps: float = 0.0) -> bool:
+    """Return whether the log-likelihood has stopped changing, beyond rounding.
+
+    With ``w = window`` and ``ℓ`` the history, the test is
+    ``|ℓ_t − ℓ_{t−w}| <= max(w · tol · |ℓ_t|, NOISE_ULPS · eps · |ℓ_t|)``: the average
+    change per step over the last ``w`` steps is at most ``tol`` relative, *or* the change
+    over the window is within the rounding noise of the log-likelihood (``eps``: machine
+    epsilon of the data's dtype). Averaging over a window means one rounding-sized step
+    (a change of 0, a tiny decrease) cannot end a fit that is still progressing; the noise
+    floor means a fit at its optimum stops even when ``tol`` is below what the dtype can
+    resolve. ``window=1, eps=0`` is the plain relative test.
 
     Parameters
     ----------
     history : list of float
         Average log-likelihoods so far.
     tol : float
-        Relative tolerance.
+        Relative tolerance per step.
+    window : int, optional
+        Number of steps the change is measured over (default 1).
+    eps : float, optional
+        Machine epsilon of the dtype the log-likelihood's terms were computed in (default 0:
+        no noise floor).
 
     Returns
     -------
     bool
-        False with fewer than two entries.
+        False with ``window`` entries or fewer.
     """
-    return len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(history[-1])
+    if len(history) <= window:
+        return False
+    scale = abs(history[-1])
+    change = abs(history[-1] - history[-1 - window])
+    return change <= max(window * tol * scale, NOISE_ULPS * eps * scale)
 
 
 def as_regularization(value: Regularization | tuple[float, ...] | None) -> Regularization:

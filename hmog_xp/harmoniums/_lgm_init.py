@@ -55,6 +55,31 @@ def params_from_loadings(
     return xp.concat([lkl_params, lat], axis=-1)
 
 
+def column_signs(columns: Any) -> Any:
+    """The sign convention of a latent basis: ``+1`` or ``-1`` per column.
+
+    Column ``j`` gets ``sign(Σ_i C_ij³)`` (``+1`` for a zero sum), so that multiplying the
+    columns by it makes ``Σ_i C_ij³ >= 0``: the factor points towards its dominant entries.
+    Unlike "largest entry positive" this is continuous in ``C``, so backends that differ by
+    rounding cannot disagree unless the sum is at rounding level. Pass loadings in noise
+    units (``Ψ^{-1/2} A``) so the rule is invariant under ``x ↦ D x + m``.
+
+    Parameters
+    ----------
+    columns : array, shape (p, d)
+        Loadings (or loadings in noise units).
+
+    Returns
+    -------
+    array, shape (d,)
+        Signs in ``columns``' dtype.
+    """
+    xp = B.array_namespace(columns)
+    cubes = xp.sum(columns**3, axis=-2)
+    one = xp.asarray(1.0, dtype=columns.dtype, device=B.device_of(columns))
+    return xp.where(cubes < 0.0, -one, one)
+
+
 def dominating_in_rep(rep: CovarianceRep, matrix: Any) -> Any:
     """A matrix ``S`` of ``rep`` with ``S ⪰ M``, equal to ``M`` when ``rep`` holds ``M``.
 
@@ -123,7 +148,8 @@ def sample_params(
     With the sample covariance's eigenvalues ``λ_1 ≥ … ≥ λ_p`` and eigenvectors ``U``:
     ``σ² = mean(λ_{d+1..p})`` (floored at ``min_var``), ``A = U_d (λ_d − σ²)^{1/2}`` (the
     maximum-likelihood PPCA loadings, Tipping & Bishop 1999), ``b`` the sample mean and
-    ``Ψ = σ² I``.
+    ``Ψ = σ² I``. Each loading column's sign is fixed by :func:`column_signs`, so every
+    backend starts from the same point.
 
     Parameters
     ----------
@@ -160,6 +186,9 @@ def sample_params(
     floor = xp.asarray(min_var, dtype=xs.dtype, device=B.device_of(xs))
     variance = xp.maximum(xp.mean(rest), floor) if obs_dim > top else floor
     loadings = leading_vectors * xp.sqrt(xp.maximum(leading_values - variance, floor))
+    # eigh's signs are backend-dependent: fix them (noise is isotropic, so A's own cubes
+    # give the same signs as the loadings in noise units).
+    loadings = loadings * column_signs(loadings)
     if top < lat_dim:  # more factors than dimensions: pad with zero columns
         padding = xp.zeros((obs_dim, lat_dim - top), dtype=xs.dtype, device=B.device_of(xs))
         loadings = xp.concat([loadings, padding], axis=1)

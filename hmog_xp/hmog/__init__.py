@@ -1,6 +1,8 @@
 """Hierarchical mixtures of Gaussians: the three variants and their factories."""
 
+from hmog_xp.hmog._basis import canonical_latent_basis, has_full_latent_basis
 from hmog_xp.hmog._readable import HMoGParameters
+from hmog_xp.hmog._standardize import Standardization
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 from hmog_xp.hmog.variants import (
     AnalyticHMoG,
@@ -16,8 +18,11 @@ __all__ = [
     "DifferentiableHMoG",
     "HMoGParameters",
     "HierarchicalMixtureOfGaussians",
+    "Standardization",
     "SymmetricHMoG",
     "analytic_hmog",
+    "canonical_latent_basis",
     "differentiable_hmog",
+    "has_full_latent_basis",
     "symmetric_hmog",
 ]
