@@ -108,6 +108,12 @@ def xp(request: pytest.FixtureRequest) -> ModuleType | ReadOnlyNumpy:
     return load_namespace(request.param)
 
 
+@pytest.fixture
+def numpy_selected() -> None:
+    """Skip unless NumPy is a selected test backend (for tests that need run only once)."""
+    load_namespace("numpy")
+
+
 @pytest.fixture(scope="session")
 def dtype(xp: Any) -> Any:
     """float64 of the namespace under test."""

@@ -1,16 +1,19 @@
 """The estimator beyond one in-memory array: Dask arrays and streaming ``partial_fit``.
 
 ``fit`` on a ``dask.array`` runs :func:`hmog_xp.scale.fit_em_dask` (per-chunk sums on the
-workers, the M-step on the client), after initialising on a random sample of at most
-:data:`INIT_ROWS` rows brought to the client. Inference methods given a Dask array return
-lazy Dask arrays. ``partial_fit`` runs online EM (:func:`hmog_xp.scale.online_em_update`)
-with the step sizes ``γ_t = (t + learning_offset)^(−learning_decay)``.
+workers, the M-step on the client), after initialising on the rows
+:func:`~hmog_xp.estimator._rows.init_rows` chooses (at most :data:`INIT_ROWS`, brought to the
+client): the rows an in-memory fit of the same data and seed starts from, so both give the
+same fit. A Dask array with unknown chunk sizes (after boolean indexing, say) has them
+computed first, at the cost of one pass over the data. Inference methods given a Dask array
+return lazy Dask arrays (with the input's row chunks, known or not). ``partial_fit`` runs
+online EM (:func:`hmog_xp.scale.online_em_update`) with the step sizes
+``γ_t = (t + learning_offset)^(−learning_decay)``.
 """
 
 from __future__ import annotations
 
 import bisect
-import random
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -21,20 +24,69 @@ from sklearn.utils import check_random_state
 from hmog_xp import _backend as B
 from hmog_xp._backend.transfer import backend_of_array, transfer
 from hmog_xp.estimator._inputs import check_fit_data
-from hmog_xp.estimator._params import model_for
-from hmog_xp.estimator._training import RunResult, em_regularization, initial_params
+from hmog_xp.estimator._params import check_hyperparameters, model_for
+from hmog_xp.estimator._rows import INIT_ROWS, init_rows
+from hmog_xp.estimator._training import (
+    RunResult,
+    em_regularization,
+    initial_params,
+    standardization_for,
+)
+from hmog_xp.hmog import Standardization
 
 if TYPE_CHECKING:
     from hmog_xp.estimator._estimator import HMoG
     from hmog_xp.hmog import HierarchicalMixtureOfGaussians
 
-__all__ = ["INIT_ROWS", "is_dask_array", "lazy_method", "partial_fit", "prepare_dask"]
-
-#: Rows sampled to the client to initialise a fit on a Dask array.
-INIT_ROWS = 20_000
+__all__ = [
+    "INIT_ROWS",
+    "is_dask_array",
+    "known_chunks",
+    "lazy_method",
+    "n_rows",
+    "partial_fit",
+    "prepare_dask",
+]
 
 #: ``run(seed, callback)``: one initialisation and training run.
 Runner = Callable[[int, Callable[[int, float], object] | None], RunResult]
+
+
+def known_chunks(X: Any) -> Any:
+    """Return a Dask array with its chunk sizes known (computed, one pass, when unknown).
+
+    Parameters
+    ----------
+    X : dask.array.Array
+        A Dask array (e.g. after boolean indexing, whose chunk sizes are unknown).
+
+    Returns
+    -------
+    dask.array.Array
+        ``X`` when its chunk sizes are known, else a copy whose sizes are (``X`` itself is
+        not modified).
+    """
+    from hmog_xp.scale._dask import with_known_chunks
+
+    return with_known_chunks(X)
+
+
+def n_rows(X: Any) -> int:
+    """Return the number of rows of data given to an inference method.
+
+    Parameters
+    ----------
+    X : array-like or dask.array.Array, shape (n_samples, n_features)
+        Data (a Dask array's unknown chunk sizes are computed: one pass).
+
+    Returns
+    -------
+    int
+        ``n_samples``.
+    """
+    if is_dask_array(X):
+        X = known_chunks(X)
+    return len(X) if not hasattr(X, "shape") else int(X.shape[0])
 
 
 def _require_analytic(estimator: HMoG, what: str) -> None:
@@ -44,16 +96,19 @@ def _require_analytic(estimator: HMoG, what: str) -> None:
 
 
 def prepare_dask(
-    estimator: HMoG, X: Any
-) -> tuple[HierarchicalMixtureOfGaussians, Runner, ModuleType]:
+    estimator: HMoG, X: Any, hyper: HMoG | None = None
+) -> tuple[HierarchicalMixtureOfGaussians, Runner, ModuleType, Standardization]:
     """Check a Dask array for fitting and return the model and a per-restart runner.
 
     Parameters
     ----------
     estimator : HMoG
-        The estimator (hyper-parameters checked; ``n_features_in_`` is recorded).
+        The estimator (``n_features_in_`` is recorded on it).
     X : dask.array.Array, shape (n_samples, n_features)
-        Data chunked along rows.
+        Data chunked along rows (unknown chunk sizes are computed: one pass).
+    hyper : HMoG, optional
+        The hyper-parameters as :func:`check_hyperparameters` returns them (default: checked
+        here).
 
     Returns
     -------
@@ -63,41 +118,88 @@ def prepare_dask(
         ``run(seed, callback)``: initialise on a sample of rows, then ``fit_em_dask``.
     xp : module
         The chunks' namespace (where the parameters live).
+    standardization : Standardization
+        Column moments of ``X`` (one pass over the data); the fit runs on the standardised,
+        still lazy, array.
     """
     from hmog_xp.scale import check_dask_sample, fit_em_dask
 
-    _require_analytic(estimator, "fitting a Dask array")
+    hyper = check_hyperparameters(estimator) if hyper is None else hyper
+    _require_analytic(hyper, "fitting a Dask array")
     if X.ndim != 2:
         msg = f"Expected 2D array, got {X.ndim}D array instead"
         raise ValueError(msg)
+    X = known_chunks(X)
     n_obs, n_features = (int(size) for size in X.shape)
-    model = model_for(estimator, n_obs, n_features, "analytic")
+    model = model_for(hyper, n_obs, n_features, "analytic")
     check_dask_sample(model, X)
     xp = B.namespace_for(backend_of_array(X._meta) or "numpy")
-    if estimator.backend is not None and B.backend_name_of(xp) != estimator.backend:
+    if hyper.backend is not None and B.backend_name_of(xp) != hyper.backend:
         msg = (
             f"a Dask array is fitted in its chunks' backend ({B.backend_name_of(xp)}); "
-            f"backend={estimator.backend!r} differs: convert the chunks with map_blocks"
+            f"backend={hyper.backend!r} differs: convert the chunks with map_blocks"
         )
         raise ValueError(msg)
     estimator.n_features_in_ = n_features
+    standardization = dask_standardization(estimator, X)
+    standardized = standardization.standardize(X)
 
     def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
-        rows = sorted(random.Random(seed).sample(range(n_obs), min(n_obs, INIT_ROWS)))
-        subset = X[rows].compute()
+        rows = init_rows(n_obs, seed)
+        subset = (X[rows] if len(rows) < n_obs else X).compute()
         _name_non_finite_chunk(X, subset, rows)
         fit = fit_em_dask(
             model,
-            initial_params(estimator, model, subset, seed),
-            X,
-            max_iter=estimator.max_iter,
-            tol=estimator.tol,
-            regularization=em_regularization(estimator, subset.dtype, xp),
+            initial_params(
+                hyper, model, standardization.standardize(subset), seed, standardization
+            ),
+            standardized,
+            max_iter=hyper.max_iter,
+            tol=hyper.tol,
+            regularization=em_regularization(hyper, subset.dtype, xp),
             callback=callback,
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
 
-    return model, run, xp
+    return model, run, xp, standardization
+
+
+def dask_standardization(estimator: HMoG, X: Any) -> Standardization:
+    """The estimator's standardisation from a Dask array's column moments (two passes).
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator (``noise``: isotropic noise gets one common scale).
+    X : dask.array.Array, shape (n_samples, n_features)
+        Data chunked along rows.
+
+    Returns
+    -------
+    Standardization
+        Column means and standard deviations, in the chunks' namespace.
+
+    Raises
+    ------
+    ValidationError
+        Naming the chunks that hold NaN or infinite values.
+    """
+    import dask
+
+    mean, low, high = dask.compute(X.mean(axis=0), X.min(axis=0), X.max(axis=0))
+    xp = B.array_namespace(mean)
+    if not bool(xp.all(xp.isfinite(mean))):
+        from hmog_xp.scale._dask import chunk_bounds, non_finite_chunks_error
+
+        (finite_rows,) = dask.compute(dask.array.isfinite(X).all(axis=1))
+        bounds = chunk_bounds(X)
+        bad_rows = [int(row) for row in xp.nonzero(xp.logical_not(finite_rows))[0]]
+        flagged = sorted({bisect.bisect_right(bounds, row) - 1 for row in bad_rows})
+        raise non_finite_chunks_error(X, flagged)
+    (variance,) = dask.compute(((X - mean) ** 2).mean(axis=0))
+    return Standardization.from_moments(
+        mean, variance, low == high, common_scale=estimator.noise == "isotropic"
+    )
 
 
 def _name_non_finite_chunk(X: Any, subset: Any, rows: list[int]) -> None:
@@ -132,8 +234,17 @@ def lazy_method(estimator: HMoG, X: Any, method: str) -> Any:
     from hmog_xp import scale
 
     scale.check_dask_sample(estimator.model_, X)
-    params = transfer(estimator.params_, B.namespace_for(backend_of_array(X._meta) or "numpy"))
-    return getattr(scale, f"dask_{method}")(estimator.model_, params, X)
+    chunk_xp = B.namespace_for(backend_of_array(X._meta) or "numpy")
+    params = transfer(estimator._standard_params, chunk_xp)
+    standardization = Standardization(
+        *(transfer(part, chunk_xp) for part in estimator._standardization)
+    )
+    result = getattr(scale, f"dask_{method}")(
+        estimator.model_, params, standardization.standardize(X)
+    )
+    if method == "score_samples":
+        result = result + standardization.log_density_shift()
+    return result
 
 
 def partial_fit(estimator: HMoG, X: Any) -> None:
@@ -153,23 +264,28 @@ def partial_fit(estimator: HMoG, X: Any) -> None:
         X = X.compute()
     state = getattr(estimator, "_online_state", None)
     if state is None:
+        hyper = check_hyperparameters(estimator)  # Python numbers, not NumPy scalars
         xs, caller_xp = check_fit_data(estimator, X)
-        model = model_for(estimator, xs.shape[0], xs.shape[1], "analytic")
+        model = model_for(hyper, xs.shape[0], xs.shape[1], "analytic")
         seed = int(check_random_state(estimator.random_state).randint(2**31 - 1))
+        standardization = standardization_for(hyper, xs)
+        xs = standardization.standardize(xs)
         state = online_em_init(
             model,
-            initial_params(estimator, model, xs, seed),
-            step_size=StepSize(1.0, estimator.learning_offset, estimator.learning_decay),
-            regularization=em_regularization(estimator, xs.dtype, B.array_namespace(xs)),
+            initial_params(hyper, model, xs, seed, standardization),
+            step_size=StepSize(1.0, hyper.learning_offset, hyper.learning_decay),
+            regularization=em_regularization(hyper, xs.dtype, B.array_namespace(xs)),
         )
         history: list[float] = []
     else:
         xs, caller_xp = estimator._data(X)
+        standardization = estimator._standardization
+        xs = standardization.standardize(xs)
         history = list(estimator.log_likelihood_)
     state = online_em_update(state, xs)
     estimator._online_state = state
-    estimator._set_fitted(state.model, state.params, caller_xp)
-    history.append(float(state.log_likelihood))
+    estimator._set_fitted(state.model, state.params, caller_xp, standardization)
+    history.append(float(state.log_likelihood) + standardization.log_density_shift())
     estimator.log_likelihood_ = history
     estimator.lower_bound_ = history[-1]
     estimator.n_iter_ = int(state.n_updates)

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from hmog_xp import _backend as B
 from hmog_xp.em import fit_em
 from hmog_xp.estimator._init import starting_point, user_starting_point
+from hmog_xp.estimator._rows import init_sample
 from hmog_xp.hmog import (
     AnalyticHMoG,
     HierarchicalMixtureOfGaussians,
+    Standardization,
     analytic_hmog,
     differentiable_hmog,
     symmetric_hmog,
@@ -114,10 +116,39 @@ class RunResult(NamedTuple):
     converged: bool
 
 
+def standardization_for(estimator: HMoG, xs: Any) -> Standardization:
+    """The map to the coordinates the estimator fits in: columns centred and scaled.
+
+    Isotropic noise is closed only under a common scale, so it gets one scale for all
+    columns; the other noise structures get one per column.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The estimator (``noise``).
+    xs : array, shape (N, p)
+        Training data in the compute namespace.
+
+    Returns
+    -------
+    Standardization
+        Column means and standard deviations (see :class:`~hmog_xp.Standardization`).
+    """
+    return Standardization.from_data(xs, common_scale=estimator.noise == "isotropic")
+
+
 def initial_params(
-    estimator: HMoG, model: HierarchicalMixtureOfGaussians, xs: Any, seed: int
+    estimator: HMoG,
+    model: HierarchicalMixtureOfGaussians,
+    zs: Any,
+    seed: int,
+    standardization: Standardization,
 ) -> Any:
-    """Starting natural parameters for one restart, from the estimator's ``init``.
+    """Starting natural parameters for one restart (standardised coordinates).
+
+    The named strategies start from the standardised data; a user's ``init`` (callable or
+    parameters) speaks the data's units, so its parameters are mapped to standardised
+    coordinates.
 
     Parameters
     ----------
@@ -125,21 +156,25 @@ def initial_params(
         The estimator (``init``, ``reg_covar``, ``noise_floor``).
     model : HierarchicalMixtureOfGaussians
         The model.
-    xs : array, shape (N, p)
-        Data in the compute namespace.
+    zs : array, shape (N, p)
+        Standardised data in the compute namespace.
     seed : int
         Seed of this restart.
+    standardization : Standardization
+        The map from the data's units to ``zs``.
 
     Returns
     -------
     array, shape (model.dim,)
-        Natural parameters.
+        Natural parameters of the standardised model.
     """
     if isinstance(estimator.init, str):
         return starting_point(
-            model, xs, estimator.init, seed, estimator.reg_covar, estimator.noise_floor
+            model, zs, estimator.init, seed, estimator.reg_covar, estimator.noise_floor
         )
-    return user_starting_point(model, xs, estimator.init, seed, B.array_namespace(xs))
+    xs = standardization.unstandardize(zs)
+    params = user_starting_point(model, xs, estimator.init, seed, B.array_namespace(xs))
+    return standardization.params_from_data(model, params)
 
 
 def em_regularization(estimator: HMoG, dtype: Any, xp: ModuleType) -> Regularization:
@@ -169,8 +204,11 @@ def run_once(
     xs: Any,
     seed: int,
     callback: Callable[[int, float], object] | None,
+    standardization: Standardization,
 ) -> RunResult:
     """Initialise and train once: EM for the analytic variant, Adam for the others.
+
+    Everything happens in standardised coordinates (the trace too).
 
     Parameters
     ----------
@@ -179,18 +217,20 @@ def run_once(
     model : HierarchicalMixtureOfGaussians
         The model.
     xs : array, shape (N, p)
-        Data in the compute namespace.
+        Standardised data in the compute namespace.
     seed : int
         Seed of this restart.
     callback : callable or None
-        ``callback(iteration, log_likelihood)`` after each step.
+        ``callback(iteration, log_likelihood)`` after each step (standardised units).
+    standardization : Standardization
+        The map from the data's units to ``xs`` (for a user's ``init``).
 
     Returns
     -------
     RunResult
-        Parameters and the training trace.
+        Parameters and the training trace, in standardised coordinates.
     """
-    params = initial_params(estimator, model, xs, seed)
+    params = initial_params(estimator, model, init_sample(xs, seed), seed, standardization)
     if isinstance(model, AnalyticHMoG):
         fit = fit_em(
             model,
