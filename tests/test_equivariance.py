@@ -9,6 +9,7 @@ parameter maps themselves are checked against SciPy's density of the observable 
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -190,3 +191,28 @@ def test_from_data_standardises_every_column(xp: Any) -> None:
     common = Standardization.from_data(xp.asarray(host), common_scale=True)
     expected = np.sqrt(np.mean(host.var(axis=0)))
     assert_close(common.scale, np.full(3, expected), rtol=1e-12, xp=xp)
+
+
+def test_a_saved_fit_keeps_its_standardisation(tmp_path: Any, numpy_selected: None) -> None:
+    observed = generative_sample(2, n=150)[0] * 1e-6 + 4e8
+    est = _fit(observed)
+    loaded = HMoG.load(est.save(tmp_path / "far.npz"))
+    np.testing.assert_array_equal(to_numpy(loaded.scale_), to_numpy(est.scale_))
+    np.testing.assert_allclose(loaded.predict_proba(observed), est.predict_proba(observed))
+    assert loaded.score(observed) == pytest.approx(est.score(observed), rel=1e-12)
+
+
+def test_a_version_1_file_holds_data_unit_parameters(tmp_path: Any, numpy_selected: None) -> None:
+    # Files written before the standardisation hold data-unit parameters and no map.
+    observed = generative_sample(3, n=150)[0]
+    est = _fit(observed)
+    path = est.save(tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        metadata = json.loads(str(archive["__metadata__"]))
+    metadata["version"] = 1
+    old = tmp_path / "old.npz"
+    np.savez(old, params=to_numpy(est.params_), __metadata__=np.asarray(json.dumps(metadata)))
+    loaded = HMoG.load(old)
+    np.testing.assert_array_equal(to_numpy(loaded.scale_), np.ones(6))
+    np.testing.assert_allclose(loaded.predict_proba(observed), est.predict_proba(observed))
+    assert loaded.score(observed) == pytest.approx(est.score(observed), rel=1e-10)

@@ -168,7 +168,7 @@ def test_save_through_a_symlink_replaces_its_target(
 
 def test_saved_file_needs_no_pickle(numpy_selected: None, saved: Path) -> None:
     with np.load(saved, allow_pickle=False) as archive:
-        assert sorted(archive.files) == ["__metadata__", "params"]
+        assert sorted(archive.files) == ["__metadata__", "location", "params", "scale"]
     with zipfile.ZipFile(saved) as archive:
         assert archive.testzip() is None
 

@@ -26,6 +26,7 @@ from hmog_xp._files import ModelFileError
 from hmog_xp._validation import validation
 from hmog_xp.estimator._params import check_hyperparameters
 from hmog_xp.estimator._training import build_model
+from hmog_xp.hmog import Standardization
 
 if TYPE_CHECKING:
     from hmog_xp.estimator._estimator import HMoG
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 #: Format tag and version written into every file.
 FORMAT = "hmog_xp.HMoG"
-VERSION = 1
+#: 2: parameters of the standardised data plus ``location`` and ``scale``.
+VERSION = 2
 #: Hyper-parameters not stored as they are: ``init`` only when it is a name, ``random_state``
 #: only when it is an int, ``callback`` never.
 _NOT_STORED = ("init", "random_state", "callback")
@@ -87,8 +89,13 @@ class StoredArray:  # numpydoc ignore=PR02
     positive: bool = False
 
 
-#: The arrays of a saved file.
-ARRAYS: tuple[StoredArray, ...] = (StoredArray("params", "params_", lambda s: (s.dim,)),)
+#: The arrays of a saved file: the natural parameters of the standardised data and the
+#: standardisation (version 1 files hold data-unit parameters and no standardisation).
+ARRAYS: tuple[StoredArray, ...] = (
+    StoredArray("params", "_standard_params", lambda s: (s.dim,)),
+    StoredArray("location", "location_", lambda s: (s.n_features,), required=False),
+    StoredArray("scale", "scale_", lambda s: (s.n_features,), required=False, positive=True),
+)
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -357,7 +364,10 @@ def load(cls: type[HMoG], path: str | Path, *, backend: str | None = None) -> HM
     for spec in ARRAYS:
         if spec.name in restored:
             setattr(estimator, spec.attribute, restored[spec.name])
-    estimator._set_fitted(model, restored["params"], xp)
+    standardization = None
+    if "location" in restored and "scale" in restored:
+        standardization = Standardization(restored["location"], restored["scale"])
+    estimator._set_fitted(model, restored["params"], xp, standardization)
     estimator.n_features_in_ = shape.n_features
     if fit["feature_names"] is not None:
         estimator.feature_names_in_ = object_array(fit["feature_names"])
