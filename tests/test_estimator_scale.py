@@ -1,7 +1,7 @@
 """The estimator beyond one array: ``fit`` on a Dask array and streaming ``partial_fit``.
 
-Oracles: the in-memory fit of the same data (same seed, so the same initialisation when the
-data have at most ``INIT_ROWS`` rows) and the batch EM optimum.
+Oracles: the in-memory fit of the same data (same seed, so the same initialisation rows, for
+any number of rows) and the batch EM optimum.
 """
 
 from __future__ import annotations
@@ -46,6 +46,63 @@ def test_dask_fit_equals_the_in_memory_fit(data: Any) -> None:
         np.testing.assert_allclose(lazy.compute(), getattr(in_memory, method)(observed), atol=1e-8)
     assert est.score(chunked) == pytest.approx(in_memory.score(observed), rel=1e-10)
     assert est.bic(chunked) == pytest.approx(in_memory.bic(observed), rel=1e-10)
+
+
+def _assert_same_estimates(est: HMoG, reference: HMoG) -> None:
+    np.testing.assert_allclose(est.log_likelihood_, reference.log_likelihood_, rtol=1e-10)
+    for name in ("weights_", "means_", "covariances_", "loadings_", "bias_", "noise_"):
+        np.testing.assert_allclose(
+            getattr(est, name), getattr(reference, name), rtol=1e-8, atol=1e-12, err_msg=name
+        )
+    # Natural parameters include large precisions: compare them relative to their size.
+    scale = float(np.max(np.abs(reference.params_)))
+    np.testing.assert_allclose(est.params_, reference.params_, rtol=1e-8, atol=1e-8 * scale)
+
+
+def test_dask_fit_equals_the_in_memory_fit_beyond_init_rows() -> None:
+    """N > INIT_ROWS: both containers initialise on the same seeded rows, so they agree."""
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    from hmog_xp.estimator._rows import INIT_ROWS, init_rows
+
+    n_obs = 25_000
+    assert n_obs > INIT_ROWS
+    rows = init_rows(n_obs, 7)
+    assert len(rows) == INIT_ROWS == len(set(rows))
+    assert rows == sorted(rows)
+    assert rows == init_rows(n_obs, 7) != init_rows(n_obs, 8)
+    assert init_rows(100, 7) == list(range(100))
+    observed, _ = generative_sample(11, n=n_obs)
+    chunked = da.from_array(observed, chunks=(4000, observed.shape[1]))
+    settings = {"random_state": 0, "max_iter": 6, "tol": 0.0, "n_init": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        in_memory = HMoG(3, 2, **settings).fit(observed)
+        on_dask = HMoG(3, 2, **settings).fit(chunked)
+    _assert_same_estimates(on_dask, in_memory)
+
+
+def test_unknown_chunk_sizes_fit_and_predict(data: Any) -> None:
+    """Boolean indexing leaves chunk sizes unknown: fit computes them, predictions stay lazy."""
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    observed, _ = data
+    chunked = da.from_array(observed, chunks=(300, observed.shape[1]))
+    filtered = chunked[chunked[:, 0] > 0]
+    kept = observed[observed[:, 0] > 0]
+    assert np.isnan(filtered.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = HMoG(3, 2, random_state=0, max_iter=10).fit(filtered)
+        reference = HMoG(3, 2, random_state=0, max_iter=10).fit(kept)
+    _assert_same_estimates(est, reference)
+    assert np.isnan(filtered.shape[0])  # the caller's array is not modified
+    for method in ("predict", "predict_proba", "transform", "score_samples"):
+        lazy = getattr(est, method)(filtered)
+        assert isinstance(lazy, da.Array), method
+        assert np.isnan(lazy.shape[0]), method
+        np.testing.assert_allclose(lazy.compute(), getattr(reference, method)(kept), atol=1e-8)
+    assert est.score(filtered) == pytest.approx(reference.score(kept), rel=1e-10)
+    assert est.bic(filtered) == pytest.approx(reference.bic(kept), rel=1e-10)
+    assert est.aic(filtered) == pytest.approx(reference.aic(kept), rel=1e-10)
 
 
 def test_dask_fit_errors_are_clear(data: Any) -> None:
