@@ -240,7 +240,6 @@ _READ_ERRORS = (
     KeyError,
     NotImplementedError,
     OverflowError,
-    MemoryError,
     zlib.error,
 )
 
