@@ -31,7 +31,9 @@ from hmog_xp.hmog._estep import (
     observable_statistics,
 )
 from hmog_xp.hmog._regularize import Regularization, regularize_means
+from hmog_xp.hmog._standardize import Standardization
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
+from hmog_xp.reps import Scale
 
 #: No stabilisers: the exact EM step.
 EXACT = Regularization()
@@ -241,8 +243,16 @@ def fit_em(
     chunk_size: int | None = None,
     regularization: Regularization | None = None,
     callback: Callable[[int, float], object] | None = None,
+    standardize: bool = False,
 ) -> EMFit:
     """Run EM until the log-likelihood stops changing (relative ``tol``, beyond rounding).
+
+    Units: EM itself is equivariant under ``x ↦ D x + m``, but its stopping rule (relative to
+    ``|ℓ|``), the stabilisers of ``regularization`` (absolute variances) and the rounding of
+    the data are not. Without ``standardize`` they act on ``xs`` as given, so data whose
+    columns have very different scales or large offsets are best standardised first;
+    ``standardize=True`` does it for you, as the estimator does (see
+    :class:`~hmog_xp.Standardization`).
 
     Precision: with float32 data (and a backend with float64) the GEMMs with the data run in
     float32, but the chunk sums, the log-likelihood, the whitening and the M-step are in
@@ -276,12 +286,31 @@ def fit_em(
     callback : callable, optional
         Called as ``callback(iteration, log_likelihood)`` after each step with the average
         log-likelihood of the parameters that step started from.
+    standardize : bool, optional
+        Fit the standardised data ``(xs − mean) / std`` (one common scale for isotropic
+        noise) and map the result back: ``params`` and the returned parameters are in the
+        data's units, the history is the data's log-likelihood, and ``tol`` and
+        ``regularization`` are unit-free (they act on the standardised data). Natural
+        parameters in units with large offsets are poorly conditioned to evaluate (``h`` and
+        ``Λ x`` cancel); evaluate them as the estimator does, on standardised data with
+        :meth:`Standardization.params_from_data`.
 
     Returns
     -------
     EMFit
         Final parameters, log-likelihood history, iterations and convergence flag.
     """
+    if standardize:
+        return _fit_em_standardized(
+            model,
+            params,
+            xs,
+            max_iter=max_iter,
+            tol=tol,
+            chunk_size=chunk_size,
+            regularization=regularization,
+            callback=callback,
+        )
     check_em_model(model)
     model._check_sample(xs, params)
     model._check_params(params)
@@ -306,6 +335,41 @@ def fit_em(
             callback=callback,
             eps=float(xp.finfo(xs.dtype).eps),
         )
+
+
+def _fit_em_standardized(
+    model: HierarchicalMixtureOfGaussians,
+    params: Any,
+    xs: Any,
+    callback: Callable[[int, float], object] | None,
+    **options: Any,
+) -> EMFit:
+    """:func:`fit_em` on the standardised data, parameters and history in the data's units."""
+    check_em_model(model)
+    model._check_sample(xs, params)
+    standardization = Standardization.from_data(
+        xs, common_scale=isinstance(model.obs_man.rep, Scale)
+    )
+    shift = standardization.log_density_shift()
+    report = None
+    if callback is not None:
+
+        def report(iteration: int, log_likelihood: float) -> object:
+            return callback(iteration, log_likelihood + shift)
+
+    fit = fit_em(
+        model,
+        standardization.params_from_data(model, params),
+        standardization.standardize(xs),
+        callback=report,
+        **options,
+    )
+    return EMFit(
+        standardization.params_to_data(model, fit.params),
+        [value + shift for value in fit.log_likelihoods],
+        fit.n_iter,
+        fit.converged,
+    )
 
 
 def run_em(

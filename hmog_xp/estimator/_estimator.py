@@ -60,8 +60,8 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         unit-free, a floor relative to unit variance: values around 0.01-0.05 keep components
         from collapsing onto groups of near-duplicate points (the digits demo uses 0.05).
     noise_floor : float, default=1e-6
-        Added to every noise variance of the standardised data at each M-step (keeps
-        constant columns finite). Unit-free: in the data's units the floor of column ``j`` is
+        Added (``> 0``) to every noise variance of the standardised data at each M-step
+        (keeps constant columns finite). Unit-free: in the data's units the floor of column ``j`` is
         ``noise_floor · scale_[j]²``, relative to the column's variance.
     learning_rate : float, default=0.01
         Adam step size (gradient-trained variants).
