@@ -20,8 +20,11 @@ invariant under ``x ↦ D x + m``), each column ``j`` gets the sign that makes
 dominant features; unlike "the largest entry is positive" it is a continuous function of the
 loadings, so two nearly equal largest entries cannot flip it between backends.
 
-The convention is unique up to ties: equal eigenvalues (or equal ``G_jj``) leave the basis of
-their span free, and a column with ``Σ_i B_ij³ = 0`` keeps its sign. It is idempotent, and
+A column whose ``Σ_i B_ij³`` is at rounding level (a factor in the null space of ``A``, when
+there are more factors than the data resolve) takes its sign from the posterior component
+centres ``c_k`` instead (the same cube rule on ``C_kj``). The convention is unique up to
+ties: equal eigenvalues (or equal ``G_jj``), e.g. several null directions, leave the basis
+of their span free. It is idempotent, and
 every array stays in the parameters' namespace and on their device; the only host-visible
 step is ``eigh`` of a ``d × d`` matrix.
 """
@@ -94,25 +97,39 @@ def canonical_latent_basis(model: HierarchicalMixtureOfGaussians, params: Any) -
         order = xp.argsort(xp.linalg.diagonal(gram), descending=True, stable=True)
         identity = xp.eye(d, dtype=params.dtype, device=B.device_of(params))
         basis = xp.take(identity, order, axis=-1)  # a permutation matrix
-    basis = basis * column_signs(white @ basis)  # T = V S, orthogonal
-    return _change_basis(model, lkl_params, upper_params, (loadings, bias, noise_storage), basis)
+    upper = model.posterior_upper
+    mixture = upper.to_generative(upper_params)  # the posterior mixture at u = 0
+    basis = basis * _signs(white @ basis, mixture.means @ basis)  # T = V S, orthogonal
+    return _change_basis(model, (loadings, bias, noise_storage), mixture, basis)
+
+
+def _signs(white: Any, centres: Any) -> Any:
+    """:func:`column_signs` of ``white``; columns at rounding level use the centres instead.
+
+    A column of ``B`` is zero when its factor is in the null space of ``A`` (more factors than
+    the data resolve); the component centres ``c_k`` still tell its direction.
+    """
+    xp = B.array_namespace(white, centres)
+    eps = xp.finfo(white.dtype).eps
+    cubes = xp.sum(white**3, axis=-2)
+    scale = xp.max(xp.sum(xp.abs(white) ** 3, axis=-2))  # of the strongest column
+    resolved = xp.abs(cubes) > 64.0 * eps * scale
+    return xp.where(resolved, column_signs(white), column_signs(centres))
 
 
 def _change_basis(
     model: HierarchicalMixtureOfGaussians,
-    lkl_params: Any,
-    upper_params: Any,
     likelihood: tuple[Any, Any, Any],
+    mixture: Any,
     basis: Any,
 ) -> Any:
     """Natural parameters after ``y = T y'`` for an orthogonal ``T`` (``basis``, (d, d))."""
-    xp = B.array_namespace(lkl_params, upper_params, basis)
+    xp = B.array_namespace(basis)
     loadings, bias, noise_storage = likelihood
     new_lkl = model.lower_harmonium.likelihood_parameters(loadings @ basis, bias, noise_storage)
-    upper = model.posterior_upper
-    weights, means, covariances = upper.to_generative(upper_params)
+    weights, means, covariances = mixture
     transposed = xp.matrix_transpose(basis)
     new_means = means @ basis  # rows T⁻¹μ_k = Tᵀμ_k
     new_covariances = transposed @ covariances @ basis
-    new_upper = upper.from_generative(weights, new_means, new_covariances)
+    new_upper = model.posterior_upper.from_generative(weights, new_means, new_covariances)
     return xp.concat([new_lkl, new_upper], axis=-1)

@@ -167,7 +167,7 @@ def expectation(
     chunk_size : int
         Rows per chunk.
     dtype : dtype, optional
-        dtype of the results (default: ``params``'s). The EM driver asks for the
+        The dtype of the results (default: ``params``'s). The EM driver asks for the
         accumulation dtype, so that the M-step runs in it too.
 
     Returns

@@ -1,0 +1,87 @@
+"""float32 EM reaches the float64 optimum; the stopping rule resists rounding plateaus.
+
+Oracles: float64 EM from the same start (the float32 fit's log-likelihood evaluated in
+float64), and hand-made log-likelihood histories for the rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_wine
+from sklearn.preprocessing import StandardScaler
+
+import hmog_xp as hx
+from hmog_xp.em import EM_WINDOW, NOISE_ULPS, fit_em, has_converged
+from hmog_xp.hmog._regularize import Regularization
+from tests.helpers import to_numpy
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _wine() -> tuple[Any, np.ndarray, np.ndarray]:
+    data = StandardScaler().fit_transform(load_wine().data)
+    model = hx.analytic_hmog(data.shape[1], hx.Diagonal(), 2, 3)
+    return model, data, model.initialize_from_sample(0, data, 0.0)
+
+
+def test_float32_em_ends_at_the_float64_optimum(xp: Any) -> None:
+    model, data, start = _wine()
+    regularization = Regularization(0.0, 1e-6, 0.0)
+    wide = fit_em(model, start, data, max_iter=2000, tol=1e-8, regularization=regularization)
+    xs = xp.asarray(data.astype(np.float32))
+    narrow = fit_em(
+        model,
+        xp.asarray(start.astype(np.float32)),
+        xs,
+        max_iter=2000,
+        tol=1e-8,
+        regularization=regularization,
+    )
+    assert narrow.params.dtype == xp.float32
+    assert narrow.converged
+    reached = float(
+        model.average_log_observable_density(to_numpy(narrow.params).astype(np.float64), data)
+    )
+    optimum = float(model.average_log_observable_density(wide.params, data))
+    assert optimum - reached < 5e-4  # nats per observation
+    # the float32 history is the float64-accumulated log-likelihood of the float32 iterates
+    assert abs(narrow.log_likelihoods[-1] - reached) < 1e-5
+
+
+def test_float64_em_is_still_monotone(xp: Any) -> None:
+    model, data, start = _wine()
+    fit = fit_em(model, xp.asarray(start), xp.asarray(data), max_iter=60, tol=0.0)
+    assert np.all(np.diff(fit.log_likelihoods) >= -1e-10)
+
+
+def test_rule_does_not_stop_on_a_rounding_plateau() -> None:
+    level = -14.0
+    rising = [level - 1e-3 * 0.9**t for t in range(40)]
+    # one step that rounding made flat, then one tiny decrease, amid clear progress
+    plateau = [*rising, rising[-1], rising[-1] - 2 * EPS32 * abs(level)]
+    assert not has_converged(plateau[:-1], 1e-8, window=EM_WINDOW, eps=EPS32)
+    assert not has_converged(plateau, 1e-8, window=EM_WINDOW, eps=EPS32)
+    # the plain one-step test would have stopped on both
+    assert has_converged(plateau[:-1], 1e-8)
+    assert has_converged(plateau, 1e-6)
+
+
+def test_rule_stops_at_the_optimum_below_the_dtypes_resolution() -> None:
+    rng = np.random.default_rng(0)
+    level = -14.0
+    noise = 0.5 * EPS32 * abs(level) * rng.standard_normal(EM_WINDOW + 5)
+    history = list(level + noise)  # converged: only rounding noise is left
+    assert has_converged(history, 1e-12, window=EM_WINDOW, eps=EPS32)
+    assert not has_converged(history, 1e-12)  # without the noise floor it never would
+    floor = NOISE_ULPS * EPS32 * abs(level)
+    still_moving = [level - 3.0 * floor + 3.0 * floor * t / EM_WINDOW for t in range(EM_WINDOW + 1)]
+    assert not has_converged(still_moving, 1e-12, window=EM_WINDOW, eps=EPS32)
+
+
+def test_rule_defaults_are_the_plain_relative_test() -> None:
+    assert not has_converged([-1.0], 1e-3)
+    assert has_converged([-1.0, -1.0005], 1e-3)
+    assert not has_converged([-1.0, -1.01], 1e-3)
+    assert not has_converged([-1.0, -1.0], 1e-3, window=2)  # too short for the window
