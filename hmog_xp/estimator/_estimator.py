@@ -46,7 +46,10 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     max_iter : int, default=200
         Maximum number of EM or optimiser steps per initialisation.
     tol : float, default=1e-6
-        Stop when the relative change of the average log-likelihood is at most ``tol``.
+        Stop when the relative change of the average log-likelihood is at most ``tol`` per
+        step. EM measures it over the last 10 steps and also stops once the change is within
+        the log-likelihood's rounding noise (see :func:`hmog_xp.fit_em`), so float32 data
+        neither stop on a rounding plateau nor run on at the optimum.
     n_init : int, default=1
         Number of initialisations; the best final log-likelihood is kept.
     init : {'kmeans++', 'random'}, callable or parameters, default='kmeans++'
