@@ -60,6 +60,7 @@ from hmog_xp.hmog import (
     Standardization,
     SymmetricHMoG,
     analytic_hmog,
+    canonical_latent_basis,
     differentiable_hmog,
     symmetric_hmog,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "analytic_hmog",
+    "canonical_latent_basis",
     "dask_predict",
     "dask_predict_proba",
     "dask_score_samples",

@@ -19,7 +19,7 @@ from hmog_xp.estimator._inputs import check_fit_data, to_caller
 from hmog_xp.estimator._params import check_hyperparameters, model_for
 from hmog_xp.estimator._scale import is_dask_array, known_chunks, partial_fit, prepare_dask
 from hmog_xp.estimator._training import RunResult, run_once, standardization_for
-from hmog_xp.hmog import Standardization
+from hmog_xp.hmog import Standardization, canonical_latent_basis
 
 
 class HMoG(FittedMethods, DensityMixin, BaseEstimator):
@@ -91,7 +91,10 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     weights_ : array, shape (n_components,)
         Mixture weights ``π``.
     means_ : array, shape (n_components, n_factors)
-        Latent component means ``μ_k`` (in the whitened latent space).
+        Latent component means ``μ_k`` (in the whitened latent space). The latent basis is
+        the canonical one of :func:`~hmog_xp.canonical_latent_basis` (factor 1 the
+        direction the data resolve best, signs by a fixed rule), so factor scores agree
+        across backends and runs that reach the same fit.
     covariances_ : array, shape (n_components, n_factors, n_factors)
         Latent component covariances ``Σ_k``.
     loadings_ : array, shape (n_features, n_factors)
@@ -294,6 +297,8 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         """
         if standardization is None:
             standardization = Standardization.identity(model.obs_man.n, params)
+        # One latent basis whatever the backend or the path: p(x) and labels are unchanged.
+        params = canonical_latent_basis(model, params)
         self.model_ = model
         self._standard_params = params
         self._standardization = standardization
