@@ -6,7 +6,12 @@ lacks: random numbers (:mod:`.random`), automatic differentiation and ``jit``
 (:mod:`.autodiff`), and a few numerical helpers (:mod:`.linalg`).
 """
 
-from hmog_xp._backend._arrays import default_float_dtype, device_of, is_concrete
+from hmog_xp._backend._arrays import (
+    default_float_dtype,
+    device_of,
+    ignoring_overflow,
+    is_concrete,
+)
 from hmog_xp._backend._registry import (
     BACKEND_NAMES,
     array_namespace,
@@ -47,6 +52,7 @@ __all__ = [
     "get_backend",
     "get_namespace",
     "grad",
+    "ignoring_overflow",
     "installed_backends",
     "is_concrete",
     "jit",

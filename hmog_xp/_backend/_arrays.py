@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from types import ModuleType
 from typing import Any
@@ -82,3 +83,30 @@ def is_concrete(x: Any) -> bool:
         # torch.func / functorch wrappers and meta tensors have no values to inspect.
         return not (x.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(x))
     return True
+
+
+def ignoring_overflow(
+    xp: ModuleType, *, invalid: bool = False
+) -> contextlib.AbstractContextManager[Any]:
+    """Context in which NumPy does not warn about overflow (and ``inf − inf`` if ``invalid``).
+
+    For code that detects non-finite values itself and recomputes them another way; other
+    backends do not warn, so elsewhere this is a no-op (array_api_strict runs on NumPy).
+
+    Parameters
+    ----------
+    xp : module
+        Namespace of the computation.
+    invalid : bool, optional
+        Also silence invalid operations (NaN results).
+
+    Returns
+    -------
+    context manager
+        ``numpy.errstate`` for NumPy, else a null context.
+    """
+    if backend_name_of(xp) not in ("numpy", "array_api_strict"):  # strict computes with NumPy
+        return contextlib.nullcontext()
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore" if invalid else "warn")

@@ -61,8 +61,16 @@ def softmax(x: Any, /, *, axis: int = -1, xp: ModuleType) -> Any:
     -------
     array, shape of ``x``
         Probabilities summing to one along ``axis``.
+
+    Notes
+    -----
+    Normalised by the sum of ``exp(x − max x)``, not through ``logsumexp``: for huge logits
+    ``max x + log(sum)`` rounds to ``max x`` and the result would not sum to one.
     """
-    return xp.exp(x - logsumexp(x, axis=axis, keepdims=True, xp=xp))
+    peak = xp.max(x, axis=axis, keepdims=True)
+    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
+    weights = xp.exp(x - peak)
+    return weights / xp.sum(weights, axis=axis, keepdims=True)
 
 
 def cholesky(a: Any, /, *, xp: ModuleType) -> Any:

@@ -36,6 +36,13 @@ class Harmonium(HarmoniumStructure):
         """``ψ_z(posterior(x))`` for every observation; subclasses share factorisations."""
         return self.pst_man.log_partition_function(self.posterior_at(params, x))
 
+    def _joint_log_partition(self, params: Any, x: Any) -> Any:
+        """``θ_x·s_x(x) + ψ_z(posterior(x))`` per observation: ``log p(x)`` up to constants."""
+        xp = B.array_namespace(params, x)
+        obs = params[..., : self.obs_man.dim]
+        statistic = self.obs_man.sufficient_statistic(x)
+        return xp.sum(obs * statistic, axis=-1) + self._posterior_log_partition(params, x)
+
     def _posterior_means(self, params: Any, x: Any) -> Any:
         """Posterior mean coordinates for every observation, shape (..., pst_man.dim)."""
         return self.pst_man.to_mean(self.posterior_at(params, x))
@@ -55,14 +62,11 @@ class Harmonium(HarmoniumStructure):
         array, shape (...)
             Log marginal densities.
         """
-        xp = self._check_x(x, params=params)
+        self._check_x(x, params=params)
         self._check_params(params)
-        obs = params[..., : self.obs_man.dim]
-        statistic = self.obs_man.sufficient_statistic(x)
         return (
-            xp.sum(obs * statistic, axis=-1)
+            self._joint_log_partition(params, x)
             + self.obs_man.log_base_measure(x)
-            + self._posterior_log_partition(params, x)
             - self.log_partition_function(params)
         )
 

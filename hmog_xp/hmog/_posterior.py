@@ -18,6 +18,8 @@ chunk of observations. Each component mean is the centre plus a *spread*,
   ``Σ_n r_nk μ_nk μ_nkᵀ = R_k c_k c_kᵀ + c_k a_kᵀ + a_k c_kᵀ + Σ_k (Σ_n r_nk u_n u_nᵀ) Σ_k``.
 
 No per-observation factorisation or solve: ``O(N K d²)`` work in GEMMs and a few passes.
+
+Rows far from the data: :mod:`hmog_xp.hmog._far_rows` (``rows`` of the posteriors).
 """
 
 from __future__ import annotations
@@ -52,6 +54,31 @@ class ComponentPosteriors(NamedTuple):
     spreads: Any
     shift: Any
     covariances: Any
+    rows: RowLogits | None = None
+
+
+class RowLogits(NamedTuple):
+    """Logits of every row and component as ``L_k = s (s G_k + H_k) + C_k`` (see the module).
+
+    Attributes
+    ----------
+    quadratic : array, shape (N, K)
+        ``G_k``: the degree-2 part at ``x / s``.
+    linear : array, shape (N, K)
+        ``H_k``: the degree-1 part at ``x / s``.
+    constant : array, shape (K,)
+        ``C_k``.
+    scale : array, shape (N, 1)
+        Row scales ``s >= 1``.
+    peak : array, shape (N,)
+        ``max_k L_k`` (``±inf`` where it is not representable).
+    """
+
+    quadratic: Any
+    linear: Any
+    constant: Any
+    scale: Any
+    peak: Any
 
 
 class ComponentTerms(NamedTuple):
@@ -149,7 +176,10 @@ def component_means(posteriors: ComponentPosteriors) -> Any:
     array, shape (N, K, d)
         Means for every observation and component.
     """
-    return posteriors.centers[None, :, :] + posteriors.spreads
+    spreads = posteriors.spreads
+    if posteriors.rows is not None:  # spreads at scale
+        spreads = posteriors.rows.scale[:, :, None] * spreads
+    return posteriors.centers[None, :, :] + spreads
 
 
 def responsibilities(posteriors: ComponentPosteriors) -> Any:
@@ -184,7 +214,10 @@ def latent_means(posteriors: ComponentPosteriors, probs: Any) -> Any:
     array, shape (N, d)
         Factor scores.
     """
-    return probs @ posteriors.centers + (probs[:, None, :] @ posteriors.spreads)[:, 0, :]
+    if posteriors.rows is None:
+        return probs @ posteriors.centers + (probs[:, None, :] @ posteriors.spreads)[:, 0, :]
+    spread = (probs[:, None, :] @ posteriors.spreads)[:, 0, :]  # at scale
+    return probs @ posteriors.centers + posteriors.rows.scale * spread
 
 
 def weighted_upper_sums(

@@ -29,9 +29,10 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import LinearGaussianModel, Mixture
-from hmog_xp.harmoniums._structure import pad_zeros, vecmat
+from hmog_xp.harmoniums._structure import pad_zeros
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.mixture import mixture_moments
+from hmog_xp.hmog import _far_rows as F
 from hmog_xp.hmog import _posterior as P
 from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
 from hmog_xp.hmog._readable import ReadableHMoG, conjugation_compensation
@@ -157,12 +158,16 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
 
     # -- batched posteriors ---------------------------------------------------------------------
 
-    def _by_rows(self, params: Any, x: Any, per_rows: Callable[[Any], Any]) -> Any:
+    def _by_rows(
+        self, params: Any, x: Any, per_rows: Callable[[Any], Any], observable: bool = False
+    ) -> Any:
         """Apply ``per_rows(ComponentPosteriors) -> (m, ...)`` to ``x`` chunk by chunk.
 
         Rows are processed in chunks of :func:`default_chunk_size`, so the ``(rows, K, d)``
         working arrays stay bounded whatever the batch size; results are concatenated and
-        reshaped to ``x``'s batch shape.
+        reshaped to ``x``'s batch shape. Posteriors come from :func:`F.chunk_posteriors`
+        (rows far from the data give no NaN), with ``θ_x·s_x(x)`` in the logits if
+        ``observable``.
         """
         xp = self._check_x(x, params=params)
         if params.ndim != 1:
@@ -172,24 +177,27 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
                 f"batch of models)"
             )
             raise ValidationError(msg)
-        _, interaction, upper = self.split_coords(params)
+        obs, interaction, upper = self.split_coords(params)
         terms = P.component_terms(self.posterior_upper, upper)  # x-independent: once
         flat = xp.reshape(x, (-1, x.shape[-1]))
         n_rows = flat.shape[0]
+        obs_terms = F.observable_terms(self.obs_man, obs) if observable else None
         size = default_chunk_size(self, max(n_rows, 1))
         parts = []
         for start in range(0, max(n_rows, 1), size):
             rows = flat[start : min(start + size, n_rows), ...]
-            shift = vecmat(rows, interaction)
-            parts.append(per_rows(P.posteriors_at(self.posterior_upper, terms, shift)))
+            posteriors = F.chunk_posteriors(
+                self.posterior_upper, terms, rows, interaction, obs_terms
+            )
+            parts.append(per_rows(posteriors))
         values = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
         return xp.reshape(values, (*x.shape[:-1], *values.shape[1:]))
 
     def _posterior_log_partition(self, params: Any, x: Any) -> Any:
-        xp = B.array_namespace(params, x)
-        return self._by_rows(
-            params, x, lambda posteriors: B.logsumexp(posteriors.logits, axis=-1, xp=xp)
-        )
+        return self._by_rows(params, x, F.leading_logit)
+
+    def _joint_log_partition(self, params: Any, x: Any) -> Any:
+        return self._by_rows(params, x, F.leading_logit, observable=True)
 
     def _posterior_means(self, params: Any, x: Any) -> Any:
         xp = B.array_namespace(params, x)
@@ -244,9 +252,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         array, shape (..., K − 1)
             ``Categorical(K)`` natural parameters.
         """
-        return self._by_rows(
-            params, x, lambda posteriors: posteriors.logits[:, 1:] - posteriors.logits[:, :1]
-        )
+        return self._by_rows(params, x, F.categorical_logits)
 
     def posterior_soft_assignments(self, params: Any, x: Any) -> Any:
         """Posterior component probabilities ``p(z = k | x)``.
