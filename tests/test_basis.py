@@ -92,10 +92,10 @@ def test_canonical_basis_keeps_the_distribution_and_is_idempotent(
         model.posterior_categorical(canonical, points)
     )
     assert_close(probabilities, case.responsibilities(case.points), xp=xp, rtol=1e-6, atol=1e-9)
-    assert_close(
-        canonical_latent_basis(model, canonical), to_numpy(canonical), xp=xp, rtol=1e-8, atol=1e-9
-    )
     check_convention(model, canonical)
+    if model.lat_dim <= model.lower_harmonium.obs_dim:  # else null directions tie
+        again = canonical_latent_basis(model, canonical)
+        assert_close(again, to_numpy(canonical), xp=xp, rtol=1e-8, atol=1e-9)
 
 
 @FEW

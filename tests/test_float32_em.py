@@ -13,7 +13,7 @@ from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
 import hmog_xp as hx
-from hmog_xp.em import EM_WINDOW, NOISE_ULPS, fit_em, has_converged
+from hmog_xp.em import EM_NOISE_WINDOW, EM_WINDOW, NOISE_ULPS, fit_em, has_converged
 from hmog_xp.hmog._regularize import Regularization
 from tests.helpers import to_numpy
 
@@ -85,3 +85,27 @@ def test_rule_defaults_are_the_plain_relative_test() -> None:
     assert has_converged([-1.0, -1.0005], 1e-3)
     assert not has_converged([-1.0, -1.01], 1e-3)
     assert not has_converged([-1.0, -1.0], 1e-3, window=2)  # too short for the window
+
+
+def _rule(history: list[float], tol: float) -> bool:
+    """The rule as the EM drivers apply it to float32 data."""
+    return has_converged(history, tol, window=EM_WINDOW, eps=EPS32, noise_window=EM_NOISE_WINDOW)
+
+
+def test_noise_cannot_satisfy_a_tolerance_below_it() -> None:
+    level, climb = -14.0, 1e-6  # per step, well above the float32 noise floor over 60 steps
+    history = [level + climb * t for t in range(EM_NOISE_WINDOW + 1)]
+    history[-1] = history[-1 - EM_WINDOW]  # noise flattened the last 10 steps
+    assert has_converged(history, 1e-9, window=EM_WINDOW)  # the plain window test is fooled
+    assert not _rule(history, 1e-9)
+
+
+def test_the_noise_floor_follows_a_noisier_history() -> None:
+    rng = np.random.default_rng(1)
+    level = -14.0
+    noise = 30.0 * EPS32 * abs(level)  # far above NOISE_ULPS · eps · |ℓ|
+    history = list(level + noise * rng.standard_normal(EM_NOISE_WINDOW + 20))
+    stops = [_rule(history[:t], 1e-12) for t in range(EM_NOISE_WINDOW + 1, len(history))]
+    assert any(stops[:10])  # at the optimum it stops within a few steps
+    smooth = [level - 1e-3 * 0.99**t for t in range(EM_NOISE_WINDOW + 1)]  # slow, no noise
+    assert not _rule(smooth, 1e-12)

@@ -149,7 +149,8 @@ def sample_params(
     ``σ² = mean(λ_{d+1..p})`` (floored at ``min_var``), ``A = U_d (λ_d − σ²)^{1/2}`` (the
     maximum-likelihood PPCA loadings, Tipping & Bishop 1999), ``b`` the sample mean and
     ``Ψ = σ² I``. Each loading column's sign is fixed by :func:`column_signs`, so every
-    backend starts from the same point.
+    backend starts from the same point; float32 data are fitted in float64 where the
+    backend has it (the result is cast back), so they start where float64 data would.
 
     Parameters
     ----------
@@ -175,28 +176,31 @@ def sample_params(
     xp = B.array_namespace(xs)
     n_obs, obs_dim = xs.shape
     lat_dim = model.lat_dim
-    bias = xp.mean(xs, axis=0)
-    centred = xs - bias
+    dtype, device = xs.dtype, B.device_of(xs)
+    wide = B.default_float_dtype(xp)  # the fit in float64 where it exists: float32 data
+    if xp.finfo(wide).eps >= xp.finfo(dtype).eps:  # start where float64 data would
+        wide = dtype
+    data = xp.astype(xs, wide, copy=False)
+    bias = xp.mean(data, axis=0)
+    centred = data - bias
     covariance = xp.matrix_transpose(centred) @ centred / n_obs
     eigenvalues, eigenvectors = xp.linalg.eigh(covariance)  # ascending
     top = min(lat_dim, obs_dim)
     leading_values = xp.flip(eigenvalues[obs_dim - top :], axis=0)
     leading_vectors = xp.flip(eigenvectors[:, obs_dim - top :], axis=1)
     rest = eigenvalues[: obs_dim - top]
-    floor = xp.asarray(min_var, dtype=xs.dtype, device=B.device_of(xs))
+    floor = xp.asarray(min_var, dtype=wide, device=device)
     variance = xp.maximum(xp.mean(rest), floor) if obs_dim > top else floor
     loadings = leading_vectors * xp.sqrt(xp.maximum(leading_values - variance, floor))
     # eigh's signs are backend-dependent: fix them (noise is isotropic, so A's own cubes
     # give the same signs as the loadings in noise units).
     loadings = loadings * column_signs(loadings)
     if top < lat_dim:  # more factors than dimensions: pad with zero columns
-        padding = xp.zeros((obs_dim, lat_dim - top), dtype=xs.dtype, device=B.device_of(xs))
+        padding = xp.zeros((obs_dim, lat_dim - top), dtype=wide, device=device)
         loadings = xp.concat([loadings, padding], axis=1)
-    source = B.random_source(rng, xp, B.device_of(xs))
-    loadings = loadings + shape * xp.sqrt(variance) * source.normal(
-        (obs_dim, lat_dim), dtype=xs.dtype
-    )
-    noise = variance * model.obs_rep.identity(
-        obs_dim, xp=xp, dtype=xs.dtype, device=B.device_of(xs)
-    )
-    return params_from_loadings(model, loadings, bias, noise, xp=xp)
+    source = B.random_source(rng, xp, device)
+    jitter = source.normal((obs_dim, lat_dim), dtype=dtype)
+    loadings = loadings + shape * xp.sqrt(variance) * xp.astype(jitter, wide, copy=False)
+    noise = variance * model.obs_rep.identity(obs_dim, xp=xp, dtype=wide, device=device)
+    params = params_from_loadings(model, loadings, bias, noise, xp=xp)
+    return xp.astype(params, dtype, copy=False)

@@ -102,6 +102,35 @@ def chunk_sums_for(
     dtype = params.dtype
     wide = accumulation_dtype(xp, dtype)
     _, interaction, upper = model.split_coords(params)
+    if wide == dtype:  # nothing more precise exists: the plain kernel
+        terms = P.component_terms(model.posterior_upper, upper)
+
+        def plain_sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+            posteriors = P.posteriors_at(model.posterior_upper, terms, chunk @ interaction)
+            log_normalizers = B.logsumexp(posteriors.logits, axis=-1, keepdims=True, xp=xp)
+            probs = xp.exp(posteriors.logits - log_normalizers) * weights[:, None]
+            return (*_statistics(model, chunk, posteriors, probs), weights @ log_normalizers[:, 0])
+
+        return plain_sums
+    return _precise_sums(model, interaction, upper, wide)
+
+
+def _statistics(
+    model: HierarchicalMixtureOfGaussians, chunk: Any, posteriors: Any, probs: Any
+) -> tuple[Any, Any, Any]:
+    """``(Xᵀ E[y|x], Σ r η, Σ r)`` of one chunk from its posteriors."""
+    xp = B.array_namespace(chunk, probs)
+    cross = xp.matrix_transpose(chunk) @ P.latent_means(posteriors, probs)
+    weighted, totals = P.weighted_upper_sums(model.posterior_upper, posteriors, probs)
+    return cross, weighted, totals
+
+
+def _precise_sums(
+    model: HierarchicalMixtureOfGaussians, interaction: Any, upper: Any, wide: Any
+) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """The chunk sums of :func:`chunk_sums_for` with the log-likelihood in ``wide``."""
+    xp = B.array_namespace(interaction, upper)
+    dtype = upper.dtype
     rep = model.posterior_upper.component_man.rep
     precise = P.component_terms(model.posterior_upper, xp.astype(upper, wide))
     terms = P.ComponentTerms(*(xp.astype(part, dtype) for part in precise))
@@ -134,10 +163,11 @@ def chunk_sums_for(
         posteriors = P.ComponentPosteriors(
             relative, terms.centers, spreads, shift, terms.covariances
         )
-        cross = xp.matrix_transpose(chunk) @ P.latent_means(posteriors, probs)
-        weighted, totals = P.weighted_upper_sums(model.posterior_upper, posteriors, probs)
-        log_partition = xp.astype(weights, wide) @ (base + (peak + xp.astype(local, wide))[:, 0])
-        return cross, weighted, totals, log_partition
+        log_normalizers = base + (peak + xp.astype(local, wide))[:, 0]
+        return (
+            *_statistics(model, chunk, posteriors, probs),
+            xp.astype(weights, wide) @ log_normalizers,
+        )
 
     return sums
 
@@ -181,17 +211,23 @@ def expectation(
     wide = accumulation_dtype(xp, params.dtype)
     sums = sum_over_chunks(_widened(chunk_sums_for(model, params), wide, xp), xs, chunk_size, xp=xp)
     means, log_likelihood = assemble_expectation(
-        model, xp.astype(params, wide), xp.astype(obs_statistics, wide), sums, xs.shape[0]
+        model,
+        xp.astype(params, wide, copy=False),
+        xp.astype(obs_statistics, wide, copy=False),
+        sums,
+        xs.shape[0],
     )
     dtype = params.dtype if dtype is None else dtype
-    return xp.astype(means, dtype), xp.astype(log_likelihood, dtype)
+    return xp.astype(means, dtype, copy=False), xp.astype(log_likelihood, dtype, copy=False)
 
 
 def _widened(
     sums: Callable[[Any, Any], tuple[Any, ...]], dtype: Any, xp: ModuleType
 ) -> Callable[[Any, Any], tuple[Any, ...]]:
     """``sums`` with every output cast to ``dtype`` (so the chunks add up in it)."""
-    return lambda chunk, weights: tuple(xp.astype(part, dtype) for part in sums(chunk, weights))
+    return lambda chunk, weights: tuple(
+        xp.astype(part, dtype, copy=False) for part in sums(chunk, weights)
+    )
 
 
 def assemble_expectation(

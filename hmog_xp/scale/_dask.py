@@ -349,4 +349,5 @@ def fit_em_dask(
                 max_iter=max_iter,
                 tol=tol,
                 callback=callback,
+                eps=float(B.array_namespace(params).finfo(params.dtype).eps),
             )
