@@ -54,12 +54,35 @@ def observable_terms(obs_man: Normal, obs: Any) -> Callable[[Any], tuple[Any, An
     return terms
 
 
+def plain_observable(obs_man: Normal, obs: Any, rows: Any) -> Any:
+    """Return ``θ_x·s_x(x)`` of every row, computed plainly (not finite far from the data).
+
+    Parameters
+    ----------
+    obs_man : Normal
+        The observable family.
+    obs : array, shape (obs_man.dim,)
+        Its natural parameters.
+    rows : array, shape (N, p)
+        Observations.
+
+    Returns
+    -------
+    array, shape (N,)
+        One GEMV with the sufficient statistics.
+    """
+    xp = B.array_namespace(obs, rows)
+    with B.ignoring_overflow(xp, invalid=True):  # chunk_posteriors detects what overflowed
+        return obs_man.sufficient_statistic(rows) @ obs
+
+
 def chunk_posteriors(
     upper: Mixture,
     terms: ComponentTerms,
     rows: Any,
     interaction: Any,
     observable: Callable[[Any], tuple[Any, Any]] | None = None,
+    plain_observable: Any = None,
 ) -> ComponentPosteriors:
     """Compute a chunk's posteriors: :func:`posteriors_at`, or :func:`row_posteriors` if needed.
 
@@ -81,6 +104,9 @@ def chunk_posteriors(
         ``observable(rows) -> (degree-2 part, degree-1 part)`` of ``θ_x·s_x(rows)``, each of
         shape (N,); when given it is added to every logit (joint logits ``log p(x, z = k)``
         up to a constant).
+    plain_observable : array, shape (N,), optional
+        ``θ_x·s_x(rows)`` computed plainly (for the plain path; default: from
+        ``observable``).
 
     Returns
     -------
@@ -91,8 +117,10 @@ def chunk_posteriors(
     with B.ignoring_overflow(xp, invalid=True):  # non-finite logits are detected below
         posteriors = posteriors_at(upper, terms, rows @ interaction)
         if observable is not None:
-            quadratic, linear = observable(rows)
-            logits = posteriors.logits + (quadratic + linear)[:, None]
+            if plain_observable is None:
+                quadratic, linear = observable(rows)
+                plain_observable = quadratic + linear
+            logits = posteriors.logits + plain_observable[:, None]
             posteriors = posteriors._replace(logits=logits)
     if not B.is_concrete(posteriors.logits) or bool(xp.all(xp.isfinite(posteriors.logits))):
         return posteriors

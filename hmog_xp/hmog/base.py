@@ -182,19 +182,19 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         flat = xp.reshape(x, (-1, x.shape[-1]))
         n_rows = flat.shape[0]
         obs_terms = F.observable_terms(self.obs_man, obs) if observable else None
+        plain = None if obs_terms is None else F.plain_observable(self.obs_man, obs, flat)
         size = default_chunk_size(self, max(n_rows, 1))
         parts = []
         for start in range(0, max(n_rows, 1), size):
-            rows = flat[start : min(start + size, n_rows), ...]
+            stop = min(start + size, n_rows)
+            rows, upper_man = flat[start:stop, ...], self.posterior_upper
+            plain_rows = None if plain is None else plain[start:stop]
             posteriors = F.chunk_posteriors(
-                self.posterior_upper, terms, rows, interaction, obs_terms
+                upper_man, terms, rows, interaction, obs_terms, plain_rows
             )
             parts.append(per_rows(posteriors))
         values = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
         return xp.reshape(values, (*x.shape[:-1], *values.shape[1:]))
-
-    def _posterior_log_partition(self, params: Any, x: Any) -> Any:
-        return self._by_rows(params, x, F.leading_logit)
 
     def _joint_log_partition(self, params: Any, x: Any) -> Any:
         return self._by_rows(params, x, F.leading_logit, observable=True)
