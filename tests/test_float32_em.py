@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
 import hmog_xp as hx
 from hmog_xp.em import EM_NOISE_WINDOW, EM_WINDOW, NOISE_ULPS, fit_em, has_converged
+from hmog_xp.hmog._estep import expectation, observable_statistics
 from hmog_xp.hmog._regularize import Regularization
 from tests.helpers import to_numpy
 
@@ -109,3 +111,52 @@ def test_the_noise_floor_follows_a_noisier_history() -> None:
     assert any(stops[:10])  # at the optimum it stops within a few steps
     smooth = [level - 1e-3 * 0.99**t for t in range(EM_NOISE_WINDOW + 1)]  # slow, no noise
     assert not _rule(smooth, 1e-12)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        hx.analytic_hmog(13, hx.Diagonal(), 3, 3),
+        hx.symmetric_hmog(13, hx.Scale(), 3, hx.Diagonal(), 3),
+        hx.differentiable_hmog(13, hx.PositiveDefinite(), 3, hx.Diagonal(), 3),
+    ],
+    ids=["analytic", "symmetric-diagonal", "differentiable-diagonal"],
+)
+def test_float32_e_step_matches_float64_on_the_same_parameters(xp: Any, model: Any) -> None:
+    data = StandardScaler().fit_transform(load_wine().data)
+    params = to_numpy(model.initialize_from_sample(0, data, 0.1)).astype(np.float32)
+    wide_params = params.astype(np.float64)  # the same parameters, exactly
+    statistics = observable_statistics(model, xp.asarray(data.astype(np.float32)), 64)
+    assert statistics.dtype == xp.float64  # accumulated in float64 (the harness enables JAX's)
+    means, log_likelihood = expectation(
+        model, xp.asarray(params), xp.asarray(data.astype(np.float32)), statistics, 64
+    )
+    assert means.dtype == xp.float32
+    reference = model.mean_posterior_statistics(wide_params, data)
+    np.testing.assert_allclose(to_numpy(means), reference, rtol=2e-3, atol=2e-4)
+    exact = float(model.average_log_observable_density(wide_params, data))
+    assert abs(float(log_likelihood) - exact) < 2e-5  # float32 terms, float64 sums
+
+
+def test_jax_without_float64_falls_back_to_float32() -> None:
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from hmog_xp.hmog._estep import accumulation_dtype
+
+    model, data, start = _wine()
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", False)
+    try:
+        assert accumulation_dtype(jnp, jnp.float32) == jnp.float32
+        fit = fit_em(
+            model,
+            jnp.asarray(start.astype(np.float32)),
+            jnp.asarray(data.astype(np.float32)),
+            max_iter=3,
+            regularization=Regularization(0.0, 1e-6, 0.0),
+        )  # warnings are errors in this suite: none may be raised
+        assert fit.params.dtype == jnp.float32
+        assert np.all(np.isfinite(fit.log_likelihoods))
+    finally:
+        jax.config.update("jax_enable_x64", previous)

@@ -116,11 +116,17 @@ def chunk_sums_for(
 
 
 def _statistics(
-    model: HierarchicalMixtureOfGaussians, chunk: Any, posteriors: Any, probs: Any
+    model: HierarchicalMixtureOfGaussians,
+    chunk: Any,
+    posteriors: Any,
+    probs: Any,
+    latent_means: Any = None,
 ) -> tuple[Any, Any, Any]:
-    """``(Xᵀ E[y|x], Σ r η, Σ r)`` of one chunk from its posteriors."""
+    """``(Xᵀ E[y|x], Σ r η, Σ r)`` of one chunk from its posteriors (and ``E[y|x]``)."""
     xp = B.array_namespace(chunk, probs)
-    cross = xp.matrix_transpose(chunk) @ P.latent_means(posteriors, probs)
+    if latent_means is None:
+        latent_means = P.latent_means(posteriors, probs)
+    cross = xp.matrix_transpose(chunk) @ latent_means
     weighted, totals = P.weighted_upper_sums(model.posterior_upper, posteriors, probs)
     return cross, weighted, totals
 
@@ -150,7 +156,6 @@ def _precise_sums(
         wide_shift = xp.astype(shift, wide)
         common = rep.matvec_all(shared, wide_shift)[:, 0, :]  # Σ̄ u, (m, d)
         differences = rep.matvec_all(deltas, shift)  # Δ_k u, (m, K, d)
-        spreads = xp.astype(common, dtype)[:, None, :] + differences  # Σ_k u
         varying = shift @ xp.matrix_transpose(terms.centers) + 0.5 * xp.vecdot(
             shift[:, None, :], differences
         )  # u·c_k + ½ uᵀΔ_k u, shape (m, K)
@@ -160,12 +165,16 @@ def _precise_sums(
         relative = xp.astype(logits - peak, dtype)
         local = xp.log(xp.sum(xp.exp(relative), axis=-1, keepdims=True))
         probs = xp.exp(relative - local) * weights[:, None]
+        # spreads Σ_k u = Σ̄ u + Δ_k u; E[y|x] = Σ_k r_k (c_k + Δ_k u) + (Σ_k r_k) Σ̄ u
         posteriors = P.ComponentPosteriors(
-            relative, terms.centers, spreads, shift, terms.covariances
+            relative, terms.centers, differences, shift, terms.covariances
         )
+        latent = P.latent_means(posteriors, probs) + xp.sum(
+            probs, axis=-1, keepdims=True
+        ) * xp.astype(common, dtype)
         log_normalizers = base + (peak + xp.astype(local, wide))[:, 0]
         return (
-            *_statistics(model, chunk, posteriors, probs),
+            *_statistics(model, chunk, posteriors, probs, latent),
             xp.astype(weights, wide) @ log_normalizers,
         )
 
