@@ -150,3 +150,14 @@ def test_ppca_start_loadings_follow_the_sign_rule(xp: Any) -> None:
     np.testing.assert_allclose(
         np.abs(loadings.T @ top), np.diag(np.sqrt(values[::-1][:3] - values[:3].mean())), atol=1e-8
     )
+
+
+@pytest.mark.parametrize(("kind", "rep"), ALL_VARIANTS, ids=VARIANT_IDS)
+def test_float32_parameters_keep_their_dtype(xp: Any, kind: str, rep: Any) -> None:
+    model = build_model(kind, 6, hx.Diagonal(), 4, rep or hx.Diagonal(), 3)
+    case = make_case(model, 5)
+    narrow = xp.asarray(case.natural.astype(np.float32))
+    canonical = canonical_latent_basis(model, narrow)
+    assert canonical.dtype == xp.float32
+    expected = canonical_latent_basis(model, case.natural.astype(np.float32).astype(np.float64))
+    assert_close(canonical, expected.astype(np.float32), xp=xp, rtol=1e-5, atol=1e-5)

@@ -26,7 +26,9 @@ centres ``c_k`` instead (the same cube rule on ``C_kj``). The convention is uniq
 ties: equal eigenvalues (or equal ``G_jj``), e.g. several null directions, leave the basis
 of their span free. It is idempotent, and
 every array stays in the parameters' namespace and on their device; the only host-visible
-step is ``eigh`` of a ``d × d`` matrix.
+step is ``eigh`` of a ``d × d`` matrix. float32 parameters are re-expressed in float64 where
+the backend has it (the per-component inversions would otherwise lose float32 precision) and
+cast back.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ def canonical_latent_basis(model: HierarchicalMixtureOfGaussians, params: Any) -
         Natural parameters of the same distribution in the canonical basis.
     """
     xp = model._check_params(params)
+    dtype = params.dtype
+    wide = B.default_float_dtype(xp)  # float64 where the backend has it
+    if xp.finfo(wide).eps < xp.finfo(dtype).eps:  # float32: re-express in float64
+        widened = xp.astype(params, wide)
+        return xp.astype(canonical_latent_basis(model, widened), dtype)
     lower = model.lower_harmonium
     lkl_params = params[..., : model.lkl_dim]
     upper_params = params[..., model.lkl_dim :]
@@ -130,6 +137,7 @@ def _change_basis(
     weights, means, covariances = mixture
     transposed = xp.matrix_transpose(basis)
     new_means = means @ basis  # rows T⁻¹μ_k = Tᵀμ_k
-    new_covariances = transposed @ covariances @ basis
+    turned = transposed @ covariances @ basis
+    new_covariances = 0.5 * (turned + xp.matrix_transpose(turned))  # symmetric to rounding
     new_upper = model.posterior_upper.from_generative(weights, new_means, new_covariances)
     return xp.concat([new_lkl, new_upper], axis=-1)
