@@ -91,7 +91,7 @@ def canonical_latent_basis(model: HierarchicalMixtureOfGaussians, params: Any) -
     lower = model.lower_harmonium
     lkl_params = params[..., : model.lkl_dim]
     upper_params = params[..., model.lkl_dim :]
-    loadings, bias, noise = lower.likelihood_generative(lkl_params)
+    loadings, _, noise = lower.likelihood_generative(lkl_params)
     noise_storage = lower.obs_rep.from_readable(noise, lower.obs_dim, "noise")
     factor = lower.obs_man.cholesky_factor(noise_storage, "noise covariance")
     white = lower.obs_rep.factor_solve_matrix(factor, loadings)  # B = L⁻¹A, (p, d)
@@ -105,9 +105,10 @@ def canonical_latent_basis(model: HierarchicalMixtureOfGaussians, params: Any) -
         identity = xp.eye(d, dtype=params.dtype, device=B.device_of(params))
         basis = xp.take(identity, order, axis=-1)  # a permutation matrix
     upper = model.posterior_upper
-    mixture = upper.to_generative(upper_params)  # the posterior mixture at u = 0
-    basis = basis * _signs(white @ basis, mixture.means @ basis)  # T = V S, orthogonal
-    return _change_basis(model, (loadings, bias, noise_storage), mixture, basis)
+    components, weights = upper.split_natural_mixture(upper_params)  # posterior at u = 0
+    centres, _ = upper.component_man.to_moments(components)
+    basis = basis * _signs(white @ basis, centres @ basis)  # T = V S, orthogonal
+    return _change_basis(model, params, (components, weights), basis)
 
 
 def _signs(white: Any, centres: Any) -> Any:
@@ -126,18 +127,25 @@ def _signs(white: Any, centres: Any) -> Any:
 
 def _change_basis(
     model: HierarchicalMixtureOfGaussians,
-    likelihood: tuple[Any, Any, Any],
-    mixture: Any,
+    params: Any,
+    mixture: tuple[Any, Any],
     basis: Any,
 ) -> Any:
-    """Natural parameters after ``y = T y'`` for an orthogonal ``T`` (``basis``, (d, d))."""
-    xp = B.array_namespace(basis)
-    loadings, bias, noise_storage = likelihood
-    new_lkl = model.lower_harmonium.likelihood_parameters(loadings @ basis, bias, noise_storage)
-    weights, means, covariances = mixture
-    transposed = xp.matrix_transpose(basis)
-    new_means = means @ basis  # rows T⁻¹μ_k = Tᵀμ_k
-    turned = transposed @ covariances @ basis
-    new_covariances = 0.5 * (turned + xp.matrix_transpose(turned))  # symmetric to rounding
-    new_upper = model.posterior_upper.from_generative(weights, new_means, new_covariances)
-    return xp.concat([new_lkl, new_upper], axis=-1)
+    """Natural parameters after ``y = T y'`` for an orthogonal ``T`` (``basis``, (d, d)).
+
+    Done in natural coordinates, so weights that underflowed to zero survive: ``θ_x`` is
+    unchanged, ``W ↦ W T``, every component ``(h_k, Λ_k) ↦ (Tᵀh_k, TᵀΛ_k T)``, and the
+    weights' natural parameters are unchanged (``|det T| = 1`` leaves every component's
+    log-partition function as it was).
+    """
+    xp = B.array_namespace(params, basis)
+    obs, interaction, _ = model.split_coords(params)
+    components, weights = mixture
+    family = model.posterior_upper.component_man
+    location, precision = family.split_location_precision(components)
+    dense = family.rep.unpack(precision, family.n)
+    turned = xp.matrix_transpose(basis) @ dense @ basis
+    turned = 0.5 * (turned + xp.matrix_transpose(turned))  # symmetric to rounding
+    new_components = family.join_location_precision(location @ basis, family.rep.pack(turned))
+    new_upper = model.posterior_upper.join_natural_mixture(new_components, weights)
+    return model.join_coords(obs, interaction @ basis, new_upper)
