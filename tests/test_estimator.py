@@ -207,3 +207,17 @@ def test_fitted_factors_are_in_the_canonical_basis(numpy_fit: HMoG) -> None:
     assert np.all(np.diff(np.diag(gram)) <= 0.0)
     white = loadings / np.sqrt(noise)[:, None]
     assert np.all(np.sum(white**3, axis=0) >= 0.0)  # the documented sign rule
+
+
+def test_a_diverging_gradient_fit_keeps_its_best_parameters(
+    sample: Any, tmp_path: Any, numpy_selected: None
+) -> None:
+    X = sample[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = HMoG(3, 2, variant="differentiable", learning_rate=50.0, max_iter=20, n_init=2)
+        est.set_params(random_state=0).fit(X)
+    assert est.lower_bound_ == pytest.approx(est.score(X), rel=1e-9)  # oracle: score itself
+    assert est.lower_bound_ >= est.log_likelihood_[0]
+    assert est.lower_bound_ == pytest.approx(max(est.log_likelihood_), rel=1e-12)
+    assert HMoG.load(est.save(tmp_path / "m.npz")).lower_bound_ == est.lower_bound_

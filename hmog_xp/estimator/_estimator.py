@@ -124,7 +124,8 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     log_likelihood_ : list of float
         Average log-likelihood history of the best initialisation.
     lower_bound_ : float
-        Final average log-likelihood.
+        Average log-likelihood of the returned parameters: the last EM step's, or the best
+        one gradient training saw (it never returns worse than its start).
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -226,12 +227,12 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         runs = [
             run(int(seed), self._progress(restart, shift)) for restart, seed in enumerate(seeds)
         ]
-        best = max(runs, key=lambda result: result.log_likelihoods[-1])
+        best = max(runs, key=lambda result: result.log_likelihood)
         self._set_fitted(model, best.params, caller_xp, standardization)
         self.converged_ = bool(best.converged)
         self.n_iter_ = int(best.n_iter)
         self.log_likelihood_ = [float(value) + shift for value in best.log_likelihoods]
-        self.lower_bound_ = self.log_likelihood_[-1]
+        self.lower_bound_ = best.log_likelihood + shift
         if not self.converged_ and self.max_iter > 0:
             msg = (
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} steps "

@@ -374,5 +374,7 @@ def load(cls: type[HMoG], path: str | Path, *, backend: str | None = None) -> HM
     estimator.converged_ = fit["converged"]
     estimator.n_iter_ = fit["n_iter"]
     estimator.log_likelihood_ = [float(value) for value in fit["log_likelihood"]]
-    estimator.lower_bound_ = estimator.log_likelihood_[-1]
+    # EM returns its last iterate, gradient training the best one it saw.
+    history = estimator.log_likelihood_
+    estimator.lower_bound_ = history[-1] if estimator.variant == "analytic" else max(history)
     return estimator

@@ -101,19 +101,28 @@ class RunResult(NamedTuple):
     Attributes
     ----------
     params : array
-        Final natural parameters.
+        Natural parameters returned: EM's last iterate, or the best iterate of gradient
+        training.
     log_likelihoods : list of float
         Average log-likelihood history.
     n_iter : int
         Steps taken.
     converged : bool
         Whether ``tol`` was reached.
+    best : int
+        Index in ``log_likelihoods`` of ``params`` (-1: the last entry).
     """
 
     params: Any
     log_likelihoods: list[float]
     n_iter: int
     converged: bool
+    best: int = -1
+
+    @property
+    def log_likelihood(self) -> float:
+        """Average log-likelihood of ``params``."""
+        return self.log_likelihoods[self.best]
 
 
 def standardization_for(estimator: HMoG, xs: Any) -> Standardization:
@@ -253,4 +262,6 @@ def run_once(
         tol=estimator.tol,
         callback=callback,
     )
-    return RunResult(trace.params, trace.log_likelihoods, trace.n_iter, trace.converged)
+    return RunResult(
+        trace.params, trace.log_likelihoods, trace.n_iter, trace.converged, trace.best_iter
+    )
