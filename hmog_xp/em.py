@@ -479,7 +479,7 @@ def has_converged(
     scale = abs(history[-1])
     bound = window * tol * scale
     floor = NOISE_ULPS * eps * scale
-    if bound > floor and abs(history[-1] - history[-1 - window]) <= bound:
+    if (eps <= 0.0 or bound > floor) and abs(history[-1] - history[-1 - window]) <= bound:
         return True
     span = window if noise_window is None else noise_window
     if eps <= 0.0 or len(history) <= span:

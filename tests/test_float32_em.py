@@ -87,6 +87,7 @@ def test_rule_defaults_are_the_plain_relative_test() -> None:
     assert has_converged([-1.0, -1.0005], 1e-3)
     assert not has_converged([-1.0, -1.01], 1e-3)
     assert not has_converged([-1.0, -1.0], 1e-3, window=2)  # too short for the window
+    assert has_converged([-1.0, -1.0], 0.0)  # tol=0: an exactly repeated value
 
 
 def _rule(history: list[float], tol: float) -> bool:
