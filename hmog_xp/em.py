@@ -55,6 +55,7 @@ __all__ = [
     "NOISE_ULPS",
     "EMFit",
     "Regularization",
+    "accumulation_dtype",
     "as_regularization",
     "check_em_model",
     "default_chunk_size",

@@ -161,3 +161,40 @@ def test_jax_without_float64_falls_back_to_float32() -> None:
         assert np.all(np.isfinite(fit.log_likelihoods))
     finally:
         jax.config.update("jax_enable_x64", previous)
+
+
+def _readable_log_likelihood(est: Any, data: np.ndarray) -> float:
+    """Average log-likelihood of a fit's readable parameters, in float64, by SciPy."""
+    import scipy.stats
+
+    loadings = np.asarray(est.loadings_, dtype=np.float64)
+    bias, noise = np.asarray(est.bias_, np.float64), np.asarray(est.noise_, np.float64)
+    densities = [
+        weight
+        * scipy.stats.multivariate_normal(
+            loadings @ mean + bias, loadings @ cov @ loadings.T + np.diag(noise)
+        ).pdf(data)
+        for weight, mean, cov in zip(
+            np.asarray(est.weights_, np.float64),
+            np.asarray(est.means_, np.float64),
+            np.asarray(est.covariances_, np.float64),
+            strict=True,
+        )
+    ]
+    return float(np.mean(np.log(np.sum(densities, axis=0))))
+
+
+@pytest.mark.parametrize("n_factors", [2, 4])
+def test_the_estimator_in_float32_reaches_its_float64_fit(
+    n_factors: int, numpy_selected: None
+) -> None:
+    # Raw wine (the estimator standardises it), default tol and max_iter; the oracle is the
+    # float64 fit, both evaluated in float64 from their readable parameters.
+    data = load_wine().data
+    wide = hx.HMoG(3, n_factors, reg_covar=0.0, random_state=0).fit(data)
+    narrow = hx.HMoG(3, n_factors, reg_covar=0.0, random_state=0).fit(data.astype(np.float32))
+    assert narrow.params_.dtype == np.float32
+    assert narrow.converged_
+    optimum = _readable_log_likelihood(wide, data)
+    assert optimum == pytest.approx(wide.score(data), abs=1e-9)
+    assert optimum - _readable_log_likelihood(narrow, data) < 5e-4  # nats per observation

@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
-from hmog_xp.em import fit_em
+from hmog_xp.em import accumulation_dtype, fit_em
 from hmog_xp.estimator._init import starting_point, user_starting_point
 from hmog_xp.estimator._rows import init_sample
 from hmog_xp.hmog import (
@@ -240,6 +240,7 @@ def run_once(
         Parameters and the training trace, in standardised coordinates.
     """
     params = initial_params(estimator, model, init_sample(xs, seed), seed, standardization)
+    xp = B.array_namespace(xs)
     if isinstance(model, AnalyticHMoG):
         fit = fit_em(
             model,
@@ -247,7 +248,8 @@ def run_once(
             xs,
             max_iter=estimator.max_iter,
             tol=estimator.tol,
-            regularization=em_regularization(estimator, xs.dtype, B.array_namespace(xs)),
+            # The in-memory M-step runs in the accumulation dtype (float64 for float32 data).
+            regularization=em_regularization(estimator, accumulation_dtype(xp, xs.dtype), xp),
             callback=callback,
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
