@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp.em import has_converged
+from hmog_xp._em_loop import has_converged
 
 
 class AdamState(NamedTuple):
