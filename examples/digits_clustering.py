@@ -2,9 +2,9 @@
 
 The data are the 1,797 UCI optical digits shipped with hmog_xp (8×8 images, pixel counts
 0..16, as 64 features) with their true labels 0..9, which the fit never sees. The script fits
-``HMoG(n_components=10, n_factors=8, noise="diagonal", noise_floor=1.0)`` by closed-form EM
-(best of a few starts), prints a summary (log-likelihood, BIC, adjusted Rand index against
-the true labels, the dominant digit of every cluster) and draws three figures into ``--out``:
+``HMoG(n_components=10, n_factors=8, noise="isotropic")`` by closed-form EM (best of a few
+starts), prints a summary (log-likelihood, BIC, adjusted Rand index against the true labels,
+the dominant digit of every cluster) and draws three figures into ``--out``:
 
 * ``digits_means.png``: each component's mean image ``A μ_k + b``, titled with its weight and
   the true digit most of its members carry;
@@ -13,11 +13,11 @@ the true labels, the dominant digit of every cluster) and draws three figures in
 * ``digits_bic.png``: BIC (and AIC) of fits with 10 components and an increasing number of
   factors.
 
-Why ``noise_floor=1.0``: the pixels are integer counts and some are almost always 0 (the image
-borders). Without a floor, factor analysis drives the noise variance of such a pixel to zero
-and spends whole factors reproducing it exactly, which wrecks the clustering; a floor of one
-count² (the order of the quantisation) keeps the factors on the strokes. Try
-``--noise-floor 1e-6`` (the estimator's default) to see the difference.
+Why isotropic noise (probabilistic PCA): the pixels share one unit and are about equally
+noisy. The estimator's fit is unit-free: with diagonal noise it standardises every pixel on
+its own, so the faint border pixels (almost always 0) count as much as the strokes, and the
+adjusted Rand index drops from about 0.72 to about 0.47. Isotropic noise is standardised with
+one common scale, which keeps the pixels' relative sizes. Try ``--noise diagonal``.
 
 Runs on the default backend (``HMOG_XP_BACKEND``); takes well under a minute on a laptop CPU.
 
@@ -57,7 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-factors", type=int, default=8, help="latent factors of the fit")
     parser.add_argument("--n-init", type=int, default=3, help="EM starts of the main fit")
     parser.add_argument(
-        "--noise-floor", type=float, default=1.0, help="floor of the pixel noise variances"
+        "--noise",
+        choices=["isotropic", "diagonal", "full"],
+        default="isotropic",
+        help="structure of the pixel noise",
     )
     parser.add_argument(
         "--bic-factors",
@@ -75,16 +78,15 @@ def to_numpy(array: object) -> np.ndarray:
     return np.asarray(get() if callable(get) else array)
 
 
-def fit(xs: object, n_factors: int, n_init: int, noise_floor: float, seed: int) -> HMoG:
+def fit(xs: object, n_factors: int, n_init: int, noise: str, seed: int) -> HMoG:
     estimator = HMoG(
         n_components=10,
         n_factors=n_factors,
-        noise="diagonal",
+        noise=noise,
         variant="analytic",
         max_iter=200,
         tol=1e-6,
         n_init=n_init,
-        noise_floor=noise_floor,
         random_state=seed,
     )
     with warnings.catch_warnings():
@@ -170,14 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"digits: {tuple(xs.shape)} on the {type(xs).__module__.split('.')[0]} backend")
 
     start = time.perf_counter()
-    estimator = fit(xs, args.n_factors, args.n_init, args.noise_floor, args.seed)
+    estimator = fit(xs, args.n_factors, args.n_init, args.noise, args.seed)
     seconds = time.perf_counter() - start
     assigned = to_numpy(estimator.predict(xs))
     ari = adjusted_rand_score(truth, assigned)
     dominant = plot_means(estimator, assigned, truth, args.out / "digits_means.png")
     plot_scores(to_numpy(estimator.transform(xs)), truth, args.out / "digits_scores.png")
     print(
-        f"HMoG(K=10, d={args.n_factors}, diagonal noise, noise_floor={args.noise_floor}), "
+        f"HMoG(K=10, d={args.n_factors}, {args.noise} noise), "
         f"best of {args.n_init} starts: "
         f"{seconds:.1f} s, {estimator.n_iter_} EM steps, converged={estimator.converged_}"
     )
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bic_factors:
         bics, aics = [], []
         for n_factors in args.bic_factors:
-            candidate = fit(xs, n_factors, 1, args.noise_floor, args.seed)
+            candidate = fit(xs, n_factors, 1, args.noise, args.seed)
             bics.append(float(candidate.bic(xs)))
             aics.append(float(candidate.aic(xs)))
             print(f"  d = {n_factors:2d}: BIC {bics[-1]:.0f}, AIC {aics[-1]:.0f}")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
-from hmog_xp._errors import ValidationError
 from hmog_xp._em_loop import has_converged
+from hmog_xp._errors import ValidationError
 
 
 class AdamState(NamedTuple):

@@ -12,6 +12,7 @@ from hmog_xp.cli._commands import (
     DEMO_COMPONENTS,
     DEMO_FACTORS,
     DEMO_MAX_ITER,
+    DEMO_NOISE,
     DEMO_REG_COVAR,
     DEMO_SEED,
     run_demo,
@@ -93,7 +94,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "demo",
         help="fit the embedded UCI handwritten digits, print a summary, write hmog_demo.png",
         description=f"Fit an HMoG ({DEMO_COMPONENTS} components, {DEMO_FACTORS} factors, "
-        f"diagonal noise, EM, latent covariance floor {DEMO_REG_COVAR}) to the 1797 UCI "
+        f"{DEMO_NOISE} noise, EM, latent covariance floor {DEMO_REG_COVAR}) to the 1797 UCI "
         "handwritten digits shipped with hmog_xp; print the fit, the agreement with the true "
         "digits (adjusted Rand index, normalised mutual information) and timings; write the "
         "figure hmog_demo.png.",
