@@ -61,7 +61,7 @@ def _check_same_fit(
     np.testing.assert_allclose(history, base.log_likelihood_, atol=100 * tolerance, rtol=0)
 
 
-@settings(max_examples=4)  # each example is two fits on every backend
+@settings(max_examples=5)  # each example is two fits on every backend
 @given(
     log_scales=st.lists(st.floats(-8.0, 8.0), min_size=6, max_size=6),
     offsets=st.lists(st.floats(-1e9, 1e9), min_size=6, max_size=6),
@@ -81,10 +81,12 @@ def test_units_and_offsets_do_not_change_the_fit(
     clear = margin[:, -1] - margin[:, -2] > 10 * tolerance
     np.testing.assert_array_equal(to_numpy(moved.predict(Xm))[clear], labels[clear])
     # Readable parameters in the data's units: (D A, D b + m, D Ψ D).
-    assert_close(moved.loadings_, scales[:, None] * to_numpy(base.loadings_), rtol=1e-5, xp=xp)
-    assert_close(moved.noise_, scales**2 * to_numpy(base.noise_), rtol=1e-5, xp=xp)
+    # (rounding of the moved data grows through the steps like the probabilities' error)
+    rtol = max(1e-6, 10 * tolerance)
+    assert_close(moved.loadings_, scales[:, None] * to_numpy(base.loadings_), rtol=rtol, xp=xp)
+    assert_close(moved.noise_, scales**2 * to_numpy(base.noise_), rtol=rtol, xp=xp)
     expected_bias = scales * to_numpy(base.bias_) + shift
-    assert_close(moved.bias_, expected_bias, rtol=1e-9, atol=1e-5 * np.max(scales), xp=xp)
+    assert_close(moved.bias_, expected_bias, rtol=rtol, atol=10 * rtol * np.max(scales), xp=xp)
 
 
 @pytest.mark.parametrize(("noise", "variant"), [("full", "analytic"), ("diagonal", "symmetric")])
