@@ -48,12 +48,17 @@ class EMFit(NamedTuple):
         Number of EM steps taken.
     converged : bool
         Whether the relative change fell below ``tol`` before ``max_iter``.
+    n_extrapolated : int
+        With ``accelerate``: the iterations whose SQUAREM extrapolation was kept (default
+        0). Accelerated fits record one log-likelihood per accepted iterate (the start,
+        then one per iteration of three EM steps) and count EM steps in ``n_iter``.
     """
 
     params: Any
     log_likelihoods: list[float]
     n_iter: int
     converged: bool
+    n_extrapolated: int = 0
 
 
 def run_em(

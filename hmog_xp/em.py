@@ -31,6 +31,7 @@ from hmog_xp._em_loop import (
     run_em,
 )
 from hmog_xp._errors import ValidationError
+from hmog_xp._squarem import run_squarem
 from hmog_xp._validation import validation
 from hmog_xp.hmog._estep import (
     accumulation_dtype,
@@ -212,6 +213,10 @@ _compiled_step = B.jit(em_step, static_argnums=(0, 4, 5))
 _compiled_steps = B.jit(_repeat_steps, static_argnums=(0, 4, 5, 6))
 _compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
 _compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
+_compiled_m_step = B.jit(m_step, static_argnums=(0, 2))
+
+#: Values of ``fit_em``'s ``accelerate``: the coordinates SQUAREM extrapolates in.
+_ACCELERATIONS = {False: None, True: "mean", "squarem": "mean", "squarem-natural": "natural"}
 
 
 def fit_em(
@@ -225,6 +230,7 @@ def fit_em(
     regularization: Regularization | None = None,
     callback: Callable[[int, float], object] | None = None,
     standardize: bool = False,
+    accelerate: bool | str = False,
 ) -> EMFit:
     """Run EM until the log-likelihood stops changing (relative ``tol``, beyond rounding).
 
@@ -276,12 +282,20 @@ def fit_em(
         parameters in units with large offsets are poorly conditioned to evaluate (``h`` and
         ``Λ x`` cancel); evaluate them as the estimator does, on standardised data with
         :meth:`Standardization.params_from_data`.
+    accelerate : bool or {'squarem', 'squarem-natural'}, optional
+        SQUAREM (:mod:`hmog_xp._squarem`), extrapolating in mean coordinates (True,
+        ``'squarem'``) or natural ones; an extrapolation is kept only if valid and at least
+        as likely as the plain path. The history has one entry per accepted iterate (three
+        EM steps each), to which ``tol`` and ``callback`` apply; ``n_iter`` counts EM steps.
 
     Returns
     -------
     EMFit
         Final parameters, log-likelihood history, iterations and convergence flag.
     """
+    if not isinstance(accelerate, (bool, str)) or accelerate not in _ACCELERATIONS:
+        msg = f"accelerate must be a bool, 'squarem' or 'squarem-natural'; got {accelerate!r}"
+        raise ValidationError(msg)
     if standardize:
         return _fit_em_standardized(
             model,
@@ -292,6 +306,7 @@ def fit_em(
             chunk_size=chunk_size,
             regularization=regularization,
             callback=callback,
+            accelerate=accelerate,
         )
     check_em_model(model)
     model._check_sample(xs, params)
@@ -308,6 +323,19 @@ def fit_em(
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
         obs_statistics = _compiled_statistics(model, xs, size)
+        if _ACCELERATIONS[accelerate] is not None:
+            return run_squarem(
+                lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size, wide),
+                lambda means: xp.astype(
+                    _compiled_m_step(model, means, regularization), params.dtype, copy=False
+                ),
+                params,
+                max_iter=max_iter,
+                tol=tol,
+                callback=callback,
+                eps=float(xp.finfo(xs.dtype).eps),
+                space=_ACCELERATIONS[accelerate],
+            )
         return run_em(
             lambda theta: _compiled_step(model, theta, xs, obs_statistics, size, regularization),
             lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size, wide)[1],
@@ -351,6 +379,7 @@ def _fit_em_standardized(
         [value + shift for value in fit.log_likelihoods],
         fit.n_iter,
         fit.converged,
+        fit.n_extrapolated,
     )
 
 

@@ -1,0 +1,207 @@
+"""SQUAREM: EM accelerated by squared extrapolation (Varadhan & Roland 2008).
+
+EM is a fixed-point map. From an accepted iterate, two EM steps give the first and second
+differences ``r = F(u) − u`` and ``v = F(F(u)) − 2 F(u) + u``; with
+``α = min(−‖r‖ / ‖v‖, −1)`` the extrapolated point is ``u' = u − 2α r + α² v`` (``α = −1``
+gives ``F(F(u))``), and one more EM step from it stabilises the result. The extrapolation is
+kept only when it is a valid distribution whose log-likelihood is at least that of the
+plain two-step path; otherwise the plain path is taken. Every accepted iterate is therefore
+at least as likely as the one before (for exact EM, which never decreases the
+log-likelihood), and each iteration costs three E-steps and three M-steps.
+
+Two coordinate systems ``u`` are offered:
+
+* ``"mean"`` (the default): the E-step's mean posterior statistics ``η``, with the EM map
+  ``η ↦ E(M(η))``. The iterate is ``θ = M(η)``, and the E-step at the extrapolated ``θ'``
+  gives its log-likelihood and the next state at once.
+* ``"natural"``: the natural parameters ``θ`` themselves, ``θ ↦ M(E(θ))``.
+
+Only the log-likelihood comparisons synchronise with the host; the extrapolation is a few
+array operations outside any compiled function.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from hmog_xp import _backend as B
+from hmog_xp._em_loop import EM_NOISE_WINDOW, EM_WINDOW, EMFit, has_converged
+from hmog_xp._errors import ValidationError
+
+__all__ = ["SPACES", "extrapolate", "run_squarem"]
+
+#: Coordinates SQUAREM can extrapolate in.
+SPACES = ("mean", "natural")
+
+#: Errors an invalid extrapolated point can raise in the M-step or E-step (a failed Cholesky
+#: factorisation raises a ``ValueError`` subclass on NumPy, a ``RuntimeError`` on PyTorch).
+_INVALID_POINT_ERRORS = (ValueError, RuntimeError, ArithmeticError)
+
+
+def extrapolate(start: Any, once: Any, twice: Any) -> Any:
+    """Return the SQUAREM point ``u − 2α r + α² v`` from ``u``, ``F(u)`` and ``F(F(u))``.
+
+    With ``r = F(u) − u`` and ``v = F(F(u)) − 2 F(u) + u``, the step length is
+    ``α = −‖r‖ / ‖v‖`` clamped to ``α <= −1`` (``α = −1`` returns ``F(F(u))``; a zero ``v``
+    gives ``α = −1`` too). Runs on the device, no host synchronisation.
+
+    Parameters
+    ----------
+    start : array, shape (dim,)
+        ``u``.
+    once : array, shape (dim,)
+        ``F(u)``.
+    twice : array, shape (dim,)
+        ``F(F(u))``.
+
+    Returns
+    -------
+    array, shape (dim,)
+        The extrapolated point.
+    """
+    xp = B.array_namespace(start, once, twice)
+    r = once - start
+    v = twice - 2.0 * once + start
+    r_norm = xp.sqrt(xp.sum(r * r))
+    v_norm = xp.sqrt(xp.sum(v * v))
+    tiny = xp.asarray(xp.finfo(start.dtype).tiny, dtype=start.dtype, device=B.device_of(start))
+    alpha = xp.minimum(-r_norm / xp.maximum(v_norm, tiny), -xp.ones_like(r_norm))
+    return start - 2.0 * alpha * r + alpha * alpha * v
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    return number if math.isfinite(number) else -math.inf
+
+
+def run_squarem(
+    expect: Callable[[Any], tuple[Any, Any]],
+    maximize: Callable[[Any], Any],
+    params: Any,
+    *,
+    max_iter: int,
+    tol: float,
+    callback: Callable[[int, float], object] | None,
+    eps: float = 0.0,
+    space: str = "mean",
+) -> EMFit:
+    """Iterate SQUAREM-accelerated EM until :func:`has_converged` on the accepted iterates.
+
+    Parameters
+    ----------
+    expect : callable
+        ``expect(params) -> (means, log-likelihood of params)``: the E-step.
+    maximize : callable
+        ``maximize(means) -> params``: the M-step (with its stabilisers).
+    params : array, shape (dim,)
+        Starting natural parameters (valid).
+    max_iter : int
+        Most EM steps (E-step and M-step pairs) to take: each iteration takes three, and
+        the loop stops before it would exceed ``max_iter``.
+    tol : float
+        Relative tolerance of :func:`has_converged`, applied to the accepted iterates'
+        log-likelihoods with windows of :data:`EM_WINDOW` and :data:`EM_NOISE_WINDOW`
+        iterates (each iterate is at least two EM steps, so the test is stricter per EM
+        step than plain EM's).
+    callback : callable or None
+        ``callback(n_iter, log_likelihood)`` after each iteration, with the EM steps so far
+        and the log-likelihood of the accepted iterate.
+    eps : float, optional
+        Machine epsilon of the data's dtype (the noise floor of :func:`has_converged`).
+    space : {'mean', 'natural'}, optional
+        Coordinates of the extrapolation (see the module docstring).
+
+    Returns
+    -------
+    EMFit
+        ``log_likelihoods`` has one entry per accepted iterate (the start first, the
+        returned parameters last), ``n_iter`` counts EM steps (three per iteration, as
+        plain EM's ``n_iter`` counts its steps) and ``n_extrapolated`` the
+        iterations whose extrapolation was kept.
+    """
+    if space not in SPACES:
+        msg = f"space must be one of {SPACES}; got {space!r}"
+        raise ValueError(msg)
+    advance = _mean_iteration if space == "mean" else _natural_iteration
+    means, log_likelihood = expect(params)
+    history = [_checked(log_likelihood)]
+    n_iter = n_extrapolated = 0
+    converged = False
+    while n_iter + 3 <= max_iter:
+        params, means, value, kept = advance(expect, maximize, params, means, history[-1])
+        n_iter += 3
+        n_extrapolated += int(kept)
+        history.append(value)
+        if callback is not None:
+            callback(n_iter, value)
+        if has_converged(history, tol, window=EM_WINDOW, eps=eps, noise_window=EM_NOISE_WINDOW):
+            converged = True
+            break
+    return EMFit(params, history, n_iter, converged, n_extrapolated)
+
+
+def _checked(log_likelihood: Any) -> float:
+    value = float(log_likelihood)
+    if not math.isfinite(value):
+        msg = (
+            "EM produced a non-finite log-likelihood (degenerate parameters, e.g. a "
+            "collapsed component); start from other parameters"
+        )
+        raise ValidationError(msg)
+    return value
+
+
+def _mean_iteration(
+    expect: Callable[[Any], tuple[Any, Any]],
+    maximize: Callable[[Any], Any],
+    params: Any,
+    means: Any,
+    log_likelihood: float,
+) -> tuple[Any, Any, float, bool]:
+    """One SQUAREM iteration in mean coordinates; ``means = E(params)`` on entry and exit."""
+    once = expect(maximize(means))[0]
+    twice_params = maximize(once)
+    twice, twice_ll = expect(twice_params)
+    fallback = (twice_params, twice, _checked(twice_ll))
+    trial = _try(lambda: _evaluate(expect, maximize(extrapolate(means, once, twice))))
+    if trial is not None and trial[2] >= fallback[2]:
+        return (*trial, True)
+    return (*fallback, False)
+
+
+def _natural_iteration(
+    expect: Callable[[Any], tuple[Any, Any]],
+    maximize: Callable[[Any], Any],
+    params: Any,
+    means: Any,
+    log_likelihood: float,
+) -> tuple[Any, Any, float, bool]:
+    """One SQUAREM iteration in natural coordinates; ``means = E(params)`` on entry and exit."""
+    once = maximize(means)
+    once_means, once_ll = expect(once)
+    twice = maximize(once_means)
+    trial = _try(lambda: _evaluate(expect, extrapolate(params, once, twice)))
+    kept = trial is not None and trial[2] >= _checked(once_ll)
+    # One EM step from the kept extrapolation, or from ``F(F(θ))`` (the plain path).
+    start = maximize(trial[1]) if trial is not None and kept else twice
+    new_params, new_means, new_ll = _evaluate(expect, start)
+    return new_params, new_means, _checked(new_ll), kept
+
+
+def _evaluate(expect: Callable[[Any], tuple[Any, Any]], params: Any) -> tuple[Any, Any, float]:
+    means, log_likelihood = expect(params)
+    return params, means, _finite(log_likelihood)
+
+
+def _try(trial: Callable[[], tuple[Any, Any, float]]) -> tuple[Any, Any, float] | None:
+    """``trial()`` unless the point is invalid (an error, a non-finite log-likelihood)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = trial()
+    except _INVALID_POINT_ERRORS:
+        return None
+    return result if math.isfinite(result[2]) else None

@@ -1,0 +1,96 @@
+"""SQUAREM-accelerated EM: monotone on every backend, the plain EM fixed point on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine
+
+import hmog_xp as hx
+from hmog_xp._squarem import extrapolate
+from hmog_xp.em import Regularization, fit_em
+from tests.helpers import assert_close, to_numpy
+
+
+def _problem(xp, obs_rep=hx.Diagonal, n: int = 300):
+    rng = np.random.default_rng(7)
+    model = hx.analytic_hmog(5, obs_rep, 2, 3)
+    centres = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    latent = centres[rng.integers(0, 3, size=n)] + 0.7 * rng.normal(size=(n, 2))
+    data = latent @ rng.normal(size=(5, 2)).T + 0.5 * rng.normal(size=(n, 5))
+    xs = xp.asarray(data)
+    return model, model.initialize_from_sample(2, xs), xs
+
+
+def test_extrapolate_matches_the_formula(xp) -> None:
+    rng = np.random.default_rng(0)
+    u, f1, f2 = (rng.normal(size=6) for _ in range(3))
+    r, v = f1 - u, f2 - 2 * f1 + u
+    alpha = min(-np.linalg.norm(r) / np.linalg.norm(v), -1.0)
+    expected = u - 2 * alpha * r + alpha**2 * v
+    point = extrapolate(xp.asarray(u), xp.asarray(f1), xp.asarray(f2))
+    assert_close(point, expected, xp=xp, rtol=1e-12, atol=1e-12)
+    # A short step (α clamped to -1) is two plain EM steps: F(F(u)).
+    near = extrapolate(xp.asarray(u), xp.asarray(u + 1e-3 * r), xp.asarray(u + 10 * r))
+    assert_close(near, u + 10 * r, xp=xp, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("accelerate", [True, "squarem-natural"])
+@pytest.mark.parametrize("obs_rep", [hx.Diagonal, hx.Scale])
+def test_accelerated_em_never_decreases_the_log_likelihood(xp, obs_rep, accelerate) -> None:
+    model, params, xs = _problem(xp, obs_rep)
+    fit = fit_em(model, params, xs, max_iter=90, tol=0.0, accelerate=accelerate)
+    history = np.asarray(fit.log_likelihoods)
+    assert len(history) == 31  # the start and one accepted iterate per three EM steps
+    assert fit.n_iter == 90
+    assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
+    assert fit.n_extrapolated > 0
+    # The last entry is the log-likelihood of the returned parameters (oracle: the model).
+    reference = float(to_numpy(model.average_log_observable_density(fit.params, xs)))
+    assert history[-1] == pytest.approx(reference, rel=1e-10)
+    # It climbs at least as far as the plain EM steps it replaces.
+    plain = fit_em(model, params, xs, max_iter=60, tol=0.0)
+    assert history[-1] >= plain.log_likelihoods[-1] - 1e-12 * abs(history[-1])
+
+
+def test_accelerated_em_callback_and_stopping_rule(xp) -> None:
+    model, params, xs = _problem(xp)
+    seen: list[tuple[int, float]] = []
+    fit = fit_em(
+        model,
+        params,
+        xs,
+        max_iter=3000,
+        tol=1e-9,
+        accelerate="squarem",
+        callback=lambda i, ll: seen.append((i, ll)),
+    )
+    assert fit.converged
+    assert fit.n_iter < 3000
+    assert [i for i, _ in seen] == list(range(3, fit.n_iter + 1, 3))
+    assert [ll for _, ll in seen] == fit.log_likelihoods[1:]
+
+
+def test_accelerated_em_standardized_reports_the_data_units(xp) -> None:
+    model, params, xs = _problem(xp)
+    fit = fit_em(model, params, 10.0 * xs + 3.0, max_iter=30, accelerate=True, standardize=True)
+    reference = float(to_numpy(model.average_log_observable_density(fit.params, 10.0 * xs + 3.0)))
+    assert fit.log_likelihoods[-1] == pytest.approx(reference, rel=1e-8)
+    assert fit.n_extrapolated > 0
+
+
+def test_accelerate_rejects_unknown_values(xp) -> None:
+    model, params, xs = _problem(xp)
+    for value in ("anderson", 1, None):
+        with pytest.raises(ValueError, match="accelerate must be"):
+            fit_em(model, params, xs, accelerate=value)
+
+
+def _standardized(data: np.ndarray) -> np.ndarray:
+    """StandardScaler's transform, written out."""
+    scale = data.std(axis=0)
+    return (data - data.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+
+
+def _labels(model, params, xs) -> np.ndarray:
+    return to_numpy(model.posterior_hard_assignment(params, xs))
