@@ -126,14 +126,19 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def bench(session: nox.Session) -> None:
-    """EM benchmark on every CPU backend against the GEMM floor and scikit-learn.
+    """EM speed and fit-quality benchmarks (``bench_em.py``, then ``bench_quality.py``).
 
     Not part of the default sessions. Arguments after ``--`` go to
-    ``benchmarks/bench_em.py`` (e.g. ``-- --cases S`` or ``-- --huge``).
+    ``benchmarks/bench_em.py`` (e.g. ``-- --cases S`` or ``-- --huge``); ``-- quality ARGS``
+    runs only ``benchmarks/bench_quality.py`` with ``ARGS`` (e.g. ``-- quality --fa-start``).
     """
     session.install("-r", "backends/jax.txt", "-r", "backends/torch.txt")
     session.install("-e", ".[test]")
+    if session.posargs[:1] == ["quality"]:
+        session.run("python", "benchmarks/bench_quality.py", *session.posargs[1:])
+        return
     session.run("python", "benchmarks/bench_em.py", *session.posargs)
+    session.run("python", "benchmarks/bench_quality.py")
 
 
 @nox.session(python=None)
