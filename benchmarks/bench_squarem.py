@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_wine
 
 import hmog_xp as hx
+import hmog_xp.datasets
 from hmog_xp.em import Regularization, fit_em
 from hmog_xp.estimator._init import starting_point
 
@@ -35,7 +36,6 @@ CASES = {
     "cancer K1 d4": ("cancer", hx.Diagonal, 4, 1, 1e-6),
     "digits K10 d12 Scale": ("digits", hx.Scale, 12, 10, 0.05),
 }
-METHODS = (False, "squarem", "squarem-natural")
 
 
 def standardized(name: str, common: bool) -> np.ndarray:
@@ -45,14 +45,14 @@ def standardized(name: str, common: bool) -> np.ndarray:
     elif name == "cancer":
         data = load_breast_cancer().data
     else:
-        data = np.asarray(hx.datasets.load_digits(backend="numpy")[0], dtype=np.float64)
+        data = np.asarray(hmog_xp.datasets.load_digits(backend="numpy")[0], dtype=np.float64)
     centred = data - data.mean(axis=0)
     scale = centred.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     return centred / (np.sqrt(np.mean(scale**2)) if common else scale)
 
 
-def run(case: str, seeds: list[int], max_iter: int, tol: float) -> None:
+def run(case: str, seeds: list[int], max_iter: int, tol: float, methods: list[str]) -> None:
     """Fit one case with every method and print the medians."""
     name, rep, lat_dim, k, reg_covar = CASES[case]
     xs = standardized(name, rep is hx.Scale)
@@ -61,7 +61,7 @@ def run(case: str, seeds: list[int], max_iter: int, tol: float) -> None:
     starts = [starting_point(model, xs, "kmeans++", seed, reg_covar, 1e-6) for seed in seeds]
     options = {"max_iter": max_iter, "tol": tol, "regularization": regularization}
     results = {}
-    for method in METHODS:
+    for method in [{"plain": False}.get(name, name) for name in methods]:
         fit_em(model, starts[0], xs, accelerate=method, **options)  # warm-up
         rows = []
         for start in starts:
@@ -90,10 +90,10 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES))
     parser.add_argument("--max-iter", type=int, default=5000)
     parser.add_argument("--tol", type=float, default=1e-8)
+    parser.add_argument("--methods", nargs="+", default=["plain", "squarem", "squarem-natural"])
     args = parser.parse_args()
-    hx.set_backend("numpy") if hasattr(hx, "set_backend") else None
     for case in args.cases:
-        run(case, args.seeds, args.max_iter, args.tol)
+        run(case, args.seeds, args.max_iter, args.tol, args.methods)
 
 
 if __name__ == "__main__":

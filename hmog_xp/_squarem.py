@@ -67,7 +67,9 @@ def extrapolate(start: Any, once: Any, twice: Any) -> Any:
     v = twice - 2.0 * once + start
     r_norm = xp.sqrt(xp.sum(r * r))
     v_norm = xp.sqrt(xp.sum(v * v))
-    tiny = xp.asarray(xp.finfo(start.dtype).tiny, dtype=start.dtype, device=B.device_of(start))
+    tiny = xp.asarray(
+        xp.finfo(start.dtype).smallest_normal, dtype=start.dtype, device=B.device_of(start)
+    )
     alpha = xp.minimum(-r_norm / xp.maximum(v_norm, tiny), -xp.ones_like(r_norm))
     return start - 2.0 * alpha * r + alpha * alpha * v
 

@@ -215,8 +215,8 @@ _compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
 _compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
 _compiled_m_step = B.jit(m_step, static_argnums=(0, 2))
 
-#: Values of ``fit_em``'s ``accelerate``: the coordinates SQUAREM extrapolates in.
 _ACCELERATIONS = {False: None, True: "mean", "squarem": "mean", "squarem-natural": "natural"}
+"""``fit_em``'s ``accelerate`` values and the coordinates SQUAREM extrapolates in."""
 
 
 def fit_em(
@@ -323,7 +323,8 @@ def fit_em(
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
         obs_statistics = _compiled_statistics(model, xs, size)
-        if _ACCELERATIONS[accelerate] is not None:
+        space = _ACCELERATIONS[accelerate]
+        if space is not None:
             return run_squarem(
                 lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size, wide),
                 lambda means: xp.astype(
@@ -334,7 +335,7 @@ def fit_em(
                 tol=tol,
                 callback=callback,
                 eps=float(xp.finfo(xs.dtype).eps),
-                space=_ACCELERATIONS[accelerate],
+                space=space,
             )
         return run_em(
             lambda theta: _compiled_step(model, theta, xs, obs_statistics, size, regularization),

@@ -94,3 +94,52 @@ def _standardized(data: np.ndarray) -> np.ndarray:
 
 def _labels(model, params, xs) -> np.ndarray:
     return to_numpy(model.posterior_hard_assignment(params, xs))
+
+
+_REAL_DATA = {
+    "wine K3 d2": (load_wine, 3, 2),
+    "wine K3 d4": (load_wine, 3, 4),
+    "cancer K2 d4": (load_breast_cancer, 2, 4),
+}
+
+
+def _real_fit(xp, case: str, seed: int = 0):
+    loader, n_components, lat_dim = _REAL_DATA[case]
+    xs = xp.asarray(_standardized(loader().data))
+    model = hx.analytic_hmog(xs.shape[1], hx.Diagonal, lat_dim, n_components)
+    params = model.initialize_from_sample(seed, xs)
+    return model, params, xs
+
+
+def _compiled_plain_em(xp):
+    if xp.__name__ != "jax.numpy":
+        pytest.skip("thousands of plain EM steps: run compiled, on JAX")
+    from hmog_xp.em import em_steps
+
+    return em_steps
+
+
+def test_accelerated_and_plain_em_reach_the_same_fixed_point(xp) -> None:
+    em_steps = _compiled_plain_em(xp)
+    model, params, xs = _real_fit(xp, "wine K3 d2")
+    fit = fit_em(model, params, xs, max_iter=3000, tol=1e-11, accelerate=True)
+    assert fit.converged
+    plain = em_steps(model, params, xs, 12_000)
+    plain_ll = float(to_numpy(model.average_log_observable_density(plain, xs)))
+    assert fit.log_likelihoods[-1] == pytest.approx(plain_ll, rel=1e-7)
+    np.testing.assert_array_equal(_labels(model, fit.params, xs), _labels(model, plain, xs))
+
+
+@pytest.mark.parametrize("case", sorted(_REAL_DATA))
+def test_accelerated_em_stops_at_a_fixed_point_of_plain_em(xp, case) -> None:
+    em_steps = _compiled_plain_em(xp)
+    model, params, xs = _real_fit(xp, case)
+    regularization = Regularization(1e-6, 1e-6, 1e-15)
+    fit = fit_em(
+        model, params, xs, max_iter=3000, tol=1e-10, accelerate=True, regularization=regularization
+    )
+    # Plain EM from the accelerated result barely moves: same labels, same log-likelihood.
+    after = em_steps(model, fit.params, xs, 300, regularization=regularization)
+    after_ll = float(to_numpy(model.average_log_observable_density(after, xs)))
+    assert fit.log_likelihoods[-1] == pytest.approx(after_ll, rel=1e-7)
+    np.testing.assert_array_equal(_labels(model, fit.params, xs), _labels(model, after, xs))
