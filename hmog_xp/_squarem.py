@@ -13,7 +13,9 @@ Two coordinate systems ``u`` are offered:
 
 * ``"mean"`` (the default): the E-step's mean posterior statistics ``η``, with the EM map
   ``η ↦ E(M(η))``. The iterate is ``θ = M(η)``, and the E-step at the extrapolated ``θ'``
-  gives its log-likelihood and the next state at once.
+  gives its log-likelihood and the next state at once. Where the M-step of ``η'`` fails
+  (a covariance that is not positive definite, a negative weight), the step length is
+  halved towards ``−1`` up to :data:`BACKTRACKS` times before the plain path is taken.
 * ``"natural"``: the natural parameters ``θ`` themselves, ``θ ↦ M(E(θ))``.
 
 Only the log-likelihood comparisons synchronise with the host; the extrapolation is a few
@@ -31,22 +33,27 @@ from hmog_xp import _backend as B
 from hmog_xp._em_loop import EM_NOISE_WINDOW, EM_WINDOW, EMFit, has_converged
 from hmog_xp._errors import ValidationError
 
-__all__ = ["SPACES", "extrapolate", "run_squarem"]
+__all__ = ["BACKTRACKS", "SPACES", "extrapolate", "run_squarem"]
 
 #: Coordinates SQUAREM can extrapolate in.
 SPACES = ("mean", "natural")
+
+#: Times the mean-coordinate step length is halved towards ``−1`` while the M-step of the
+#: extrapolated point fails (each try costs one M-step, no E-step).
+BACKTRACKS = 4
 
 #: Errors an invalid extrapolated point can raise in the M-step or E-step (a failed Cholesky
 #: factorisation raises a ``ValueError`` subclass on NumPy, a ``RuntimeError`` on PyTorch).
 _INVALID_POINT_ERRORS = (ValueError, RuntimeError, ArithmeticError)
 
 
-def extrapolate(start: Any, once: Any, twice: Any) -> Any:
+def extrapolate(start: Any, once: Any, twice: Any, halvings: int = 0) -> Any:
     """Return the SQUAREM point ``u − 2α r + α² v`` from ``u``, ``F(u)`` and ``F(F(u))``.
 
     With ``r = F(u) − u`` and ``v = F(F(u)) − 2 F(u) + u``, the step length is
     ``α = −‖r‖ / ‖v‖`` clamped to ``α <= −1`` (``α = −1`` returns ``F(F(u))``; a zero ``v``
-    gives ``α = −1`` too). Runs on the device, no host synchronisation.
+    gives ``α = −1`` too), then moved ``halvings`` times half-way towards ``−1`` (the
+    backtracking after an invalid point). Runs on the device, no host synchronisation.
 
     Parameters
     ----------
@@ -56,6 +63,8 @@ def extrapolate(start: Any, once: Any, twice: Any) -> Any:
         ``F(u)``.
     twice : array, shape (dim,)
         ``F(F(u))``.
+    halvings : int, optional
+        Backtracking steps: ``α ← (α − 1) / 2`` this many times (default 0).
 
     Returns
     -------
@@ -71,6 +80,7 @@ def extrapolate(start: Any, once: Any, twice: Any) -> Any:
         xp.finfo(start.dtype).smallest_normal, dtype=start.dtype, device=B.device_of(start)
     )
     alpha = xp.minimum(-r_norm / xp.maximum(v_norm, tiny), -xp.ones_like(r_norm))
+    alpha = (alpha + 1.0) / float(2**halvings) - 1.0
     return start - 2.0 * alpha * r + alpha * alpha * v
 
 
@@ -168,7 +178,12 @@ def _mean_iteration(
     twice_params = maximize(once)
     twice, twice_ll = expect(twice_params)
     fallback = (twice_params, twice, _checked(twice_ll))
-    trial = _try(lambda: _evaluate(expect, maximize(extrapolate(means, once, twice))))
+    trial = None
+    for halvings in range(BACKTRACKS + 1):
+        point = _valid_point(lambda h=halvings: maximize(extrapolate(means, once, twice, h)))
+        if point is not None:
+            trial = _try(lambda point=point: _evaluate(expect, point))
+            break
     if trial is not None and trial[2] >= fallback[2]:
         return (*trial, True)
     return (*fallback, False)
@@ -196,6 +211,19 @@ def _natural_iteration(
 def _evaluate(expect: Callable[[Any], tuple[Any, Any]], params: Any) -> tuple[Any, Any, float]:
     means, log_likelihood = expect(params)
     return params, means, _finite(log_likelihood)
+
+
+def _valid_point(make: Callable[[], Any]) -> Any:
+    """``make()`` unless it raises or has non-finite entries (one host synchronisation)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            point = make()
+            xp = B.array_namespace(point)
+            total = float(xp.sum(point))
+    except _INVALID_POINT_ERRORS:
+        return None
+    return point if math.isfinite(total) else None
 
 
 def _try(trial: Callable[[], tuple[Any, Any, float]]) -> tuple[Any, Any, float] | None:
