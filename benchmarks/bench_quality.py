@@ -137,8 +137,12 @@ def load(data: str) -> tuple[np.ndarray, float | None]:
     return StandardScaler().fit_transform(loaders[data]()), None
 
 
-def factor_analysis_start(xs: np.ndarray, k: int, d: int) -> Callable[..., HMoGParameters]:
-    """An ``init`` callable: sklearn FA loadings, a GMM on the FA scores per restart seed."""
+def factor_analysis_start(xs: np.ndarray, case: Case) -> Callable[..., HMoGParameters]:
+    """An ``init`` callable: sklearn FA loadings, a GMM on the FA scores per restart seed.
+
+    For isotropic noise the start's noise is the FA noise variances' mean.
+    """
+    k, d = case.k, case.d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fa = FactorAnalysis(d, tol=1e-8, max_iter=10_000).fit(xs)
@@ -149,7 +153,10 @@ def factor_analysis_start(xs: np.ndarray, k: int, d: int) -> Callable[..., HMoGP
     def init(model: Any, data: Any, seed: int) -> HMoGParameters:
         gmm = GaussianMixture(k, covariance_type="full", random_state=seed).fit(scores)
         covariances = gmm.covariances_ + posterior
-        return HMoGParameters(gmm.weights_, gmm.means_, covariances, loadings, fa.mean_, noise)
+        start_noise = np.asarray(np.mean(noise)) if case.noise == "isotropic" else noise
+        return HMoGParameters(
+            gmm.weights_, gmm.means_, covariances, loadings, fa.mean_, start_noise
+        )
 
     return init
 
@@ -238,7 +245,7 @@ def main() -> None:
             reference = truth
         starts: dict[str, Any] = {"kmeans++": "kmeans++"}
         if args.fa_start:
-            starts["fa+gmm"] = factor_analysis_start(xs, case.k, case.d)
+            starts["fa+gmm"] = factor_analysis_start(xs, case)
         for start_name, init in starts.items():
             for setting in args.settings:
                 ours = fit_ours(xs, case, setting, init)
