@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hmog_xp import _backend as B
@@ -180,9 +181,9 @@ def _mean_iteration(
     fallback = (twice_params, twice, _checked(twice_ll))
     trial = None
     for halvings in range(BACKTRACKS + 1):
-        point = _valid_point(lambda h=halvings: maximize(extrapolate(means, once, twice, h)))
+        point = _valid_point(partial(_extrapolated_m_step, maximize, means, once, twice, halvings))
         if point is not None:
-            trial = _try(lambda point=point: _evaluate(expect, point))
+            trial = _try(partial(_evaluate, expect, point))
             break
     if trial is not None and trial[2] >= fallback[2]:
         return (*trial, True)
@@ -211,6 +212,12 @@ def _natural_iteration(
 def _evaluate(expect: Callable[[Any], tuple[Any, Any]], params: Any) -> tuple[Any, Any, float]:
     means, log_likelihood = expect(params)
     return params, means, _finite(log_likelihood)
+
+
+def _extrapolated_m_step(
+    maximize: Callable[[Any], Any], means: Any, once: Any, twice: Any, halvings: int
+) -> Any:
+    return maximize(extrapolate(means, once, twice, halvings))
 
 
 def _valid_point(make: Callable[[], Any]) -> Any:
