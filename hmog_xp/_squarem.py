@@ -31,8 +31,13 @@ from functools import partial
 from typing import Any
 
 from hmog_xp import _backend as B
-from hmog_xp._em_loop import EM_NOISE_WINDOW, EM_WINDOW, EMFit, has_converged
-from hmog_xp._errors import ValidationError
+from hmog_xp._em_loop import (
+    EM_NOISE_WINDOW,
+    EM_WINDOW,
+    EMFit,
+    finite_log_likelihood,
+    has_converged,
+)
 
 __all__ = ["BACKTRACKS", "SPACES", "extrapolate", "run_squarem"]
 
@@ -140,11 +145,11 @@ def run_squarem(
         raise ValueError(msg)
     advance = _mean_iteration if space == "mean" else _natural_iteration
     means, log_likelihood = expect(params)
-    history = [_checked(log_likelihood)]
+    history = [finite_log_likelihood(float(log_likelihood), 0)]
     n_iter = n_extrapolated = 0
     converged = False
     while n_iter + 3 <= max_iter:
-        params, means, value, kept = advance(expect, maximize, params, means, history[-1])
+        params, means, value, kept = advance(expect, maximize, params, means, n_iter + 1)
         n_iter += 3
         n_extrapolated += int(kept)
         history.append(value)
@@ -156,29 +161,18 @@ def run_squarem(
     return EMFit(params, history, n_iter, converged, n_extrapolated)
 
 
-def _checked(log_likelihood: Any) -> float:
-    value = float(log_likelihood)
-    if not math.isfinite(value):
-        msg = (
-            "EM produced a non-finite log-likelihood (degenerate parameters, e.g. a "
-            "collapsed component); start from other parameters"
-        )
-        raise ValidationError(msg)
-    return value
-
-
 def _mean_iteration(
     expect: Callable[[Any], tuple[Any, Any]],
     maximize: Callable[[Any], Any],
     params: Any,
     means: Any,
-    log_likelihood: float,
+    iteration: int,
 ) -> tuple[Any, Any, float, bool]:
     """One SQUAREM iteration in mean coordinates; ``means = E(params)`` on entry and exit."""
     once = expect(maximize(means))[0]
     twice_params = maximize(once)
     twice, twice_ll = expect(twice_params)
-    fallback = (twice_params, twice, _checked(twice_ll))
+    fallback = (twice_params, twice, finite_log_likelihood(float(twice_ll), iteration))
     trial = None
     for halvings in range(BACKTRACKS + 1):
         point = _valid_point(partial(_extrapolated_m_step, maximize, means, once, twice, halvings))
@@ -195,18 +189,18 @@ def _natural_iteration(
     maximize: Callable[[Any], Any],
     params: Any,
     means: Any,
-    log_likelihood: float,
+    iteration: int,
 ) -> tuple[Any, Any, float, bool]:
     """One SQUAREM iteration in natural coordinates; ``means = E(params)`` on entry and exit."""
     once = maximize(means)
     once_means, once_ll = expect(once)
     twice = maximize(once_means)
     trial = _try(lambda: _evaluate(expect, extrapolate(params, once, twice)))
-    kept = trial is not None and trial[2] >= _checked(once_ll)
+    kept = trial is not None and trial[2] >= finite_log_likelihood(float(once_ll), iteration)
     # One EM step from the kept extrapolation, or from ``F(F(θ))`` (the plain path).
     start = maximize(trial[1]) if trial is not None and kept else twice
     new_params, new_means, new_ll = _evaluate(expect, start)
-    return new_params, new_means, _checked(new_ll), kept
+    return new_params, new_means, finite_log_likelihood(float(new_ll), iteration), kept
 
 
 def _evaluate(expect: Callable[[Any], tuple[Any, Any]], params: Any) -> tuple[Any, Any, float]:
