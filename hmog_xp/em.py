@@ -33,13 +33,14 @@ from hmog_xp._em_loop import (
 from hmog_xp._errors import ValidationError
 from hmog_xp._squarem import run_squarem
 from hmog_xp._validation import validation
+from hmog_xp.harmoniums.closed_form import Regularization
 from hmog_xp.hmog._estep import (
     accumulation_dtype,
     default_chunk_size,
     expectation,
     observable_statistics,
 )
-from hmog_xp.hmog._regularize import Regularization, regularize_means
+from hmog_xp.hmog._regularize import regularize_means
 from hmog_xp.hmog._standardize import Standardization
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 from hmog_xp.reps import Scale

@@ -15,8 +15,8 @@ from sklearn.preprocessing import StandardScaler
 
 import hmog_xp as hx
 from hmog_xp.em import EM_NOISE_WINDOW, EM_WINDOW, NOISE_ULPS, fit_em, has_converged
+from hmog_xp.harmoniums.closed_form import Regularization
 from hmog_xp.hmog._estep import expectation, observable_statistics
-from hmog_xp.hmog._regularize import Regularization
 from tests.helpers import to_numpy
 
 EPS32 = float(np.finfo(np.float32).eps)

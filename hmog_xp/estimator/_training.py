@@ -10,6 +10,7 @@ from hmog_xp import _backend as B
 from hmog_xp.em import accumulation_dtype, fit_em
 from hmog_xp.estimator._init import starting_point, user_starting_point
 from hmog_xp.estimator._rows import init_sample
+from hmog_xp.harmoniums.closed_form import Regularization
 from hmog_xp.hmog import (
     AnalyticHMoG,
     HierarchicalMixtureOfGaussians,
@@ -18,7 +19,6 @@ from hmog_xp.hmog import (
     differentiable_hmog,
     symmetric_hmog,
 )
-from hmog_xp.hmog._regularize import Regularization
 from hmog_xp.optim import Adam, fit_gradient
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 

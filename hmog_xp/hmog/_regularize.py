@@ -20,60 +20,15 @@ All three are zero by default, which is exact EM.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
-from hmog_xp._errors import ValidationError
+from hmog_xp.harmoniums.closed_form import Regularization
 
 if TYPE_CHECKING:
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
-__all__ = ["Regularization", "regularize_means"]
-
-
-class Regularization(NamedTuple):
-    """Stabilisers of the closed-form M-step (all zero: exact EM).
-
-    Attributes
-    ----------
-    reg_covar : float
-        Added to the diagonal of every latent component covariance.
-    min_variance : float
-        Added to every observable noise variance.
-    min_weight : float
-        Pseudo-weight of the pooled latent moments mixed into every component.
-    """
-
-    reg_covar: float = 0.0
-    min_variance: float = 0.0
-    min_weight: float = 0.0
-
-    def check(self) -> Regularization:
-        """Validate the values (finite, non-negative) and return them as floats.
-
-        Returns
-        -------
-        Regularization
-            The same values as Python floats.
-
-        Raises
-        ------
-        ValidationError
-            If a value is negative or not finite.
-        """
-        values = []
-        for name, value in zip(self._fields, self, strict=True):
-            number = float(value)
-            if not 0.0 <= number < float("inf"):
-                msg = f"{name} must be a finite number >= 0; got {value!r}"
-                raise ValidationError(msg)
-            values.append(number)
-        return Regularization(*values)
-
-    @property
-    def is_exact(self) -> bool:
-        """Whether every stabiliser is zero (the M-step is exact)."""
-        return not any(self)
+__all__ = ["regularize_means"]
 
 
 def regularize_means(
