@@ -3,17 +3,27 @@
 The exact M-step is ``to_natural(whiten_prior(η))`` with ``η`` the mean posterior statistics.
 On real data that step can reach the boundary of the parameter space: a constant column
 makes a noise variance zero, a component that loses all its points has undefined moments.
-:class:`Regularization` moves ``η`` a known, documented distance into the interior first:
+:class:`Regularization` moves ``η`` into the interior first, and only where the exact step
+would leave it, so a fixed point of exact EM whose variances clear the floors is a fixed
+point of the stabilised EM too:
 
-* ``min_variance`` is added to the diagonal of the observable covariance ``Cov[x]``. The
-  M-step's noise is ``Ψ = Cov[x] − Cov[x, y] Cov[y]⁻¹ Cov[y, x]``, so every noise variance
-  grows by exactly ``min_variance`` (for ``Scale`` noise, the shared variance does).
+* ``min_variance`` is a floor on the noise variances the M-step will produce. From the same
+  mean coordinates, ``Ψ = Cov[x] − C S⁻¹ Cᵀ`` with ``C = Cov[x, y]`` and ``S = Cov[y]`` the
+  latent marginal covariance (after the ``reg_covar`` floor below); wherever a variance
+  ``Ψ_j`` falls below the floor, ``max(0, min_variance − Ψ_j)`` is added to ``Cov[x]_jj``,
+  which raises ``Ψ_j`` to exactly ``min_variance`` and changes nothing else (the loadings
+  ``C S⁻¹`` do not depend on ``Cov[x]``). ``Scale`` noise floors its one shared variance;
+  ``PositiveDefinite`` noise floors the eigenvalues of ``Ψ`` (``Ψ + V max(0, floor − λ) Vᵀ``).
 * ``min_weight`` mixes a pseudo-count of the pooled latent moments into every component:
   ``π_k ← (π_k + ε) / (1 + Kε)`` and ``π_k η_k ← (π_k η_k + ε η_total) / (1 + Kε)``, so an
   emptied component falls back to the latent marginal instead of ``0 / 0``. The pooled
-  moments ``η_total`` are unchanged.
-* ``reg_covar`` is added to the diagonal of every latent component covariance (the role it
-  has in scikit-learn's ``GaussianMixture``).
+  moments ``η_total`` are unchanged. (It moves every fixed point by ``O(ε)``; the estimator
+  uses ``ε`` = 10 machine epsilons.)
+* ``reg_covar`` is a floor on the eigenvalues of every latent component covariance:
+  ``Σ_k ← Σ_k + V_k max(0, reg_covar − λ_k) V_kᵀ`` (``Σ_k = V_k diag(λ_k) V_kᵀ``), so a
+  component never collapses onto a lower-dimensional set, and one whose eigenvalues all
+  clear the floor is left exactly as it is. (scikit-learn's ``GaussianMixture`` instead
+  adds ``reg_covar`` to every covariance at every step, which shifts interior optima.)
 
 All three are zero by default, which is exact EM.
 """
@@ -24,11 +34,86 @@ from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
 from hmog_xp.harmoniums.closed_form import Regularization
+from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
-__all__ = ["regularize_means"]
+__all__ = ["eigenvalue_floor_shift", "regularize_means"]
+
+
+def eigenvalue_floor_shift(matrices: Any, floor: float, *, xp: ModuleType) -> Any:
+    """Return the symmetric matrix that lifts every eigenvalue below ``floor`` to ``floor``.
+
+    ``V diag(max(0, floor − λ)) Vᵀ`` for ``M = V diag(λ) Vᵀ``: adding it to ``M`` gives
+    ``V diag(max(λ, floor)) Vᵀ``; it is exactly zero when every eigenvalue clears the floor.
+
+    Parameters
+    ----------
+    matrices : array, shape (..., n, n)
+        Symmetric matrices.
+    floor : float
+        Lowest eigenvalue allowed.
+    xp : module
+        Namespace.
+
+    Returns
+    -------
+    array, shape (..., n, n)
+        The shift.
+    """
+    eigenvalues, vectors = xp.linalg.eigh(matrices)
+    lift = xp.maximum(floor - eigenvalues, xp.zeros_like(eigenvalues))
+    return (vectors * lift[..., None, :]) @ xp.matrix_transpose(vectors)
+
+
+def _floor_component_covariances(
+    model: HierarchicalMixtureOfGaussians, components: Any, floor: float, *, xp: ModuleType
+) -> Any:
+    """Lift the eigenvalues of every latent component covariance to at least ``floor``."""
+    family = model.posterior_upper.component_man
+    rep, d = family.rep, family.n
+    mean, covariance = family.split_mean_covariance(components)
+    dense = rep.unpack(covariance, d)
+    lifted = dense + eigenvalue_floor_shift(dense, floor, xp=xp)
+    return family.join_mean_covariance(mean, rep.pack(lifted))
+
+
+def _floor_noise(
+    model: HierarchicalMixtureOfGaussians,
+    obs_means: Any,
+    cross: Any,
+    latent: Any,
+    floor: float,
+    *,
+    xp: ModuleType,
+) -> Any:
+    """Raise ``Cov[x]`` where the M-step's noise ``Cov[x] − C S⁻¹ Cᵀ`` would fall below ``floor``.
+
+    ``latent`` are the latent marginal's mean coordinates (full Normal).
+    """
+    observable = model.obs_man
+    rep, p, d = observable.rep, observable.n, model.lat_dim
+    obs_mean, obs_covariance = observable.split_mean_covariance(obs_means)
+    lat_family = model.posterior_upper.component_man
+    lat_mean, lat_covariance = lat_family.split_mean_covariance(latent)
+    lat_dense = lat_family.rep.unpack(lat_covariance, d)
+    centred = cross - obs_mean[..., :, None] * lat_mean[..., None, :]
+    # C S⁻¹ Cᵀ = (L⁻¹Cᵀ)ᵀ(L⁻¹Cᵀ) with S = L Lᵀ.
+    factor = B.cholesky(lat_dense, xp=xp)
+    white = xp.matrix_transpose(B.solve_triangular(factor, xp.matrix_transpose(centred), xp=xp))
+    eye = xp.eye(d, dtype=obs_means.dtype, device=B.device_of(obs_means))
+    explained = rep.statistic_to_packed(rep.congruence_statistic(white, eye), p)
+    if rep == PositiveDefinite():
+        noise = rep.unpack(obs_covariance - explained, p)
+        lifted = obs_covariance + rep.pack(eigenvalue_floor_shift(noise, floor, xp=xp))
+    else:
+        noise = rep.diagonal(obs_covariance, p) - rep.diagonal(explained, p)
+        shift = xp.maximum(floor - noise, xp.zeros_like(noise))
+        lifted = rep.add_diagonal(obs_covariance, shift, p)
+    return observable.join_mean_covariance(obs_mean, lifted)
 
 
 def regularize_means(
@@ -43,7 +128,7 @@ def regularize_means(
     means : array, shape (dim,)
         Mean posterior statistics.
     regularization : Regularization
-        The stabilisers.
+        The stabilisers (see the module docstring).
 
     Returns
     -------
@@ -54,9 +139,6 @@ def regularize_means(
         return means
     xp = B.array_namespace(means)
     obs_means, cross, upper_means = model.split_coords(means)
-    observable = model.obs_man
-    if regularization.min_variance > 0.0:
-        obs_means = observable.regularize_covariance(obs_means, regularization.min_variance)
     upper = model.posterior_upper
     weighted, weights = upper.split_weighted_mean_mixture(upper_means)
     total = xp.sum(weighted, axis=-2)
@@ -64,8 +146,14 @@ def regularize_means(
     scale = 1.0 + model.n_components * pseudo
     weights = (weights + pseudo) / scale
     weighted = (weighted + pseudo * total) / scale
-    components = weighted / weights[:, None]
-    family = upper.component_man
+    components = weighted / weights[..., :, None]
     if regularization.reg_covar > 0.0:
-        components = family.regularize_covariance(components, regularization.reg_covar)
+        components = _floor_component_covariances(
+            model, components, regularization.reg_covar, xp=xp
+        )
+        total = xp.sum(weights[..., :, None] * components, axis=-2)
+    if regularization.min_variance > 0.0:
+        obs_means = _floor_noise(
+            model, obs_means, cross, total, regularization.min_variance, xp=xp
+        )
     return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
