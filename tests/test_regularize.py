@@ -73,9 +73,7 @@ def test_reg_covar_floors_the_eigenvalues_of_every_component_covariance(xp: Any)
     dense = to_numpy(family.rep.unpack(covariance_before, 2))
     floor = float(np.median(np.linalg.eigvalsh(dense)))
     regularized = regularize_means(model, means, hx.Regularization(floor, 0, 0))
-    after_components, after_weights = upper.split_mean_mixture(
-        model.split_coords(regularized)[2]
-    )
+    after_components, after_weights = upper.split_mean_mixture(model.split_coords(regularized)[2])
     mean_after, covariance_after = family.split_mean_covariance(after_components)
     expected = _floor_eigenvalues(dense, floor)
     assert_close(family.rep.unpack(covariance_after, 2), expected, rtol=1e-10, atol=1e-12)

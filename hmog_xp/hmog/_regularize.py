@@ -153,7 +153,5 @@ def regularize_means(
         )
         total = xp.sum(weights[..., :, None] * components, axis=-2)
     if regularization.min_variance > 0.0:
-        obs_means = _floor_noise(
-            model, obs_means, cross, total, regularization.min_variance, xp=xp
-        )
+        obs_means = _floor_noise(model, obs_means, cross, total, regularization.min_variance, xp=xp)
     return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
