@@ -53,19 +53,25 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best final log-likelihood is kept.
     init : {'kmeans++', 'random'}, callable or parameters, default='kmeans++'
-        ``'kmeans++'``: PPCA loadings, then k-means++ and Lloyd on the factor scores.
-        ``'random'``: PPCA loadings, components at random data points.
+        ``'kmeans++'``: the more likely of two starts drawn from the restart's seed: k-means
+        in ``x`` space, factor analysis of the within-group covariance (PPCA for isotropic
+        or full noise) and the groups' factor scores as components; or PPCA loadings and
+        k-means on their factor scores. ``'random'``: the first kind from a random
+        partition of the rows.
         A callable ``init(model, X, seed)`` may return either of the following: an
         ``HMoGParameters`` (or dict with its fields) or natural parameters of the model.
     reg_covar : float, default=1e-6
-        Added to the diagonal of every latent component covariance at each M-step. The latent
-        space is whitened at every step (its marginal covariance is the identity), so this is
-        unit-free, a floor relative to unit variance: values around 0.01-0.05 keep components
-        from collapsing onto groups of near-duplicate points (the digits demo uses 0.05).
+        Floor on the eigenvalues of every latent component covariance at each M-step (only
+        eigenvalues below it are raised, so optima whose eigenvalues clear it do not move). The
+        latent space is whitened at every step (its marginal covariance is the identity), so
+        this is unit-free, a floor relative to unit variance: values around 0.01-0.05 keep
+        components from collapsing onto groups of near-duplicate points (the digits demo uses
+        0.05).
     noise_floor : float, default=1e-6
-        Added (``> 0``) to every noise variance of the standardised data at each M-step
-        (keeps constant columns finite). Unit-free: in the data's units the floor of column ``j`` is
-        ``noise_floor · scale_[j]²``, relative to the column's variance.
+        Floor (``> 0``) on every noise variance of the standardised data at each M-step:
+        only a variance the M-step would put below it is raised to it (keeps constant columns
+        finite; optima above the floor do not move). Unit-free: in the data's units the floor
+        of column ``j`` is ``noise_floor · scale_[j]²``, relative to the column's variance.
     learning_rate : float, default=0.01
         Adam step size (gradient-trained variants).
     batch_size : int or None, default=None

@@ -1,12 +1,42 @@
-"""Starting points for the estimator: PPCA loadings, k-means++ on factor scores.
+"""Starting points for the estimator: partitions of the rows, factor analysis, cluster moments.
 
-The lower harmonium starts at the probabilistic-PCA fit of the data (closed form). The data
-are then mapped to factor scores ``E[y | x]``, clustered by k-means++ seeding and a few Lloyd
-iterations, and each cluster's weight, mean and covariance (shrunk towards the pooled
-covariance, plus ``reg_covar``) becomes a mixture component. ``"random"`` replaces the
-clustering by ``K`` random data points' scores as centres (one nearest-centre assignment).
-The random choices are drawn on the host from the seed, so every backend starts from the
-same point.
+Every start is built on the standardised data from three pieces
+(:mod:`hmog_xp.estimator._partition`):
+
+* **a partition of the rows** into ``K`` groups;
+* **loadings and noise** from a covariance: with diagonal noise, factor analysis by the
+  profile-likelihood iteration ``Ψ ← diag(S − A Aᵀ)``, ``A = Ψ^{1/2} U (Λ − 1)_+^{1/2}`` from
+  the leading eigenpairs of ``Ψ^{-1/2} S Ψ^{-1/2}``, started from ``Ψ = diag(S)`` (all
+  variance noise; :data:`FACTOR_ITERATIONS` steps); otherwise probabilistic PCA (closed
+  form);
+* **components** from the factor scores ``E[y | x]`` (prior ``N(0, I)``): each group's
+  weight, mean and covariance (shrunk towards the pooled one, see :func:`mixture_moments`)
+  plus the factor posterior covariance (the scores are posterior means: their spread
+  lacks it).
+
+Three kinds combine them differently:
+
+``'partition'``
+    k-means++ seeding and Lloyd iterations in ``x`` space; factor analysis of the pooled
+    within-group covariance ``S_w`` (``S`` for ``K = 1``); the groups are the components.
+    This is how EMMIXmfa starts ``mcfa`` (our own formulation). The loadings differ from
+    restart to restart with the partition.
+``'scores'``
+    probabilistic PCA of the data covariance, then k-means++ and Lloyd on its factor
+    scores: the groups are clusters of the scores.
+``'random'``
+    as ``'partition'``, from a uniformly random partition.
+
+``init='kmeans++'`` builds the ``'partition'`` and the ``'scores'`` start from the
+restart's seed and keeps the one with the higher log-likelihood (for ``K = 1`` both are
+factor analysis of the data: one start). Measured on ``StandardScaler``'d data: breast
+cancer (``K = 1, 2``, ``d = 4``) reaches its optima only from ``'partition'`` starts (the
+``'scores'`` starts, like every start with the PPCA loadings, converge to a fixed point
+0.95 nats/obs lower for ``K = 1``, 2.6 for ``K = 2``), whose log-likelihood is also the
+higher; on wine (``K = 3``, ``d = 4``) the ``'scores'`` starts are the more likely and
+the only ones that reach its best optimum. ``init='random'`` makes the ``'random'``
+start. The random choices are drawn on the host from the seed, so every backend starts
+from the same point; float32 data are started in float64 where the backend has it.
 """
 
 from __future__ import annotations
@@ -18,120 +48,69 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._backend.transfer import transfer
+from hmog_xp.estimator._partition import (
+    FACTOR_ITERATIONS,
+    factor_loadings,
+    kmeans_plus_plus,
+    lloyd_assignments,
+    mixture_moments,
+    noise_storage,
+    random_partition,
+    within_covariance,
+)
 from hmog_xp.hmog import HierarchicalMixtureOfGaussians, HMoGParameters
-
-#: Lloyd iterations after the k-means++ seeding.
-_LLOYD_ITERATIONS = 10
+from hmog_xp.reps import Diagonal
 
 
-def kmeans_plus_plus(scores: Any, n_clusters: int, chooser: random.Random) -> Any:
-    """Choose ``n_clusters`` centres by k-means++ (``D²``) seeding.
-
-    Parameters
-    ----------
-    scores : array, shape (N, d)
-        Points.
-    n_clusters : int
-        Number of centres ``K <= N``.
-    chooser : random.Random
-        Randomness (host-side, so every backend picks the same centres for one seed).
-
-    Returns
-    -------
-    array, shape (K, d)
-        Centres (rows of ``scores``).
-    """
-    xp = B.array_namespace(scores)
-    n_obs = scores.shape[0]
-    centres = [scores[chooser.randrange(n_obs), :]]
-    distances = xp.sum((scores - centres[0]) ** 2, axis=-1)
-    for _ in range(1, n_clusters):
-        cumulative = xp.cumulative_sum(distances)
-        total = float(cumulative[-1])
-        target = chooser.random()
-        if total > 0.0:
-            index = int(xp.sum(xp.astype(cumulative < target * total, xp.int64)))
-        else:  # every point coincides with a centre: any point will do
-            index = int(target * n_obs)
-        centre = scores[min(index, n_obs - 1), :]
-        centres.append(centre)
-        distances = xp.minimum(distances, xp.sum((scores - centre) ** 2, axis=-1))
-    return xp.stack(centres)
-
-
-def lloyd_assignments(scores: Any, centres: Any, n_iterations: int = _LLOYD_ITERATIONS) -> Any:
-    """Refine centres by Lloyd's algorithm and return the final one-hot assignments.
-
-    Parameters
-    ----------
-    scores : array, shape (N, d)
-        Points.
-    centres : array, shape (K, d)
-        Starting centres.
-    n_iterations : int, optional
-        Number of assignment / update rounds.
-
-    Returns
-    -------
-    array, shape (N, K)
-        One-hot assignment of every point to its nearest centre.
-    """
-    xp = B.array_namespace(scores, centres)
-    k = centres.shape[0]
-    labels = xp.arange(k, device=B.device_of(scores))
-    squared = xp.sum(scores**2, axis=-1, keepdims=True)
-    one_hot = None
-    for _ in range(n_iterations + 1):
-        distances = squared - 2.0 * scores @ xp.matrix_transpose(centres)
-        distances = distances + xp.sum(centres**2, axis=-1)
-        nearest = xp.argmin(distances, axis=-1)
-        one_hot = xp.astype(nearest[:, None] == labels[None, :], scores.dtype)
-        counts = xp.sum(one_hot, axis=0)
-        updated = (xp.matrix_transpose(one_hot) @ scores) / xp.maximum(counts, 1.0)[:, None]
-        centres = xp.where(counts[:, None] > 0, updated, centres)
-    return one_hot
-
-
-def mixture_moments(scores: Any, responsibilities: Any, reg_covar: float) -> HMoGParameters:
-    """Return component weights, means and shrunk covariances of hard or soft clusters.
-
-    Covariances are shrunk towards the pooled covariance with the weight of one point,
-    ``(n_k C_k + C) / (n_k + 1)``, so empty and single-point clusters stay positive definite;
-    weights are ``(n_k + 1) / (N + K)`` for the same reason.
-
-    Parameters
-    ----------
-    scores : array, shape (N, d)
-        Points.
-    responsibilities : array, shape (N, K)
-        Cluster memberships (rows sum to one).
-    reg_covar : float
-        Added to every covariance's diagonal.
-
-    Returns
-    -------
-    HMoGParameters
-        ``weights``, ``means`` and ``covariances`` filled; the other fields are None.
-    """
-    xp = B.array_namespace(scores, responsibilities)
-    n_obs, d = scores.shape
-    k = responsibilities.shape[1]
-    counts = xp.sum(responsibilities, axis=0)
-    pooled_mean = xp.mean(scores, axis=0)
-    centred = scores - pooled_mean
-    pooled = xp.matrix_transpose(centred) @ centred / n_obs
-    sums = xp.matrix_transpose(responsibilities) @ scores
-    means = (sums + pooled_mean) / (counts + 1.0)[:, None]
-    scatter = []
-    for component in range(k):  # K GEMMs of (d, N) x (N, d): no (N, K, d) temporary
-        deviations = scores - means[component, :]
-        weighted = responsibilities[:, component : component + 1] * deviations
-        scatter.append(xp.matrix_transpose(weighted) @ deviations)
-    identity = xp.eye(d, dtype=scores.dtype, device=B.device_of(scores))
-    shrunk = (xp.stack(scatter) + pooled) / (counts + 1.0)[:, None, None]
-    covariances = shrunk + reg_covar * identity
-    weights = (counts + 1.0) / (n_obs + k)
-    return HMoGParameters(weights, means, covariances, None, None, None)
+def _candidate(
+    model: HierarchicalMixtureOfGaussians,
+    data: Any,
+    kind: str,
+    seed: int,
+    reg_covar: float,
+    noise_floor: float,
+) -> Any:
+    """One start of ``kind`` (``'partition'``, ``'scores'`` or ``'random'``) from ``data``."""
+    xp = B.array_namespace(data)
+    chooser = random.Random(seed)
+    k, d = model.n_components, model.lat_dim
+    n_obs, device = data.shape[0], B.device_of(data)
+    if k == 1 or kind == "scores":
+        assignments = xp.ones((n_obs, 1), dtype=data.dtype, device=device)
+    elif kind == "random":
+        assignments = random_partition(n_obs, k, chooser, data)
+    else:
+        assignments = lloyd_assignments(data, kmeans_plus_plus(data, k, chooser))
+    loadings, noise = factor_loadings(
+        within_covariance(data, assignments),
+        d,
+        model.obs_man.rep == Diagonal() and kind != "scores",
+        noise_floor,
+        FACTOR_ITERATIONS,
+    )
+    bias = xp.mean(data, axis=0)
+    # Factor scores E[y | x] under the prior N(0, I), and their posterior covariance.
+    scaled = loadings / noise[:, None]
+    eye = xp.eye(d, dtype=data.dtype, device=device)
+    posterior = xp.linalg.inv(eye + xp.matrix_transpose(loadings) @ scaled)
+    scores = (data - bias) @ scaled @ posterior
+    if k > 1 and kind == "scores":
+        assignments = lloyd_assignments(scores, kmeans_plus_plus(scores, k, chooser))
+    moments = mixture_moments(scores, assignments, reg_covar)
+    covariances = moments.covariances + posterior
+    upper = model.posterior_upper
+    family = upper.component_man
+    if upper.varying_rep != family.rep:
+        # Components may differ only in a sub-rep: start them all from the pooled one.
+        shared = xp.sum(moments.weights[:, None, None] * covariances, axis=0)
+        covariances = xp.broadcast_to(shared, covariances.shape)
+    rep = family.rep
+    covariances = rep.unpack(rep.pack(covariances), family.n)
+    upper_params = upper.from_generative(moments.weights, moments.means, covariances)
+    likelihood = model.lower_harmonium.likelihood_parameters(
+        loadings, bias, noise_storage(model, noise)
+    )
+    return model._upper_for_prior(likelihood, upper_params)
 
 
 def starting_point(
@@ -142,22 +121,23 @@ def starting_point(
     reg_covar: float,
     noise_floor: float,
 ) -> Any:
-    """Natural parameters to start training from.
+    """Natural parameters to start training from (see the module docstring).
 
     Parameters
     ----------
     model : HierarchicalMixtureOfGaussians
         The model.
     xs : array, shape (N, p)
-        Data.
+        Data (standardised).
     init : {'kmeans++', 'random'}
-        Strategy (see the module docstring).
+        ``'kmeans++'``: the more likely of the partition start and the score-clustering
+        start; ``'random'``: the random-partition start.
     seed : int
         Seed of this restart.
     reg_covar : float
         Added to the latent component covariances.
     noise_floor : float
-        Floor of the PPCA noise variance.
+        Floor of the starting noise variances.
 
     Returns
     -------
@@ -165,29 +145,21 @@ def starting_point(
         Natural parameters in ``xs``'s namespace.
     """
     xp = B.array_namespace(xs)
-    chooser = random.Random(seed)
-    lower_model = model.lower_harmonium
-    lower = lower_model.initialize_from_sample(seed, xs, 0.0, noise_floor)  # no jitter
-    scores = lower_model.posterior_latent_mean(lower, xs)
+    wide = B.default_float_dtype(xp)  # float32 data start where float64 data would
+    if xp.finfo(wide).eps >= xp.finfo(xs.dtype).eps:
+        wide = xs.dtype
+    data = xp.astype(xs, wide, copy=False)
     if init == "random":
-        picked = chooser.sample(range(scores.shape[0]), model.n_components)
-        centres = xp.take(scores, xp.asarray(picked, device=B.device_of(xs)), axis=0)
-        assignments = lloyd_assignments(scores, centres, n_iterations=0)
+        kinds = ["random"]
+    elif model.n_components == 1:
+        kinds = ["partition"]  # one group: both starts are factor analysis of the data
     else:
-        centres = kmeans_plus_plus(scores, model.n_components, chooser)
-        assignments = lloyd_assignments(scores, centres)
-    moments = mixture_moments(scores, assignments, reg_covar)
-    upper = model.posterior_upper
-    family = upper.component_man
-    covariances = moments.covariances
-    if upper.varying_rep != family.rep:
-        # Components may differ only in a sub-rep: start them all from the pooled one.
-        shared = xp.sum(moments.weights[:, None, None] * covariances, axis=0)
-        covariances = xp.broadcast_to(shared, covariances.shape)
-    rep = family.rep
-    covariances = rep.unpack(rep.pack(covariances), family.n)
-    upper_params = upper.from_generative(moments.weights, moments.means, covariances)
-    return model._upper_for_prior(lower[: model.lkl_dim], upper_params)
+        kinds = ["partition", "scores"]
+    candidates = [_candidate(model, data, kind, seed, reg_covar, noise_floor) for kind in kinds]
+    if len(candidates) > 1:  # keep the more likely start (one host read each)
+        scores = [float(model.average_log_observable_density(c, data)) for c in candidates]
+        candidates = [candidates[scores.index(max(scores))]]
+    return xp.astype(candidates[0], xs.dtype, copy=False)
 
 
 def user_starting_point(
@@ -245,10 +217,4 @@ def user_starting_point(
     raise ValueError(msg)
 
 
-__all__ = [
-    "kmeans_plus_plus",
-    "lloyd_assignments",
-    "mixture_moments",
-    "starting_point",
-    "user_starting_point",
-]
+__all__ = ["starting_point", "user_starting_point"]
