@@ -117,8 +117,9 @@ def run_squarem(
     params : array, shape (dim,)
         Starting natural parameters (valid).
     max_iter : int
-        Most EM steps (E-step and M-step pairs) to take: each iteration takes three, and
-        the loop stops before it would exceed ``max_iter``.
+        Most EM steps (E-step and M-step pairs) to take: each iteration takes three; the
+        last one or two steps, when ``max_iter`` is not a multiple of three, are plain EM
+        steps.
     tol : float
         Relative tolerance of :func:`has_converged`, applied to the accepted iterates'
         log-likelihoods with windows of :data:`EM_WINDOW` and :data:`EM_NOISE_WINDOW`
@@ -158,6 +159,13 @@ def run_squarem(
         if has_converged(history, tol, window=EM_WINDOW, eps=eps, noise_window=EM_NOISE_WINDOW):
             converged = True
             break
+    while not converged and n_iter < max_iter:  # fewer than three steps left: plain EM
+        n_iter += 1
+        params = _plain_m_step(maximize, means, n_iter)
+        means, log_likelihood = expect(params)
+        history.append(finite_log_likelihood(float(log_likelihood), n_iter))
+        if callback is not None:
+            callback(n_iter, history[-1])
     return EMFit(params, history, n_iter, converged, n_extrapolated)
 
 
@@ -168,8 +176,12 @@ def _mean_iteration(
     means: Any,
     iteration: int,
 ) -> tuple[Any, Any, float, bool]:
-    """One SQUAREM iteration in mean coordinates; ``means = E(params)`` on entry and exit."""
-    once = expect(maximize(means))[0]
+    """One SQUAREM iteration in mean coordinates; ``means = E(params)`` on entry and exit.
+
+    An extrapolation is kept only if the next M-step from it is valid too, so the plain
+    step that starts the next iteration never fails because of an extrapolation.
+    """
+    once = expect(_plain_m_step(maximize, means, iteration))[0]
     twice_params = maximize(once)
     twice, twice_ll = expect(twice_params)
     fallback = (twice_params, twice, finite_log_likelihood(float(twice_ll), iteration))
@@ -179,9 +191,21 @@ def _mean_iteration(
         if point is not None:
             trial = _try(partial(_evaluate, expect, point))
             break
-    if trial is not None and trial[2] >= fallback[2]:
+    if (
+        trial is not None
+        and trial[2] >= fallback[2]
+        and _valid_point(partial(maximize, trial[1])) is not None
+    ):
         return (*trial, True)
     return (*fallback, False)
+
+
+def _plain_m_step(maximize: Callable[[Any], Any], means: Any, iteration: int) -> Any:
+    """The plain M-step, with the EM loop's error when it leaves the parameter space."""
+    try:
+        return maximize(means)
+    except _INVALID_POINT_ERRORS:
+        return finite_log_likelihood(math.nan, iteration)  # raises, naming the step
 
 
 def _natural_iteration(

@@ -1,17 +1,17 @@
 """Expectation-maximisation at scale: cached data statistics, chunked E-steps, jitted steps.
 
-:func:`fit_em` runs closed-form EM for the models that have it (``AnalyticHMoG``, a
-``SymmetricHMoG`` with a complete upper mixture). Per iteration the data are visited once:
-each row chunk contributes
-
-* ``Xᵀ E[y|x]`` (one GEMM) and ``X W`` (one GEMM),
-* responsibility-weighted component statistics (batched products over components), and
-* ``log Σ_k exp(logit_k)``, so the log-likelihood of the current parameters comes out of
-  the same pass;
-
-``mean s_x(x)`` never changes during a fit and is computed once. Peak extra memory is
+One engine serves every model with closed-form EM, i.e. every
+:class:`~hmog_xp.harmoniums.closed_form.ClosedFormEM`: factor analysis and PPCA
+(``AnalyticLinearGaussianModel``), complete Gaussian mixtures (``AnalyticMixture``),
+``AnalyticHMoG``, and ``SymmetricHMoG`` with a complete upper mixture. Per iteration the data
+are visited once: each row chunk contributes the model's GEMM-shaped sums (for an HMoG
+``X W``, ``Xᵀ E[y|x]`` and responsibility-weighted component statistics) and
+``Σ ψ(posterior(x))``, so the log-likelihood of the current parameters comes out of the same
+pass; ``mean s_x(x)`` never changes during a fit and is computed once. Peak extra memory is
 ``O(chunk · K · d)``, whatever ``N``. On JAX the whole step (a ``lax.scan`` over chunks and the
-M-step) is one compiled function, compiled once per fit.
+M-step) is one compiled function, compiled once per fit. Any other model gets a
+:class:`~hmog_xp.harmoniums.closed_form.NoClosedFormEMError` (a ``TypeError``) naming the
+models that have EM.
 """
 
 from __future__ import annotations
@@ -21,6 +21,21 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._backend.chunks import repeat
+from hmog_xp._em_engine import (
+    EXACT,
+    accumulation_dtype,
+    as_regularization,
+    check_em_model,
+    compiled_expectation,
+    compiled_m_step,
+    compiled_statistics,
+    compiled_step,
+    default_chunk_size,
+    em_step,
+    expectation,
+    m_step,
+    observable_statistics,
+)
 from hmog_xp._em_loop import (
     EM_NOISE_WINDOW,
     EM_WINDOW,
@@ -33,29 +48,21 @@ from hmog_xp._em_loop import (
 from hmog_xp._errors import ValidationError
 from hmog_xp._squarem import run_squarem
 from hmog_xp._validation import validation
-from hmog_xp.harmoniums.closed_form import Regularization
-from hmog_xp.hmog._estep import (
-    accumulation_dtype,
-    default_chunk_size,
-    expectation,
-    observable_statistics,
-)
-from hmog_xp.hmog._regularize import regularize_means
-from hmog_xp.hmog._standardize import Standardization
-from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, NoClosedFormEMError, Regularization
+from hmog_xp.hmog import Standardization
 from hmog_xp.reps import Scale
-
-#: No stabilisers: the exact EM step.
-EXACT = Regularization()
 
 __all__ = [
     "EM_NOISE_WINDOW",
     "EM_WINDOW",
     "NOISE_ULPS",
+    "ClosedFormEM",
     "EMFit",
+    "NoClosedFormEMError",
     "Regularization",
     "accumulation_dtype",
     "as_regularization",
+    "check_acceleration",
     "check_em_model",
     "default_chunk_size",
     "em_step",
@@ -64,99 +71,15 @@ __all__ = [
     "finite_log_likelihood",
     "fit_em",
     "has_converged",
+    "iterate_em",
     "m_step",
     "observable_statistics",
     "run_em",
 ]
 
 
-def em_step(
-    model: HierarchicalMixtureOfGaussians,
-    params: Any,
-    xs: Any,
-    obs_statistics: Any,
-    chunk_size: int,
-    regularization: Regularization = EXACT,
-) -> tuple[Any, Any]:
-    """One EM step from cached statistics: ``(new params, log-likelihood of params)``.
-
-    The E-step sums, the M-step and the log-likelihood run in the accumulation dtype
-    (float64 for float32 data); the new parameters are cast back to ``params``'s dtype.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        A model with ``whiten_prior`` and ``to_natural`` (``AnalyticHMoG``).
-    params : array, shape (dim,)
-        Current natural parameters.
-    xs : array, shape (N, p)
-        Observations.
-    obs_statistics : array, shape (obs_man.dim,)
-        Cached ``mean s_x(x)``.
-    chunk_size : int
-        Rows per chunk.
-    regularization : Regularization, optional
-        Stabilisers applied to the mean statistics before the M-step (default: none, exact).
-
-    Returns
-    -------
-    params : array, shape (dim,)
-        Updated parameters.
-    log_likelihood : array, shape ()
-        Average log-likelihood of the *input* parameters, in float64 for float32 data (see
-        :func:`hmog_xp.hmog._estep.accumulation_dtype`).
-    """
-    xp = B.array_namespace(params, xs)
-    wide = accumulation_dtype(xp, params.dtype)
-    means, log_likelihood = expectation(model, params, xs, obs_statistics, chunk_size, wide)
-    return xp.astype(m_step(model, means, regularization), params.dtype, copy=False), log_likelihood
-
-
-def m_step(
-    model: HierarchicalMixtureOfGaussians, means: Any, regularization: Regularization | None = None
-) -> Any:
-    """Return ``to_natural(whiten_prior(regularize(means)))``: the closed-form M-step.
-
-    Shared by :func:`em_step` and the Dask and online drivers of :mod:`hmog_xp.scale`.
-
-    Parameters
-    ----------
-    model : AnalyticHMoG
-        The model.
-    means : array, shape (dim,)
-        Mean posterior statistics.
-    regularization : Regularization, optional
-        Stabilisers (default or None: exact).
-
-    Returns
-    -------
-    array, shape (dim,)
-        Natural parameters with a whitened latent prior.
-    """
-    regularized = regularize_means(model, means, as_regularization(regularization))
-    return model.to_natural(model.whiten_prior(regularized))  # type: ignore[attr-defined]
-
-
-def check_em_model(model: Any) -> None:
-    """Raise unless ``model`` has closed-form EM (``AnalyticHMoG`` and the like).
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-
-    Raises
-    ------
-    ValidationError
-        If the model has no ``expectation_maximization``.
-    """
-    if not hasattr(model, "expectation_maximization"):
-        msg = f"{model!r} has no closed-form EM; train it with fit_gradient"
-        raise ValidationError(msg)
-
-
 def em_steps(
-    model: HierarchicalMixtureOfGaussians,
+    model: ClosedFormEM,
     params: Any,
     xs: Any,
     n_steps: int,
@@ -170,7 +93,7 @@ def em_steps(
 
     Parameters
     ----------
-    model : AnalyticHMoG
+    model : ClosedFormEM
         The model.
     params : array, shape (dim,)
         Starting natural parameters.
@@ -190,12 +113,12 @@ def em_steps(
     """
     size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)
     regularization = as_regularization(regularization)
-    statistics = _compiled_statistics(model, xs, size)
+    statistics = compiled_statistics(model, xs, size)
     return _compiled_steps(model, params, xs, statistics, size, int(n_steps), regularization)
 
 
 def _repeat_steps(
-    model: HierarchicalMixtureOfGaussians,
+    model: ClosedFormEM,
     params: Any,
     xs: Any,
     obs_statistics: Any,
@@ -210,18 +133,14 @@ def _repeat_steps(
     )
 
 
-_compiled_step = B.jit(em_step, static_argnums=(0, 4, 5))
 _compiled_steps = B.jit(_repeat_steps, static_argnums=(0, 4, 5, 6))
-_compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
-_compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
-_compiled_m_step = B.jit(m_step, static_argnums=(0, 2))
 
 _ACCELERATIONS = {False: None, True: "mean", "squarem": "mean", "squarem-natural": "natural"}
 """``fit_em``'s ``accelerate`` values and the coordinates SQUAREM extrapolates in."""
 
 
 def fit_em(
-    model: HierarchicalMixtureOfGaussians,
+    model: ClosedFormEM,
     params: Any,
     xs: Any,
     *,
@@ -250,8 +169,9 @@ def fit_em(
 
     Parameters
     ----------
-    model : AnalyticHMoG (or SymmetricHMoG with a complete upper mixture)
-        The model.
+    model : ClosedFormEM
+        Factor analysis or PPCA, a complete Gaussian mixture, an ``AnalyticHMoG`` or a
+        ``SymmetricHMoG`` with a complete upper mixture.
     params : array, shape (dim,)
         Starting natural parameters.
     xs : array, shape (N, p)
@@ -294,9 +214,7 @@ def fit_em(
     EMFit
         Final parameters, log-likelihood history, iterations and convergence flag.
     """
-    if not isinstance(accelerate, (bool, str)) or accelerate not in _ACCELERATIONS:
-        msg = f"accelerate must be a bool, 'squarem' or 'squarem-natural'; got {accelerate!r}"
-        raise ValidationError(msg)
+    check_acceleration(accelerate)
     if standardize:
         return _fit_em_standardized(
             model,
@@ -309,27 +227,24 @@ def fit_em(
             callback=callback,
             accelerate=accelerate,
         )
-    check_em_model(model)
-    model._check_sample(xs, params)
-    model._check_params(params)
+    check_em_model(model).check_estep_inputs(params, xs)
     size = default_chunk_size(model, xs.shape[0]) if chunk_size is None else int(chunk_size)
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
     regularization = as_regularization(regularization)
-    model.log_partition_function(params)  # validates the starting point once
     xp = B.array_namespace(params, xs)
     wide = accumulation_dtype(xp, params.dtype)
     # Inputs are checked above; inside the loop the only host synchronisation is the
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
-        obs_statistics = _compiled_statistics(model, xs, size)
+        obs_statistics = compiled_statistics(model, xs, size)
         space = _ACCELERATIONS[accelerate]
         if space is not None:
             return run_squarem(
-                lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size, wide),
+                lambda theta: compiled_expectation(model, theta, xs, obs_statistics, size, wide),
                 lambda means: xp.astype(
-                    _compiled_m_step(model, means, regularization), params.dtype, copy=False
+                    compiled_m_step(model, means, regularization), params.dtype, copy=False
                 ),
                 params,
                 max_iter=max_iter,
@@ -339,8 +254,8 @@ def fit_em(
                 space=space,
             )
         return run_em(
-            lambda theta: _compiled_step(model, theta, xs, obs_statistics, size, regularization),
-            lambda theta: _compiled_expectation(model, theta, xs, obs_statistics, size, wide)[1],
+            lambda theta: compiled_step(model, theta, xs, obs_statistics, size, regularization),
+            lambda theta: compiled_expectation(model, theta, xs, obs_statistics, size, wide)[1],
             params,
             max_iter=max_iter,
             tol=tol,
@@ -349,16 +264,104 @@ def fit_em(
         )
 
 
+def check_acceleration(accelerate: object) -> str | None:
+    """Return the coordinates SQUAREM extrapolates in for ``accelerate`` (None: plain EM).
+
+    Parameters
+    ----------
+    accelerate : bool or {'squarem', 'squarem-natural'}
+        :func:`fit_em`'s ``accelerate``.
+
+    Returns
+    -------
+    {'mean', 'natural'} or None
+        The extrapolation's coordinates.
+
+    Raises
+    ------
+    ValidationError
+        For any other value.
+    """
+    if not isinstance(accelerate, (bool, str)) or accelerate not in _ACCELERATIONS:
+        msg = f"accelerate must be a bool, 'squarem' or 'squarem-natural'; got {accelerate!r}"
+        raise ValidationError(msg)
+    return _ACCELERATIONS[accelerate]
+
+
+def iterate_em(
+    expect: Callable[[Any], tuple[Any, Any]],
+    maximize: Callable[[Any], Any],
+    params: Any,
+    *,
+    max_iter: int,
+    tol: float,
+    callback: Callable[[int, float], object] | None,
+    eps: float,
+    accelerate: bool | str = False,
+) -> EMFit:
+    """Plain or SQUAREM-accelerated EM from an E-step and an M-step (for other drivers).
+
+    Parameters
+    ----------
+    expect : callable
+        ``expect(params) -> (means, log-likelihood of params)``.
+    maximize : callable
+        ``maximize(means) -> params`` (with its stabilisers).
+    params : array, shape (dim,)
+        Starting natural parameters.
+    max_iter : int
+        Most EM steps.
+    tol : float
+        Relative tolerance (see :func:`fit_em`).
+    callback : callable or None
+        ``callback(iteration, log_likelihood)`` after each (accepted) iterate.
+    eps : float
+        Machine epsilon of the data's dtype.
+    accelerate : bool or {'squarem', 'squarem-natural'}, optional
+        As in :func:`fit_em`.
+
+    Returns
+    -------
+    EMFit
+        The fit.
+    """
+    space = check_acceleration(accelerate)
+    if space is not None:
+        return run_squarem(
+            expect,
+            maximize,
+            params,
+            max_iter=max_iter,
+            tol=tol,
+            callback=callback,
+            eps=eps,
+            space=space,
+        )
+
+    def step(theta: Any) -> tuple[Any, Any]:
+        means, log_likelihood = expect(theta)
+        return maximize(means), log_likelihood
+
+    return run_em(
+        step,
+        lambda theta: expect(theta)[1],
+        params,
+        max_iter=max_iter,
+        tol=tol,
+        callback=callback,
+        eps=eps,
+    )
+
+
 def _fit_em_standardized(
-    model: HierarchicalMixtureOfGaussians,
+    model: ClosedFormEM,
     params: Any,
     xs: Any,
     callback: Callable[[int, float], object] | None,
     **options: Any,
 ) -> EMFit:
     """:func:`fit_em` on the standardised data, parameters and history in the data's units."""
-    check_em_model(model)
-    model._check_sample(xs, params)
+    check_em_model(model).check_estep_inputs(params, xs)
     standardization = Standardization.from_data(
         xs, common_scale=isinstance(model.obs_man.rep, Scale)
     )
@@ -383,19 +386,3 @@ def _fit_em_standardized(
         fit.converged,
         fit.n_extrapolated,
     )
-
-
-def as_regularization(value: Regularization | tuple[float, ...] | None) -> Regularization:
-    """Return checked stabilisers (None: exact EM).
-
-    Parameters
-    ----------
-    value : Regularization, tuple or None
-        ``(reg_covar, min_variance, min_weight)``.
-
-    Returns
-    -------
-    Regularization
-        Validated values as floats.
-    """
-    return EXACT if value is None else Regularization(*value).check()

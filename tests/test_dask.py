@@ -53,6 +53,22 @@ def test_fit_em_dask_equals_fit_em(obs_rep) -> None:
     assert not fit.converged
 
 
+@pytest.mark.parametrize("kind", ["factor analysis", "gaussian mixture"])
+def test_fit_em_dask_serves_every_closed_form_model(kind) -> None:
+    """Factor analysis and Gaussian mixtures on Dask arrays, through the same engine."""
+    data = _problem()[2]
+    if kind == "factor analysis":
+        model = hx.factor_analysis(5, 2)
+        params = model.initialize_from_sample(0, data, 0.0)
+    else:
+        model = hx.AnalyticMixture(hx.Normal(5, hx.PositiveDefinite()), 3)
+        params = model.initialize_from_sample(0, data)
+    reference = fit_em(model, params, data, max_iter=12, tol=0.0)
+    xs = da.from_array(data, chunks=((300, 700, 1, 999), (5,)))
+    fit = fit_em_dask(model, params, xs, max_iter=12, tol=0.0, scheduler="threads")
+    _assert_same_fit(fit, reference)
+
+
 def test_fit_em_dask_stops_like_fit_em() -> None:
     model, params, data = _problem()
     reference = fit_em(model, params, data, max_iter=300, tol=1e-7)

@@ -83,10 +83,11 @@ def test_default_chunk_size_bounds_memory() -> None:
 def test_fit_em_rejects_models_without_em_and_bad_input(xp) -> None:
     model, params, xs = _problem(xp)
     differentiable = hx.differentiable_hmog(5, hx.Diagonal, 2, hx.Diagonal, 3)
-    with pytest.raises(
-        hx.ValidationError, match="has no closed-form EM; train it with fit_gradient"
-    ):
+    with pytest.raises(TypeError, match="has no closed-form EM; closed-form EM exists for "):
         fit_em(differentiable, differentiable.initialize(0, xp=xp), xs)
+    restricted = hx.symmetric_hmog(5, hx.Diagonal, 2, hx.Diagonal, 3)
+    with pytest.raises(hx.ValidationError, match="AnalyticMixture, AnalyticHMoG"):
+        fit_em(restricted, restricted.initialize(0, xp=xp), xs)
     with pytest.raises(hx.ValidationError, match="chunk_size must be >= 1"):
         fit_em(model, params, xs, chunk_size=0)
     with pytest.raises(hx.ValidationError, match=r"xs has shape \(300, 4\)"):

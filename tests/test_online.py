@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import hmog_xp as hx
-from hmog_xp.em import fit_em
-from hmog_xp.hmog._estep import expectation, observable_statistics
+from hmog_xp.em import expectation, fit_em, observable_statistics
 from hmog_xp.scale import StepSize, fit_online, online_em_init, online_em_update
 from tests.helpers import assert_close, to_numpy
 

@@ -7,6 +7,7 @@ lacks: random numbers (:mod:`.random`), automatic differentiation and ``jit``
 """
 
 from hmog_xp._backend._arrays import (
+    accumulation_dtype,
     default_float_dtype,
     device_of,
     ignoring_overflow,
@@ -39,6 +40,7 @@ from hmog_xp._backend.random import RandomSource, random_source
 __all__ = [
     "BACKEND_NAMES",
     "RandomSource",
+    "accumulation_dtype",
     "array_namespace",
     "backend_name_of",
     "broadcast_shapes",

@@ -36,6 +36,29 @@ def default_float_dtype(xp: ModuleType) -> Any:
     return xp.float64
 
 
+def accumulation_dtype(xp: ModuleType, dtype: Any) -> Any:
+    """The dtype E-step sums are accumulated in: float64 if ``dtype`` is less precise.
+
+    JAX without ``jax_enable_x64`` has no float64: then ``dtype`` itself (no warning).
+
+    Parameters
+    ----------
+    xp : module
+        Namespace.
+    dtype : dtype
+        Floating dtype of the data and parameters.
+
+    Returns
+    -------
+    dtype
+        ``xp.float64`` when it exists and is more precise than ``dtype``, else ``dtype``.
+    """
+    wide = default_float_dtype(xp)
+    if wide == dtype or xp.finfo(wide).eps >= xp.finfo(dtype).eps:
+        return dtype
+    return wide
+
+
 def device_of(x: Any) -> Any:
     """Return the device an array lives on (``None`` for Python scalars).
 

@@ -1,6 +1,12 @@
 """Harmoniums: linear Gaussian models (factor analysis, PCA) and Gaussian mixtures."""
 
 from hmog_xp.harmoniums.base import Harmonium
+from hmog_xp.harmoniums.closed_form import (
+    ChunkedEStep,
+    ClosedFormEM,
+    NoClosedFormEMError,
+    Regularization,
+)
 from hmog_xp.harmoniums.lgm import LinearGaussianModel, LinearGaussianParameters
 from hmog_xp.harmoniums.lgm_analytic import (
     AnalyticLinearGaussianModel,
@@ -13,11 +19,15 @@ from hmog_xp.harmoniums.mixture_analytic import AnalyticMixture
 __all__ = [
     "AnalyticLinearGaussianModel",
     "AnalyticMixture",
+    "ChunkedEStep",
+    "ClosedFormEM",
     "Harmonium",
     "LinearGaussianModel",
     "LinearGaussianParameters",
     "Mixture",
     "MixtureParameters",
+    "NoClosedFormEMError",
+    "Regularization",
     "factor_analysis",
     "principal_component_analysis",
 ]

@@ -18,11 +18,25 @@ model's canonical frame (whitening of the latent prior, where there is one), the
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+from hmog_xp import _backend as B
+from hmog_xp._backend.chunks import sum_over_chunks
 from hmog_xp._errors import ValidationError
 
-__all__ = ["Regularization"]
+__all__ = [
+    "EM_MODELS",
+    "ChunkedEStep",
+    "ClosedFormEM",
+    "NoClosedFormEMError",
+    "Regularization",
+    "check_closed_form_em",
+    "harmonium_log_likelihood",
+    "widened",
+]
 
 
 class Regularization(NamedTuple):
@@ -68,3 +82,372 @@ class Regularization(NamedTuple):
     def is_exact(self) -> bool:
         """Whether every stabiliser is zero (the M-step is exact)."""
         return not any(self)
+
+
+#: Target size of the per-chunk working arrays of an E-step.
+CHUNK_BYTES = 32 * 2**20
+
+
+class NoClosedFormEMError(ValidationError, TypeError):
+    """EM was asked of a model that has no closed-form EM step.
+
+    A :class:`TypeError` (the model is of the wrong kind) and a
+    :class:`~hmog_xp.ValidationError`.
+    """
+
+
+#: What to tell a user who asks EM of a model without it.
+EM_MODELS = (
+    "closed-form EM exists for AnalyticLinearGaussianModel (factor_analysis, "
+    "principal_component_analysis), AnalyticMixture, AnalyticHMoG (analytic_hmog) and "
+    "SymmetricHMoG with a complete upper mixture (symmetric_hmog with lat_rep=PositiveDefinite)"
+)
+
+
+class ChunkedEStep(ABC):
+    """The E-step as chunked, GEMM-shaped sums: what a model provides for EM and gradients.
+
+    A model says what one chunk of rows contributes (:meth:`estep_sums`) and how the totals
+    become mean posterior statistics and the log-likelihood (:meth:`estep_assemble`); the
+    rest (chunking, accumulation in a wider dtype, caching ``mean s_x(x)``) is shared.
+    """
+
+    @property
+    @abstractmethod
+    def obs_man(self) -> Any:
+        """The observable family (a :class:`~hmog_xp.families.Normal`)."""
+
+    @abstractmethod
+    def log_partition_function(self, params: Any) -> Any:
+        """``ψ(θ)`` (raises for parameters that describe no distribution)."""
+
+    @abstractmethod
+    def _check_sample(self, xs: Any, params: Any = None) -> Any: ...
+
+    @abstractmethod
+    def _check_params(self, params: Any, name: str = "params") -> Any: ...
+
+    def check_estep_inputs(self, params: Any = None, xs: Any = None) -> None:
+        """Validate parameters and/or a sample once, before a loop that checks nothing.
+
+        Parameters
+        ----------
+        params : array, shape (dim,), optional
+            Natural parameters (valid: their log-partition function is finite).
+        xs : array, shape (N, p), optional
+            Observations (finite, the right width, at least one row, ``params``'s namespace).
+
+        Raises
+        ------
+        ValidationError
+            If either is invalid.
+        """
+        if xs is not None:
+            self._check_sample(xs, params)
+        if params is not None:
+            self._check_params(params)
+            self.log_partition_function(params)
+
+    @abstractmethod
+    def estep_sums(self, params: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        """Return ``sums(chunk, weights)``: what one row chunk adds to the E-step.
+
+        Everything that does not depend on the rows (factorisations, inverses) is computed
+        here, once per parameter vector.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        callable
+            ``sums(chunk (m, p), weights (m,)) -> tuple of arrays``; every row's
+            contribution is multiplied by its weight (0 for padding rows), and the last
+            entry is ``Σ weight · ψ_z(posterior(x))``.
+        """
+
+    @abstractmethod
+    def estep_assemble(
+        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+    ) -> tuple[Any, Any]:
+        """Mean posterior statistics and the average log-likelihood from summed chunk sums.
+
+        The sums of any partition of the rows (chunks in memory, Dask blocks on workers)
+        add up to the same totals.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            ``mean_n s_x(x_n)`` over the same rows.
+        sums : tuple of arrays
+            Element-wise totals of :meth:`estep_sums` over the rows.
+        n_obs : int
+            Number of rows summed over.
+
+        Returns
+        -------
+        means : array, shape (dim,)
+            ``mean_posterior_statistics(params, xs)``.
+        log_likelihood : array, shape ()
+            ``average_log_observable_density(params, xs)``.
+        """
+
+    @abstractmethod
+    def estep_row_bytes(self) -> int:
+        """Bytes of E-step working memory per row (sets :meth:`estep_chunk_size`)."""
+
+    def estep_chunk_size(self, n_obs: int) -> int:
+        """Rows per chunk so that the E-step's working arrays stay near 32 MiB.
+
+        Parameters
+        ----------
+        n_obs : int
+            Number of observations.
+
+        Returns
+        -------
+        int
+            Chunk size in ``[256, n_obs]`` (at least 1).
+        """
+        return max(1, min(n_obs, max(256, CHUNK_BYTES // self.estep_row_bytes())))
+
+    def estep_observable_statistics(self, xs: Any, chunk_size: int) -> Any:
+        """``mean_n s_x(x_n)``, computed chunk by chunk (cached once per fit by EM).
+
+        Parameters
+        ----------
+        xs : array, shape (N, p)
+            Observations.
+        chunk_size : int
+            Rows per chunk.
+
+        Returns
+        -------
+        array, shape (obs_man.dim,)
+            Average observable sufficient statistic, in
+            :func:`~hmog_xp._backend.accumulation_dtype` of ``xs``.
+        """
+        xp = B.array_namespace(xs)
+        wide = B.accumulation_dtype(xp, xs.dtype)
+        family = self.obs_man
+        (total,) = sum_over_chunks(
+            widened(lambda chunk, weights: (weights @ family.sufficient_statistic(chunk),), wide),
+            xs,
+            chunk_size,
+            xp=xp,
+        )
+        return total / xs.shape[0]
+
+    def estep(
+        self, params: Any, xs: Any, obs_statistics: Any, chunk_size: int, dtype: Any = None
+    ) -> tuple[Any, Any]:
+        """One chunked E-step: mean posterior statistics and the average log-likelihood.
+
+        Chunks are computed in the data's dtype and summed, and assembled, in
+        :func:`~hmog_xp._backend.accumulation_dtype` (float64 for float32 data where the
+        backend has it).
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        xs : array, shape (N, p)
+            Observations.
+        obs_statistics : array, shape (obs_man.dim,)
+            :meth:`estep_observable_statistics` of ``xs``.
+        chunk_size : int
+            Rows per chunk.
+        dtype : dtype, optional
+            The dtype of the results (default: ``params``'s). The EM driver asks for the
+            accumulation dtype, so that the M-step runs in it too.
+
+        Returns
+        -------
+        means : array, shape (dim,)
+            ``mean_posterior_statistics(params, xs)``.
+        log_likelihood : array, shape ()
+            ``average_log_observable_density(params, xs)``.
+        """
+        xp = B.array_namespace(params, xs)
+        wide = B.accumulation_dtype(xp, params.dtype)
+        sums = sum_over_chunks(widened(self.estep_sums(params), wide), xs, chunk_size, xp=xp)
+        means, log_likelihood = self.estep_assemble(
+            xp.astype(params, wide, copy=False),
+            xp.astype(obs_statistics, wide, copy=False),
+            sums,
+            xs.shape[0],
+        )
+        dtype = params.dtype if dtype is None else dtype
+        return xp.astype(means, dtype, copy=False), xp.astype(log_likelihood, dtype, copy=False)
+
+
+class ClosedFormEM(ChunkedEStep):
+    """Models whose M-step is closed form: ``to_natural(frame(regularize(means)))``.
+
+    Implemented by :class:`~hmog_xp.harmoniums.AnalyticLinearGaussianModel` (factor
+    analysis, PPCA), :class:`~hmog_xp.harmoniums.AnalyticMixture`,
+    :class:`~hmog_xp.hmog.AnalyticHMoG` and :class:`~hmog_xp.hmog.SymmetricHMoG` (the last
+    only with a complete upper mixture: see :attr:`has_closed_form_em`). Every EM driver
+    (:func:`hmog_xp.fit_em`, :func:`hmog_xp.em.em_steps`, :func:`hmog_xp.scale.fit_em_dask`,
+    :func:`hmog_xp.scale.fit_online`) takes any of them.
+    """
+
+    @property
+    def has_closed_form_em(self) -> bool:
+        """Whether this instance's M-step is closed form (True unless a subclass says)."""
+        return True
+
+    @abstractmethod
+    def to_natural(self, means: Any) -> Any:
+        """Natural parameters from mean coordinates (the closed-form M-step).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+
+    @abstractmethod
+    def mstep_regularize(self, means: Any, regularization: Regularization) -> Any:
+        """Apply the stabilisers to mean coordinates before the M-step.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization
+            The stabilisers (the model documents which apply to it).
+
+        Returns
+        -------
+        array, shape (dim,)
+            Regularised mean coordinates (``means`` itself when every stabiliser is zero).
+        """
+
+    def mstep_frame(self, means: Any) -> Any:
+        """Re-express mean coordinates in the model's canonical frame (default: unchanged).
+
+        Latent-variable models whiten the latent prior here (``p(x)`` is unchanged).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Mean coordinates in the canonical frame.
+        """
+        return means
+
+    def mstep(self, means: Any, regularization: Regularization | None = None) -> Any:
+        """The closed-form M-step: ``to_natural(mstep_frame(mstep_regularize(means)))``.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        regularization = Regularization() if regularization is None else regularization
+        return self.to_natural(self.mstep_frame(self.mstep_regularize(means, regularization)))
+
+
+def check_closed_form_em(model: object) -> ClosedFormEM:
+    """Return ``model`` if it has closed-form EM; raise a clear error otherwise.
+
+    Parameters
+    ----------
+    model : object
+        The model.
+
+    Returns
+    -------
+    ClosedFormEM
+        ``model``.
+
+    Raises
+    ------
+    NoClosedFormEMError
+        If ``model`` is not a :class:`ClosedFormEM` or this instance has no closed-form
+        M-step (a ``SymmetricHMoG`` whose components share a sub-rep).
+    """
+    if not isinstance(model, ClosedFormEM) or not model.has_closed_form_em:
+        msg = f"{model!r} has no closed-form EM; {EM_MODELS}; train other models with fit_gradient"
+        raise NoClosedFormEMError(msg)
+    return model
+
+
+def widened(
+    sums: Callable[[Any, Any], tuple[Any, ...]], dtype: Any
+) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """``sums`` with every output cast to ``dtype`` (so the chunks add up in it).
+
+    Parameters
+    ----------
+    sums : callable
+        ``sums(chunk, weights) -> tuple of arrays``.
+    dtype : dtype
+        The dtype to add up in.
+
+    Returns
+    -------
+    callable
+        The same sums, cast.
+    """
+
+    def cast(chunk: Any, weights: Any) -> tuple[Any, ...]:
+        xp = B.array_namespace(chunk)
+        return tuple(xp.astype(part, dtype, copy=False) for part in sums(chunk, weights))
+
+    return cast
+
+
+def harmonium_log_likelihood(
+    model: Any, params: Any, obs_statistics: Any, log_partition_sum: Any, n_obs: int
+) -> Any:
+    """Average ``log p(x) = θ_x·s_x(x) + ψ_z(posterior(x)) − ψ(θ) + log base(x)``.
+
+    Parameters
+    ----------
+    model : Harmonium
+        A harmonium with a Normal observable (base measure ``−½ p log 2π``).
+    params : array, shape (dim,)
+        Natural parameters.
+    obs_statistics : array, shape (obs_man.dim,)
+        ``mean_n s_x(x_n)``.
+    log_partition_sum : array, shape ()
+        ``Σ_n ψ_z(posterior(x_n))``.
+    n_obs : int
+        Number of rows.
+
+    Returns
+    -------
+    array, shape ()
+        The average log-likelihood.
+    """
+    xp = B.array_namespace(params, obs_statistics)
+    obs_params = params[: model.obs_man.dim]
+    base = -0.5 * model.obs_man.n * math.log(2.0 * math.pi)
+    return (
+        xp.sum(obs_params * obs_statistics)
+        + base
+        + log_partition_sum / n_obs
+        - model.log_partition_function(params)
+    )

@@ -8,6 +8,7 @@ With a full posterior rep the LGM is an exponential family whose mean coordinate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +16,18 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import check_finite
 from hmog_xp.families import Normal
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, Regularization, harmonium_log_likelihood
 from hmog_xp.harmoniums.lgm import LinearGaussianModel
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 
 @dataclass(frozen=True, repr=False)
-class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
+class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydoc ignore=PR02
     """Linear Gaussian model with a full latent covariance: closed-form EM.
+
+    Its EM runs through the shared engine (:class:`~hmog_xp.harmoniums.closed_form.ClosedFormEM`):
+    every posterior ``y | x`` has the same covariance ``Σ``, so a chunk ``X`` contributes
+    ``Xᵀ M``, ``Σ_n μ_n`` and ``Mᵀ M`` (``M`` the posterior means, one GEMM ``X W`` away).
 
     Parameters
     ----------
@@ -191,6 +197,134 @@ class AnalyticLinearGaussianModel(LinearGaussianModel):  # numpydoc ignore=PR02
             Updated natural parameters (the log-likelihood never decreases).
         """
         return self.to_natural(self.whiten_prior(self.mean_posterior_statistics(params, xs)))
+
+    # -- the closed-form EM capability --------------------------------------------------------
+
+    def _posterior_covariance(self, params: Any) -> tuple[Any, Any, Any]:
+        """``(h_y, dense Σ, ψ_y(θ_y))`` of the posterior's shared part (``θ_y`` the latent)."""
+        lat = self.split_coords(params)[2]
+        location, precision = self.pst_man.split_location_precision(lat)
+        factor = self.pst_man.cholesky_factor(precision, "posterior precision")
+        covariance = self.pst_rep.unpack(
+            self.pst_rep.factor_inverse(factor, self.lat_dim), self.lat_dim
+        )
+        return location, covariance, self.pst_man.log_partition_function(lat)
+
+    def estep_sums(self, params: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        """Return ``sums(chunk, weights) -> (Xᵀ M, Σ μ, Mᵀ M, Σ ψ_y(posterior(x)))``.
+
+        With ``h(x) = h_y + Wᵀ x`` the posterior location and ``μ(x) = Σ h(x)``,
+        ``ψ_y(posterior(x)) = ψ_y(θ_y) + ½ (h(x)·μ(x) − h_y·Σ h_y)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        callable
+            The weighted chunk sums (see :class:`~hmog_xp.harmoniums.closed_form.ChunkedEStep`).
+        """
+        xp = B.array_namespace(params)
+        interaction = self.split_coords(params)[1]
+        location, covariance, partition = self._posterior_covariance(params)
+        offset = partition - 0.5 * xp.sum(location * (covariance @ location[:, None])[:, 0])
+
+        def sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+            locations = location + chunk @ interaction  # (m, d)
+            means = locations @ covariance  # Σ symmetric
+            weighted = weights[:, None] * means
+            partitions = offset + 0.5 * xp.sum(locations * means, axis=-1)
+            return (
+                xp.matrix_transpose(chunk) @ weighted,
+                xp.sum(weighted, axis=0),
+                xp.matrix_transpose(means) @ weighted,
+                weights @ partitions,
+            )
+
+        return sums
+
+    def estep_assemble(
+        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+    ) -> tuple[Any, Any]:
+        """Mean coordinates ``(mean s_x, mean x μᵀ, E[y], E[yyᵀ])`` and the log-likelihood.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            ``mean_n s_x(x_n)``.
+        sums : tuple of arrays
+            Totals of :meth:`estep_sums` over the rows.
+        n_obs : int
+            Number of rows.
+
+        Returns
+        -------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        log_likelihood : array, shape ()
+            Average log-likelihood of ``params``.
+        """
+        cross, first, second, partition = sums
+        covariance = self._posterior_covariance(params)[1]
+        mean = first / n_obs
+        spread = covariance + second / n_obs - mean[:, None] * mean[None, :]
+        lat_means = self.pst_man.join_mean_covariance(mean, self.pst_rep.pack(spread))
+        means = self.join_coords(obs_statistics, cross / n_obs, lat_means)
+        return means, harmonium_log_likelihood(self, params, obs_statistics, partition, n_obs)
+
+    def estep_row_bytes(self) -> int:
+        """Working bytes per row: ``8 (2p + 3d)``.
+
+        Returns
+        -------
+        int
+            Bytes.
+        """
+        return 8 * (2 * self.obs_dim + 3 * self.lat_dim)
+
+    def mstep_regularize(self, means: Any, regularization: Regularization) -> Any:
+        """Add ``min_variance`` to every noise variance (``reg_covar``, ``min_weight``: no effect).
+
+        The M-step's noise is ``Cov[x] − C S⁻¹ Cᵀ``, so adding to ``Cov[x]``'s diagonal adds
+        exactly that much to each noise variance. The latent prior is whitened to ``N(0, I)``
+        and there are no components, so the other two stabilisers have nothing to act on.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization
+            The stabilisers.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Regularised mean coordinates.
+        """
+        if regularization.min_variance <= 0.0:
+            return means
+        obs_means, cross, lat_means = self.split_coords(means)
+        obs_means = self.obs_man.regularize_covariance(obs_means, regularization.min_variance)
+        return self.join_coords(obs_means, cross, lat_means)
+
+    def mstep_frame(self, means: Any) -> Any:
+        """:meth:`whiten_prior` (the latent prior becomes ``N(0, I)``).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Whitened mean coordinates.
+        """
+        return self.whiten_prior(means)
 
     def observable_distribution(self, params: Any) -> Any:
         """The exact marginal of ``x``: ``N(A m + b, A S Aᵀ + Ψ)``.

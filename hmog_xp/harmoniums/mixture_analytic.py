@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, Regularization, harmonium_log_likelihood
 from hmog_xp.harmoniums.mixture import Mixture
 
 
 @dataclass(frozen=True, repr=False)
-class AnalyticMixture(Mixture):  # numpydoc ignore=PR02
+class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
     """Complete mixture of ``Normal(d, rep)`` components (each component free).
+
+    Its EM runs through the shared engine (:class:`~hmog_xp.harmoniums.closed_form.ClosedFormEM`):
+    a chunk with statistics ``S`` (one row ``s(x)`` per observation) and responsibilities
+    ``R`` contributes ``Sᵀ R`` (one GEMM, after the GEMM ``S W`` for the logits).
 
     Parameters
     ----------
@@ -81,3 +87,110 @@ class AnalyticMixture(Mixture):  # numpydoc ignore=PR02
             Updated natural parameters (the log-likelihood never decreases).
         """
         return self.to_natural(self.mean_posterior_statistics(params, xs))
+
+    # -- the closed-form EM capability --------------------------------------------------------
+
+    def estep_sums(self, params: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        """Return ``sums(chunk, weights) -> (Sᵀ R₁, Σ R₁, Σ log Σ_k exp(logit_k))``.
+
+        ``R₁`` are the responsibilities of components ``1 … K−1`` (component 0 is the
+        reference of the categorical coordinates).
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        callable
+            The weighted chunk sums (see :class:`~hmog_xp.harmoniums.closed_form.ChunkedEStep`).
+        """
+        xp = B.array_namespace(params)
+        _, interaction, lat = self.split_coords(params)
+
+        def sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+            statistics = self._obs_interaction_statistic(chunk)  # (m, obs_man.dim)
+            logits = lat + statistics @ interaction  # (m, K − 1)
+            zero = xp.zeros((chunk.shape[0], 1), dtype=logits.dtype, device=B.device_of(chunk))
+            full = xp.concat([zero, logits], axis=-1)
+            log_normalizers = B.logsumexp(full, axis=-1, keepdims=True, xp=xp)
+            probs = xp.exp(full[:, 1:] - log_normalizers) * weights[:, None]
+            return (
+                xp.matrix_transpose(statistics) @ probs,
+                xp.sum(probs, axis=0),
+                weights @ log_normalizers[:, 0],
+            )
+
+        return sums
+
+    def estep_assemble(
+        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+    ) -> tuple[Any, Any]:
+        """Mean coordinates ``(mean s(x), mean s(x) r₁ᵀ, mean r₁)`` and the log-likelihood.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            ``mean_n s(x_n)``.
+        sums : tuple of arrays
+            Totals of :meth:`estep_sums` over the rows.
+        n_obs : int
+            Number of rows.
+
+        Returns
+        -------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        log_likelihood : array, shape ()
+            Average log-likelihood of ``params``.
+        """
+        cross, counts, partition = sums
+        means = self.join_coords(obs_statistics, cross / n_obs, counts / n_obs)
+        return means, harmonium_log_likelihood(self, params, obs_statistics, partition, n_obs)
+
+    def estep_row_bytes(self) -> int:
+        """Working bytes per row: ``8 (2 dim(s) + 3K)``.
+
+        Returns
+        -------
+        int
+            Bytes.
+        """
+        return 8 * (2 * self.obs_man.dim + 3 * self.n_components)
+
+    def mstep_regularize(self, means: Any, regularization: Regularization) -> Any:
+        """Pseudo-weight ``min_weight``, then ``reg_covar + min_variance`` on every covariance.
+
+        ``π_k ← (π_k + ε) / (1 + Kε)`` and ``π_k η_k ← (π_k η_k + ε η_total) / (1 + Kε)``
+        (an emptied component falls back to the pooled moments); then the diagonal of every
+        component covariance grows by ``reg_covar + min_variance`` (a mixture's noise *is*
+        its component covariance, so the two stabilisers act on the same thing).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization
+            The stabilisers.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Regularised mean coordinates.
+        """
+        if regularization.is_exact:
+            return means
+        xp = B.array_namespace(means)
+        weighted, weights = self.split_weighted_mean_mixture(means)
+        total = xp.sum(weighted, axis=-2)
+        pseudo = regularization.min_weight
+        scale = 1.0 + self.n_components * pseudo
+        weights = (weights + pseudo) / scale
+        components = (weighted + pseudo * total) / scale / weights[:, None]
+        jitter = regularization.reg_covar + regularization.min_variance
+        if jitter > 0.0:
+            components = self.component_man.regularize_covariance(components, jitter)
+        return self.join_mean_mixture(components, weights)

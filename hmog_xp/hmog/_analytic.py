@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums import AnalyticLinearGaussianModel
+from hmog_xp.harmoniums.closed_form import Regularization
+from hmog_xp.hmog._regularize import regularize_means
 
 if TYPE_CHECKING:
     from hmog_xp.harmoniums import LinearGaussianModel, Mixture
@@ -104,6 +106,45 @@ class WhitenableHMoG:
 
 class AnalyticConversions:
     """``to_natural``, ``negative_entropy``, ``from_generative`` and EM."""
+
+    @property
+    def has_closed_form_em(self: _HMoGLike) -> bool:
+        """Whether the upper mixture is complete (then the M-step is closed form)."""
+        upper = self.posterior_upper
+        return bool(upper.varying_rep == upper.component_man.rep)
+
+    def mstep_regularize(self: _HMoGLike, means: Any, regularization: Regularization) -> Any:
+        """The stabilisers of :mod:`hmog_xp.hmog._regularize` (all three apply).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization
+            ``reg_covar`` (latent component covariances), ``min_variance`` (noise
+            variances), ``min_weight`` (pseudo-weight of the pooled latent moments).
+
+        Returns
+        -------
+        array, shape (dim,)
+            Regularised mean coordinates.
+        """
+        return regularize_means(self, means, regularization)  # type: ignore[arg-type]
+
+    def mstep_frame(self: _HMoGLike, means: Any) -> Any:
+        """:meth:`whiten_prior`: the latent marginal becomes ``N(0, I)``.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Whitened mean coordinates.
+        """
+        return WhitenableHMoG.whiten_prior(self, means)
 
     def to_natural(self: _HMoGLike, means: Any) -> Any:
         """Natural parameters from mean coordinates (exact inverse of ``to_mean``).

@@ -6,72 +6,23 @@ driver). Peak extra memory is ``O(chunk · K · d)`` whatever ``N``.
 
 Precision: every chunk is computed in the data's dtype (the GEMMs with the data stay there),
 but the chunk sums are added up, and assembled into mean coordinates and the
-log-likelihood, in :func:`accumulation_dtype` (float64 for float32 data when the backend
-has float64). Summing ``N`` float32 rows in float32 loses about ``log2 N`` bits and the
+log-likelihood, in the accumulation dtype (float64 for float32 data when the backend has
+float64). Summing ``N`` float32 rows in float32 loses about ``log2 N`` bits and the
 log-likelihood is a small difference of large terms; in float64 the result is as accurate as
 the per-row float32 values, which is what lets float32 EM reach the float64 optimum.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
-from hmog_xp._backend.chunks import sum_over_chunks
+from hmog_xp.harmoniums.closed_form import ChunkedEStep, harmonium_log_likelihood
 from hmog_xp.hmog import _posterior as P
 
 if TYPE_CHECKING:
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
-
-#: Target size of the per-chunk working arrays.
-_CHUNK_BYTES = 32 * 2**20
-
-
-def default_chunk_size(model: HierarchicalMixtureOfGaussians, n_obs: int) -> int:
-    """Choose the rows per chunk so the E-step's working arrays stay near 32 MiB.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    n_obs : int
-        Number of observations.
-
-    Returns
-    -------
-    int
-        Chunk size in ``[256, n_obs]`` (at least 1).
-    """
-    p, d = model.int_shape
-    k = model.n_components
-    row_bytes = 8 * (2 * p + k * (4 * d + 4) + d)
-    return max(1, min(n_obs, max(256, _CHUNK_BYTES // row_bytes)))
-
-
-def accumulation_dtype(xp: ModuleType, dtype: Any) -> Any:
-    """The dtype E-step sums are accumulated in: float64 if ``dtype`` is less precise.
-
-    JAX without ``jax_enable_x64`` has no float64: then ``dtype`` itself (no warning).
-
-    Parameters
-    ----------
-    xp : module
-        Namespace.
-    dtype : dtype
-        Floating dtype of the data and parameters.
-
-    Returns
-    -------
-    dtype
-        ``xp.float64`` when it exists and is more precise than ``dtype``, else ``dtype``.
-    """
-    wide = B.default_float_dtype(xp)
-    if wide == dtype or xp.finfo(wide).eps >= xp.finfo(dtype).eps:
-        return dtype
-    return wide
 
 
 def chunk_sums_for(
@@ -80,7 +31,7 @@ def chunk_sums_for(
     """Return ``sums(chunk, weights)``, the E-step sums of one row chunk under ``params``.
 
     The component factorisations do not depend on the data: they are made here, once, and
-    every chunk reuses them. They are made in :func:`accumulation_dtype`, and so are the
+    every chunk reuses them. They are made in the accumulation dtype, and so are the
     x-independent part of every posterior logit (``½ h_k·c_k − ½ log|Λ_k| + θ_{z,k}``) and
     the per-row log-normaliser; the GEMMs with the chunk stay in its dtype (see
     :func:`hmog_xp.hmog._posterior.posteriors_at` for the decomposition).
@@ -100,7 +51,7 @@ def chunk_sums_for(
     """
     xp = B.array_namespace(params)
     dtype = params.dtype
-    wide = accumulation_dtype(xp, dtype)
+    wide = B.accumulation_dtype(xp, dtype)
     _, interaction, upper = model.split_coords(params)
     if wide == dtype:  # nothing more precise exists: the plain kernel
         terms = P.component_terms(model.posterior_upper, upper)
@@ -181,138 +132,64 @@ def _precise_sums(
     return sums
 
 
-def expectation(
-    model: HierarchicalMixtureOfGaussians,
-    params: Any,
-    xs: Any,
-    obs_statistics: Any,
-    chunk_size: int,
-    dtype: Any = None,
-) -> tuple[Any, Any]:
-    """One chunked E-step: mean posterior statistics and the average log-likelihood.
+class HMoGEStep(ChunkedEStep):
+    """The chunked E-step of every HMoG variant (:class:`ChunkedEStep` for HMoGs)."""
 
-    Chunks are computed in the data's dtype and summed in :func:`accumulation_dtype`.
+    def estep_sums(self, params: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        """Return :func:`chunk_sums_for` this model and ``params`` (see :class:`ChunkedEStep`).
 
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-    xs : array, shape (N, p)
-        Observations.
-    obs_statistics : array, shape (obs_man.dim,)
-        ``mean_n s_x(x_n)`` (cached per fit).
-    chunk_size : int
-        Rows per chunk.
-    dtype : dtype, optional
-        The dtype of the results (default: ``params``'s). The EM driver asks for the
-        accumulation dtype, so that the M-step runs in it too.
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
 
-    Returns
-    -------
-    means : array, shape (dim,)
-        ``mean_posterior_statistics(params, xs)``.
-    log_likelihood : array, shape ()
-        ``average_log_observable_density(params, xs)``.
-    """
-    xp = B.array_namespace(params, xs)
-    wide = accumulation_dtype(xp, params.dtype)
-    sums = sum_over_chunks(_widened(chunk_sums_for(model, params), wide, xp), xs, chunk_size, xp=xp)
-    means, log_likelihood = assemble_expectation(
-        model,
-        xp.astype(params, wide, copy=False),
-        xp.astype(obs_statistics, wide, copy=False),
-        sums,
-        xs.shape[0],
-    )
-    dtype = params.dtype if dtype is None else dtype
-    return xp.astype(means, dtype, copy=False), xp.astype(log_likelihood, dtype, copy=False)
+        Returns
+        -------
+        callable
+            ``sums(chunk, weights) -> (Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))``.
+        """
+        return chunk_sums_for(self, params)  # type: ignore[arg-type]
 
+    def estep_assemble(
+        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+    ) -> tuple[Any, Any]:
+        """Mean posterior statistics and average log-likelihood from summed chunk sums.
 
-def _widened(
-    sums: Callable[[Any, Any], tuple[Any, ...]], dtype: Any, xp: ModuleType
-) -> Callable[[Any, Any], tuple[Any, ...]]:
-    """``sums`` with every output cast to ``dtype`` (so the chunks add up in it)."""
-    return lambda chunk, weights: tuple(
-        xp.astype(part, dtype, copy=False) for part in sums(chunk, weights)
-    )
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            ``mean_n s_x(x_n)`` over the same rows.
+        sums : tuple of arrays
+            ``(Σ Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))`` over the rows.
+        n_obs : int
+            Number of rows summed over.
 
+        Returns
+        -------
+        means : array, shape (dim,)
+            ``mean_posterior_statistics(params, xs)``.
+        log_likelihood : array, shape ()
+            ``average_log_observable_density(params, xs)``.
+        """
+        model: HierarchicalMixtureOfGaussians = self  # type: ignore[assignment]
+        cross, weighted, totals, log_partition = sums
+        upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
+        means = model.join_coords(obs_statistics, cross / n_obs, upper)
+        log_likelihood = harmonium_log_likelihood(
+            model, params, obs_statistics, log_partition, n_obs
+        )
+        return means, log_likelihood
 
-def assemble_expectation(
-    model: HierarchicalMixtureOfGaussians,
-    params: Any,
-    obs_statistics: Any,
-    sums: tuple[Any, ...],
-    n_obs: int,
-) -> tuple[Any, Any]:
-    """Mean posterior statistics and average log-likelihood from summed chunk statistics.
+    def estep_row_bytes(self) -> int:
+        """Working bytes per row: ``8 (2p + K (4d + 4) + d)``.
 
-    The E-step splits exactly over data partitions: ``sums`` may add up the per-chunk
-    outputs of any partition of the rows (one array in memory, Dask chunks on workers).
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    params : array, shape (dim,)
-        Natural parameters the sums were computed with.
-    obs_statistics : array, shape (obs_man.dim,)
-        ``mean_n s_x(x_n)`` over the same rows.
-    sums : tuple of arrays
-        ``(Σ Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))``: element-wise sums over chunks
-        of the per-chunk E-step sums.
-    n_obs : int
-        Number of rows summed over.
-
-    Returns
-    -------
-    means : array, shape (dim,)
-        ``mean_posterior_statistics(params, xs)``.
-    log_likelihood : array, shape ()
-        ``average_log_observable_density(params, xs)``.
-    """
-    xp = B.array_namespace(params, obs_statistics)
-    cross, weighted, totals, log_partition = sums
-    upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
-    means = model.join_coords(obs_statistics, cross / n_obs, upper)
-    obs_params = params[: model.obs_man.dim]
-    base = -0.5 * model.obs_man.n * math.log(2.0 * math.pi)
-    log_likelihood = (
-        xp.sum(obs_params * obs_statistics)
-        + base
-        + log_partition / n_obs
-        - model.log_partition_function(params)
-    )
-    return means, log_likelihood
-
-
-def observable_statistics(model: HierarchicalMixtureOfGaussians, xs: Any, chunk_size: int) -> Any:
-    """``mean_n s_x(x_n)``, computed chunk by chunk.
-
-    Parameters
-    ----------
-    model : HierarchicalMixtureOfGaussians
-        The model.
-    xs : array, shape (N, p)
-        Observations.
-    chunk_size : int
-        Rows per chunk.
-
-    Returns
-    -------
-    array, shape (obs_man.dim,)
-        Average observable sufficient statistic, in :func:`accumulation_dtype` of ``xs``
-        (float64 for float32 data where the backend has it).
-    """
-    xp = B.array_namespace(xs)
-    wide = accumulation_dtype(xp, xs.dtype)
-    (total,) = sum_over_chunks(
-        _widened(
-            lambda chunk, weights: (weights @ model.obs_man.sufficient_statistic(chunk),), wide, xp
-        ),
-        xs,
-        chunk_size,
-        xp=xp,
-    )
-    return total / xs.shape[0]
+        Returns
+        -------
+        int
+            Bytes.
+        """
+        model: HierarchicalMixtureOfGaussians = self  # type: ignore[assignment]
+        p, d = model.int_shape
+        return 8 * (2 * p + model.n_components * (4 * d + 4) + d)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
+from hmog_xp.families import Normal
+from hmog_xp.harmoniums import Mixture
 from hmog_xp.hmog._readable import HMoGParameters
 from hmog_xp.reps import Scale
 
@@ -184,13 +186,13 @@ class Standardization(NamedTuple):
 
     # -- parameters --------------------------------------------------------------------------
 
-    def params_to_data(self, model: HierarchicalMixtureOfGaussians, params: Any) -> Any:
+    def params_to_data(self, model: Any, params: Any) -> Any:
         """Natural parameters of ``x`` from those of the standardised ``z``.
 
         Parameters
         ----------
-        model : HierarchicalMixtureOfGaussians
-            Any HMoG variant.
+        model : HierarchicalMixtureOfGaussians, LinearGaussianModel or Mixture
+            Any HMoG variant, linear Gaussian model or Gaussian mixture.
         params : array, shape (dim,)
             Natural parameters fitted to standardised data.
 
@@ -201,13 +203,13 @@ class Standardization(NamedTuple):
         """
         return _affine_natural(model, params, self.location, self.scale)
 
-    def params_from_data(self, model: HierarchicalMixtureOfGaussians, params: Any) -> Any:
+    def params_from_data(self, model: Any, params: Any) -> Any:
         """Natural parameters of the standardised ``z`` from those of ``x``.
 
         Parameters
         ----------
-        model : HierarchicalMixtureOfGaussians
-            Any HMoG variant.
+        model : HierarchicalMixtureOfGaussians, LinearGaussianModel or Mixture
+            Any HMoG variant, linear Gaussian model or Gaussian mixture.
         params : array, shape (dim,)
             Natural parameters in the data's units.
 
@@ -255,21 +257,31 @@ class Standardization(NamedTuple):
         )
 
 
-def _affine_natural(
-    model: HierarchicalMixtureOfGaussians, params: Any, location: Any, scale: Any
-) -> Any:
-    """Natural parameters of ``x = scale · z + location`` from those of ``z``."""
+def _affine_natural(model: Any, params: Any, location: Any, scale: Any) -> Any:
+    """Natural parameters of ``x = scale · z + location`` from those of ``z``.
+
+    Every HMoG variant and linear Gaussian model (interaction statistic ``x``); a Gaussian
+    mixture component by component.
+    """
     B.array_namespace(params, location, scale)  # a BackendError when they are mixed
-    obs_man = model.obs_man
+    if isinstance(model, Mixture):
+        components, weights = model.split_natural_mixture(params)
+        moved = _affine_observable(model.obs_man, components, location, scale)
+        return model.join_natural_mixture(moved, weights)
+    obs, interaction, lat = model.split_coords(params)
+    new_interaction = (1.0 / scale)[:, None] * interaction
+    shift = (location[None, :] @ new_interaction)[..., 0, :]
+    new_lat = lat - model._embed_lat(shift)
+    new_obs = _affine_observable(model.obs_man, obs, location, scale)
+    return model.join_coords(new_obs, new_interaction, new_lat)
+
+
+def _affine_observable(obs_man: Normal, obs: Any, location: Any, scale: Any) -> Any:
+    """Normal natural parameters ``(h, Λ)`` of ``x = scale · z + location`` (batched)."""
     rep = obs_man.rep
     p = obs_man.n
-    obs, interaction, lat = model.split_coords(params)
     linear, precision = obs_man.split_location_precision(obs)
     inverse = 1.0 / scale
     dense = rep.unpack(precision, p) * (inverse[:, None] * inverse[None, :])
     new_linear = inverse * linear + (dense @ location[:, None])[..., 0]
-    new_interaction = inverse[:, None] * interaction
-    shift = (location[None, :] @ new_interaction)[..., 0, :]
-    new_lat = lat - model._embed_lat(shift)
-    new_obs = obs_man.join_location_precision(new_linear, rep.pack(dense))
-    return model.join_coords(new_obs, new_interaction, new_lat)
+    return obs_man.join_location_precision(new_linear, rep.pack(dense))

@@ -34,13 +34,13 @@ from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.mixture import mixture_moments
 from hmog_xp.hmog import _far_rows as F
 from hmog_xp.hmog import _posterior as P
-from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
+from hmog_xp.hmog._estep import HMoGEStep
 from hmog_xp.hmog._readable import ReadableHMoG, conjugation_compensation
 from hmog_xp.reps import PositiveDefinite
 
 
 @dataclass(frozen=True)
-class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
+class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium, HMoGEStep):
     """Base class of the HMoG variants (see the module docstring)."""
 
     # -- structure given by the variants -------------------------------------------------------
@@ -163,7 +163,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
     ) -> Any:
         """Apply ``per_rows(ComponentPosteriors) -> (m, ...)`` to ``x`` chunk by chunk.
 
-        Rows are processed in chunks of :func:`default_chunk_size`, so the ``(rows, K, d)``
+        Rows are processed in chunks of :meth:`estep_chunk_size`, so the ``(rows, K, d)``
         working arrays stay bounded whatever the batch size; results are concatenated and
         reshaped to ``x``'s batch shape. Posteriors come from :func:`F.chunk_posteriors`
         (rows far from the data give no NaN), with ``θ_x·s_x(x)`` in the logits if
@@ -183,7 +183,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         n_rows = flat.shape[0]
         obs_terms = F.observable_terms(self.obs_man, obs) if observable else None
         plain = None if obs_terms is None else F.plain_observable(self.obs_man, obs, flat)
-        size = default_chunk_size(self, max(n_rows, 1))
+        size = self.estep_chunk_size(max(n_rows, 1))
         parts = []
         for start in range(0, max(n_rows, 1), size):
             stop = min(start + size, n_rows)
@@ -217,7 +217,7 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
     def mean_posterior_statistics(self, params: Any, xs: Any) -> Any:
         """The E-step: average over the data of ``(s_x(x), x ⊗ E[y|x], E[s_upper|x])``.
 
-        Computed chunk by chunk (bounded memory) with the sums of :mod:`._estep`.
+        Computed chunk by chunk (bounded memory) by :meth:`estep`.
 
         Parameters
         ----------
@@ -233,9 +233,9 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium):
         """
         self._check_sample(xs, params)
         self._check_params(params)
-        size = default_chunk_size(self, xs.shape[0])
-        statistics = observable_statistics(self, xs, size)
-        return expectation(self, params, xs, statistics, size)[0]
+        size = self.estep_chunk_size(xs.shape[0])
+        statistics = self.estep_observable_statistics(xs, size)
+        return self.estep(params, xs, statistics, size)[0]
 
     def posterior_categorical(self, params: Any, x: Any) -> Any:
         """Natural parameters of ``p(z | x)``.

@@ -29,6 +29,7 @@ from hmog_xp.harmoniums import (
     LinearGaussianModel,
     Mixture,
 )
+from hmog_xp.harmoniums.closed_form import ClosedFormEM
 from hmog_xp.hmog._analytic import AnalyticConversions, WhitenableHMoG
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 from hmog_xp.reps import CovarianceRep, PositiveDefinite
@@ -127,7 +128,7 @@ class DifferentiableHMoG(WhitenableHMoG, HierarchicalMixtureOfGaussians):  # num
 
 @dataclass(frozen=True, repr=False)
 class _SymmetricStructure(
-    AnalyticConversions, WhitenableHMoG, HierarchicalMixtureOfGaussians
+    AnalyticConversions, WhitenableHMoG, HierarchicalMixtureOfGaussians, ClosedFormEM
 ):  # numpydoc ignore=PR02
     """Fields and structure shared by the variants whose prior and posterior coincide.
 

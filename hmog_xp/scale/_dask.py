@@ -3,7 +3,8 @@
 The E-step is a sum over observations, so it splits exactly over the row chunks of a Dask
 array. Per EM iteration every chunk (a NumPy or CuPy array, on a worker) is reduced by the
 same backend-neutral kernel as the in-memory :func:`hmog_xp.fit_em`
-(:func:`hmog_xp.hmog._estep.chunk_sums_for`) to one small row of ``O(K d² + p d)`` numbers, the
+(the model's :meth:`~hmog_xp.harmoniums.closed_form.ChunkedEStep.estep_sums`) to one small row
+of numbers (``O(K d² + p d)`` for an HMoG), the
 rows are added by Dask's tree reduction, and the M-step runs on the client. ``mean s_x(x)``
 is computed once per fit, in a first pass that also locates chunks holding non-finite
 values. A Dask array with unknown chunk sizes (from boolean indexing, or ``from_delayed``
@@ -24,11 +25,14 @@ from hmog_xp._backend import _dask_support as S
 from hmog_xp._backend.chunks import sum_over_chunks
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
-from hmog_xp.em import EMFit, as_regularization, check_em_model, m_step, run_em
-from hmog_xp.hmog._estep import (
-    assemble_expectation,
-    chunk_sums_for,
+from hmog_xp.em import (
+    EMFit,
+    as_regularization,
+    check_acceleration,
+    check_em_model,
     default_chunk_size,
+    iterate_em,
+    m_step,
     observable_statistics,
 )
 
@@ -171,7 +175,7 @@ def _block_sums(block: Any, model: Any, params: Any, chunk_size: int, width: int
         return S.host_zeros((1, width))
     xp = B.array_namespace(block)
     local = S.like_chunk(params, block)
-    sums = sum_over_chunks(chunk_sums_for(model, local), block, chunk_size, xp=xp)
+    sums = sum_over_chunks(model.estep_sums(local), block, chunk_size, xp=xp)
     return S.pack_row(sums)
 
 
@@ -239,7 +243,7 @@ def _layout(model: Any, params: Any) -> list[tuple[int, ...]]:
     device = B.device_of(params)
     row = xp.zeros((1, model.data_dim), dtype=params.dtype, device=device)
     weight = xp.zeros((1,), dtype=params.dtype, device=device)
-    return [tuple(part.shape) for part in chunk_sums_for(model, params)(row, weight)]
+    return [tuple(part.shape) for part in model.estep_sums(params)(row, weight)]
 
 
 def _unpack(vector: Any, layout: list[tuple[int, ...]], reference: Any) -> tuple[Any, ...]:
@@ -266,7 +270,7 @@ def _expectation(
     rows = _rows(xs, _block_sums, width, model, S.to_host(params), chunk_size, width)
     (total,) = _compute(scheduler, rows.sum(axis=0))
     sums = _unpack(total, layout, params)
-    return assemble_expectation(model, params, obs_statistics, sums, xs.shape[0])
+    return model.estep_assemble(params, obs_statistics, sums, xs.shape[0])
 
 
 def fit_em_dask(
@@ -280,6 +284,7 @@ def fit_em_dask(
     scheduler: Any = None,
     regularization: Any = None,
     callback: Callable[[int, float], object] | None = None,
+    accelerate: bool | str = False,
 ) -> EMFit:
     """Run EM on a Dask array: chunk sums on the workers, the M-step on the client.
 
@@ -290,8 +295,9 @@ def fit_em_dask(
 
     Parameters
     ----------
-    model : AnalyticHMoG (or SymmetricHMoG with a complete upper mixture)
-        The model.
+    model : ClosedFormEM
+        Any model with closed-form EM (factor analysis or PPCA, a complete Gaussian
+        mixture, an ``AnalyticHMoG``, a ``SymmetricHMoG`` with a complete upper mixture).
     params : array, shape (dim,)
         Starting natural parameters (any backend; the result is in the same namespace).
     xs : dask.array.Array, shape (N, p)
@@ -312,24 +318,26 @@ def fit_em_dask(
         Stabilisers of the M-step (as in :func:`hmog_xp.fit_em`; default: exact EM).
     callback : callable, optional
         Called as ``callback(iteration, log_likelihood)`` after each step.
+    accelerate : bool or {'squarem', 'squarem-natural'}, optional
+        SQUAREM, as in :func:`hmog_xp.fit_em` (one pass over the data per EM step either
+        way; default: plain EM).
 
     Returns
     -------
     EMFit
         Final parameters, log-likelihood history, iterations and convergence flag.
     """
-    check_em_model(model)
+    check_em_model(model).check_estep_inputs(params)
+    check_acceleration(accelerate)
     check_dask_sample(model, xs)
     xs = with_known_chunks(xs)
     check_dask_sample(model, xs)  # no rows at all, now that the sizes are known
-    model._check_params(params)
     largest = max(int(size) for size in xs.chunks[0])
     size = default_chunk_size(model, largest) if chunk_size is None else int(chunk_size)
     if size < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
     regularization = as_regularization(regularization)
-    model.log_partition_function(params)  # validates the starting point once
     with _scheduler(scheduler) as active:
         obs_statistics = _observable_statistics(model, xs, size, active, params)
         layout = _layout(model, params)
@@ -337,17 +345,14 @@ def fit_em_dask(
         def expectation(theta: Any) -> tuple[Any, Any]:
             return _expectation(model, theta, xs, obs_statistics, layout, size, active)
 
-        def step(theta: Any) -> tuple[Any, Any]:
-            means, log_likelihood = expectation(theta)
-            return m_step(model, means, regularization), log_likelihood
-
         with validation(False):
-            return run_em(
-                step,
-                lambda theta: expectation(theta)[1],
+            return iterate_em(
+                expectation,
+                lambda means: m_step(model, means, regularization),
                 params,
                 max_iter=max_iter,
                 tol=tol,
                 callback=callback,
                 eps=float(B.array_namespace(params).finfo(params.dtype).eps),
+                accelerate=accelerate,
             )

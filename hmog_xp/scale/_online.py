@@ -7,7 +7,8 @@ parameters and sets::
     s ← (1 − γ_t) s + γ_t ŝ,        γ_t = min(1, γ₀ (t + t₀)^(−α)),   α ∈ (0.5, 1],
 
 then re-estimates the parameters with the same M-step as :func:`hmog_xp.em.em_step`,
-``to_natural(whiten_prior(s))``. The defaults ``γ₀ = 1``, ``t₀ = 1``, ``α = 0.6`` give
+``to_natural(frame(s))`` (``frame`` whitens the latent prior where the model has one). The
+defaults ``γ₀ = 1``, ``t₀ = 1``, ``α = 0.6`` give
 ``γ_0 = 1`` (the first batch initialises ``s``) and ``Σ γ_t = ∞``, ``Σ γ_t² < ∞``: the
 iterates converge to a stationary point of the expected log-likelihood; over repeated
 passes of a finite data set, to a fixed point of batch EM on that data.
@@ -27,9 +28,14 @@ from typing import Any, NamedTuple
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import validation
-from hmog_xp.em import as_regularization, check_em_model, m_step
-from hmog_xp.hmog._estep import default_chunk_size, expectation, observable_statistics
-from hmog_xp.hmog._regularize import regularize_means
+from hmog_xp.em import (
+    as_regularization,
+    check_em_model,
+    default_chunk_size,
+    expectation,
+    m_step,
+    observable_statistics,
+)
 
 __all__ = [
     "OnlineEMFit",
@@ -174,8 +180,8 @@ def online_em_init(
 
     Parameters
     ----------
-    model : AnalyticHMoG (or SymmetricHMoG with a complete upper mixture)
-        The model.
+    model : ClosedFormEM
+        Any model with closed-form EM (see :func:`hmog_xp.fit_em`).
     params : array, shape (dim,)
         Starting natural parameters.
     step_size : StepSize or tuple, optional
@@ -192,16 +198,14 @@ def online_em_init(
     OnlineEMState
         The initial state.
     """
-    check_em_model(model)
-    model._check_params(params)
+    check_em_model(model).check_estep_inputs(params)
     schedule = StepSize(*(StepSize() if step_size is None else step_size)).check()
     if chunk_size is not None and int(chunk_size) < 1:
         msg = f"chunk_size must be >= 1; got {chunk_size}"
         raise ValidationError(msg)
-    model.log_partition_function(params)  # validates the starting point
     statistics, estep_params = None, params
     if schedule.at(0) < 1.0:
-        statistics = model.whiten_prior(model.to_mean(params))
+        statistics = model.mstep_frame(model.to_mean(params))
         estep_params = model.to_natural(statistics)
     return OnlineEMState(
         model,
@@ -234,7 +238,7 @@ def online_em_update(state: OnlineEMState, batch: Any) -> OnlineEMState:
         under the parameters before the update.
     """
     model = state.model
-    model._check_sample(batch)
+    model.check_estep_inputs(xs=batch)
     n_rows = batch.shape[0]
     size = default_chunk_size(model, n_rows) if state.chunk_size is None else state.chunk_size
     gamma = state.step_size.at(state.n_updates)
@@ -247,12 +251,12 @@ def online_em_update(state: OnlineEMState, batch: Any) -> OnlineEMState:
             averaged = batch_means
         else:
             averaged = (1.0 - gamma) * state.statistics + gamma * batch_means
-        statistics = model.whiten_prior(averaged)
+        statistics = model.mstep_frame(averaged)
         if state.regularization.is_exact:
             params = model.to_natural(statistics)
             estep_params = params
         else:
-            regularized = regularize_means(model, statistics, state.regularization)
+            regularized = model.mstep_regularize(statistics, state.regularization)
             estep_params = model.to_natural(regularized)
             params = m_step(model, regularized)
     return state._replace(
@@ -282,8 +286,8 @@ def fit_online(
 
     Parameters
     ----------
-    model : AnalyticHMoG (or SymmetricHMoG with a complete upper mixture)
-        The model.
+    model : ClosedFormEM
+        Any model with closed-form EM (see :func:`hmog_xp.fit_em`).
     params : array, shape (dim,)
         Starting natural parameters.
     xs : array, shape (N, p)
@@ -308,7 +312,8 @@ def fit_online(
     OnlineEMFit
         Final parameters, per-epoch batch log-likelihoods, number of updates and the state.
     """
-    xp = model._check_sample(xs)
+    check_em_model(model).check_estep_inputs(params, xs)
+    xp = B.array_namespace(xs)
     if int(batch_size) < 1 or int(n_epochs) < 0:
         msg = f"batch_size must be >= 1 and n_epochs >= 0; got {batch_size}, {n_epochs}"
         raise ValidationError(msg)

@@ -1,0 +1,221 @@
+"""The EM engine's step functions on any :class:`~hmog_xp.harmoniums.closed_form.ClosedFormEM`.
+
+Re-exported by :mod:`hmog_xp.em` (the public module); the Dask and online drivers of
+:mod:`hmog_xp.scale` use them through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hmog_xp import _backend as B
+from hmog_xp.harmoniums.closed_form import (
+    ClosedFormEM,
+    NoClosedFormEMError,
+    Regularization,
+    check_closed_form_em,
+)
+
+#: No stabilisers: the exact EM step.
+EXACT = Regularization()
+
+#: The dtype E-step sums are accumulated in (float64 for float32 data).
+accumulation_dtype = B.accumulation_dtype
+
+__all__ = [
+    "EXACT",
+    "NoClosedFormEMError",
+    "accumulation_dtype",
+    "as_regularization",
+    "check_em_model",
+    "compiled_expectation",
+    "compiled_m_step",
+    "compiled_statistics",
+    "compiled_step",
+    "default_chunk_size",
+    "em_step",
+    "expectation",
+    "m_step",
+    "observable_statistics",
+]
+
+
+def em_step(
+    model: ClosedFormEM,
+    params: Any,
+    xs: Any,
+    obs_statistics: Any,
+    chunk_size: int,
+    regularization: Regularization = EXACT,
+) -> tuple[Any, Any]:
+    """One EM step from cached statistics: ``(new params, log-likelihood of params)``.
+
+    The E-step sums, the M-step and the log-likelihood run in the accumulation dtype
+    (float64 for float32 data); the new parameters are cast back to ``params``'s dtype.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        A model with closed-form EM.
+    params : array, shape (dim,)
+        Current natural parameters.
+    xs : array, shape (N, p)
+        Observations.
+    obs_statistics : array, shape (obs_man.dim,)
+        Cached ``mean s_x(x)``.
+    chunk_size : int
+        Rows per chunk.
+    regularization : Regularization, optional
+        Stabilisers applied to the mean statistics before the M-step (default: none, exact).
+
+    Returns
+    -------
+    params : array, shape (dim,)
+        Updated parameters.
+    log_likelihood : array, shape ()
+        Average log-likelihood of the *input* parameters, in float64 for float32 data (see
+        :func:`accumulation_dtype`).
+    """
+    xp = B.array_namespace(params, xs)
+    wide = accumulation_dtype(xp, params.dtype)
+    means, log_likelihood = model.estep(params, xs, obs_statistics, chunk_size, wide)
+    return xp.astype(m_step(model, means, regularization), params.dtype, copy=False), log_likelihood
+
+
+def m_step(model: ClosedFormEM, means: Any, regularization: Regularization | None = None) -> Any:
+    """Return ``model.mstep(means, regularization)``: the closed-form M-step.
+
+    ``to_natural(mstep_frame(mstep_regularize(means)))``; shared by :func:`em_step` and the
+    Dask and online drivers of :mod:`hmog_xp.scale`.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model.
+    means : array, shape (dim,)
+        Mean posterior statistics.
+    regularization : Regularization, optional
+        Stabilisers (default or None: exact).
+
+    Returns
+    -------
+    array, shape (dim,)
+        Natural parameters (in the model's canonical frame: a whitened latent prior).
+    """
+    return model.mstep(means, as_regularization(regularization))
+
+
+def check_em_model(model: object) -> ClosedFormEM:
+    """Return ``model`` if it has closed-form EM, else raise a :class:`NoClosedFormEMError`.
+
+    Parameters
+    ----------
+    model : object
+        The model.
+
+    Returns
+    -------
+    ClosedFormEM
+        ``model``.
+
+    Raises
+    ------
+    NoClosedFormEMError
+        A ``TypeError`` (and ``ValidationError``) naming the models that have EM.
+    """
+    return check_closed_form_em(model)
+
+
+def default_chunk_size(model: ClosedFormEM, n_obs: int) -> int:
+    """Rows per chunk so that the E-step's working arrays stay near 32 MiB.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model (any :class:`~hmog_xp.harmoniums.closed_form.ChunkedEStep`).
+    n_obs : int
+        Number of observations.
+
+    Returns
+    -------
+    int
+        Chunk size in ``[256, n_obs]`` (at least 1).
+    """
+    return model.estep_chunk_size(n_obs)
+
+
+def expectation(
+    model: ClosedFormEM,
+    params: Any,
+    xs: Any,
+    obs_statistics: Any,
+    chunk_size: int,
+    dtype: Any = None,
+) -> tuple[Any, Any]:
+    """One chunked E-step, ``model.estep``: mean posterior statistics and log-likelihood.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+    xs : array, shape (N, p)
+        Observations.
+    obs_statistics : array, shape (obs_man.dim,)
+        :func:`observable_statistics` of ``xs``.
+    chunk_size : int
+        Rows per chunk.
+    dtype : dtype, optional
+        The dtype of the results (default: ``params``'s).
+
+    Returns
+    -------
+    means : array, shape (dim,)
+        Mean posterior statistics.
+    log_likelihood : array, shape ()
+        Average log-likelihood of ``params``.
+    """
+    return model.estep(params, xs, obs_statistics, chunk_size, dtype)
+
+
+def observable_statistics(model: ClosedFormEM, xs: Any, chunk_size: int) -> Any:
+    """``mean_n s_x(x_n)``, chunk by chunk, in :func:`accumulation_dtype` of ``xs``.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model.
+    xs : array, shape (N, p)
+        Observations.
+    chunk_size : int
+        Rows per chunk.
+
+    Returns
+    -------
+    array, shape (obs_man.dim,)
+        The average observable sufficient statistic.
+    """
+    return model.estep_observable_statistics(xs, chunk_size)
+
+
+def as_regularization(value: Regularization | tuple[float, ...] | None) -> Regularization:
+    """Return checked stabilisers (None: exact EM).
+
+    Parameters
+    ----------
+    value : Regularization, tuple or None
+        ``(reg_covar, min_variance, min_weight)``.
+
+    Returns
+    -------
+    Regularization
+        Validated values as floats.
+    """
+    return EXACT if value is None else Regularization(*value).check()
+
+
+compiled_step = B.jit(em_step, static_argnums=(0, 4, 5))
+compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
+compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
+compiled_m_step = B.jit(m_step, static_argnums=(0, 2))
