@@ -160,7 +160,9 @@ def test_callback_and_verbose_report_every_step(
     sample: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seen: list[tuple[int, float]] = []
-    est = HMoG(3, 2, random_state=0, max_iter=7, tol=0.0, verbose=1, verbose_interval=2)
+    est = HMoG(
+        3, 2, random_state=0, max_iter=7, tol=0.0, verbose=1, verbose_interval=2, accelerate=False
+    )
     est.set_params(callback=lambda step, value: seen.append((step, value)))
     with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=7"):
         est.fit(sample[0])
@@ -169,6 +171,17 @@ def test_callback_and_verbose_report_every_step(
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 3  # steps 2, 4, 6
     assert "step 2" in printed[0]
+    # Accelerated: one report per SQUAREM iteration (three EM steps), then plain steps.
+    seen.clear()
+    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=7"):
+        est.set_params(accelerate=True).fit(sample[0])
+    assert [step for step, _ in seen] == [3, 6, 7]
+    assert est.n_iter_ == 7
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == [
+        "init 1, step 3",
+        "init 1, step 6",
+    ]  # the first report at or past each multiple of 2 (steps 2, 4 and 6)
 
 
 def test_sample_draws_from_the_fitted_model(numpy_fit: HMoG) -> None:

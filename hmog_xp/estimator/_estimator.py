@@ -49,7 +49,16 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         Stop when the relative change of the average log-likelihood is at most ``tol`` per
         step. EM measures it over the last 10 steps and also stops once the change is within
         the log-likelihood's rounding noise (see :func:`hmog_xp.fit_em`), so float32 data
-        neither stop on a rounding plateau nor run on at the optimum.
+        neither stop on a rounding plateau nor run on at the optimum; and it keeps going while
+        the climb still to come, extrapolated from how fast the gains shrink, exceeds the
+        tolerance, so a slow crawl is not taken for convergence.
+    accelerate : bool, default=True
+        Run EM with SQUAREM (Varadhan & Roland 2008; :func:`hmog_xp.fit_em`): each iteration
+        of three EM steps extrapolates along the EM path and keeps the extrapolation only if
+        it is valid and at least as likely as the plain path. It reaches the same maxima in
+        several times fewer EM steps on real data (``max_iter`` counts EM steps). False:
+        plain EM, whose log-likelihood never decreases from one step to the next. Fits of
+        Dask arrays use it too; :meth:`partial_fit` (online EM) does not.
     n_init : int, default=1
         Number of initialisations; the best final log-likelihood is kept.
     init : {'kmeans++', 'random'}, callable or parameters, default='kmeans++'
@@ -90,7 +99,9 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     verbose_interval : int, default=10
         Steps between progress lines.
     callback : callable or None, default=None
-        ``callback(iteration, log_likelihood)`` after every step (e.g. a progress bar).
+        ``callback(iteration, log_likelihood)`` after every step (e.g. a progress bar); with
+        ``accelerate``, after every SQUAREM iteration (``iteration`` counts EM steps, three
+        per iteration).
 
     Attributes
     ----------
@@ -148,6 +159,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         latent_rep: str = "diagonal",
         max_iter: int = 200,
         tol: float = 1e-6,
+        accelerate: bool = True,
         n_init: int = 1,
         init: Any = "kmeans++",
         reg_covar: float = 1e-6,
@@ -169,6 +181,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         self.latent_rep = latent_rep
         self.max_iter = max_iter
         self.tol = tol
+        self.accelerate = accelerate
         self.n_init = n_init
         self.init = init
         self.reg_covar = reg_covar
@@ -279,10 +292,14 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         if not self.verbose and self.callback is None:
             return None
 
+        interval = max(1, self.verbose_interval)
+        last = [0]  # the step last reported (accelerated EM reports every third step)
+
         def report(iteration: int, standardized: float) -> None:
             log_likelihood = standardized + shift
-            if self.verbose and iteration % max(1, self.verbose_interval) == 0:
+            if self.verbose and iteration // interval > last[0] // interval:
                 print(f"init {restart + 1}, step {iteration}: log-likelihood {log_likelihood:.6f}")
+            last[0] = iteration
             if self.callback is not None:
                 self.callback(iteration, log_likelihood)
 

@@ -97,6 +97,14 @@ def _real(name: str, value: object, *, positive: bool = False) -> float:
     return number
 
 
+def _flag(name: str, value: object) -> bool:
+    """Check a boolean hyper-parameter (True, False or a NumPy bool)."""
+    if not _is_bool(value):
+        msg = f"{name} must be True or False; got {value!r}"
+        raise ValueError(msg)
+    return bool(value)
+
+
 def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in options:
         msg = f"{name} must be one of {list(options)}; got {value!r}"
@@ -196,6 +204,7 @@ def check_hyperparameters(estimator: HMoG) -> HMoG:
         "latent_rep": _choice("latent_rep", estimator.latent_rep, tuple(REPS)),
         "max_iter": as_int("max_iter", estimator.max_iter, 1),
         "tol": _real("tol", estimator.tol),
+        "accelerate": _flag("accelerate", estimator.accelerate),
         "n_init": as_int("n_init", estimator.n_init, 1),
         "init": _check_init(estimator.init),
         "reg_covar": _real("reg_covar", estimator.reg_covar),

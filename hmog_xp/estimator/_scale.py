@@ -158,6 +158,7 @@ def prepare_dask(
             tol=hyper.tol,
             regularization=em_regularization(hyper, subset.dtype, xp),
             callback=callback,
+            accelerate=hyper.accelerate,
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
 

@@ -251,6 +251,7 @@ def run_once(
             # The in-memory M-step runs in the accumulation dtype (float64 for float32 data).
             regularization=em_regularization(estimator, accumulation_dtype(xp, xs.dtype), xp),
             callback=callback,
+            accelerate=estimator.accelerate,
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
     trace = fit_gradient(
