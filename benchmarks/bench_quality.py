@@ -2,12 +2,17 @@
 
 For each data set (``StandardScaler``'d first, so numbers compare with published tables) and
 each ``(K, d)`` this fits ``hmog_xp.HMoG(n_components=K, n_factors=d, n_init=10,
-random_state=0)`` with the estimator's defaults (``max_iter=200, tol=1e-6``) and with a long run
-(``max_iter=3000, tol=1e-10``), and prints in one table:
+random_state=0)`` with the estimator's defaults (``max_iter=200, tol=1e-6``, SQUAREM) and with
+a long run (``max_iter=3000, tol=1e-10``), and prints in one table:
 
+* the start (``init``) and the EM flavour (``sq``: SQUAREM, the default; ``plain``: plain EM,
+  with ``--em plain`` or ``--em both``);
 * the average log-likelihood per observation of the fit (``score``);
-* iterations: the median over the restarts and the total (counted by ``callback``);
+* iterations: the median over the restarts and the total, in EM steps (read from the
+  ``callback``'s step counter; a SQUAREM iteration is three EM steps);
 * the wall time of ``fit`` (all restarts);
+* the smallest noise variance of the fit (standardised units: a Heywood case shows as a
+  variance near ``noise_floor = 1e-6``);
 * the reference value and the gap ``ours − reference`` (nats/obs; negative: we fall short);
 * scikit-learn, measured in the same run, for context: ``FactorAnalysis(d)`` when ``K = 1``
   (``tol=1e-8, max_iter=10000``: its default ``tol=1e-2`` stops 3e-3 nats/obs short)
@@ -21,14 +26,16 @@ must be at least as high on its own sample). EMMIXmfa's model has no bias ``b``,
 it, so ours must reach at least its maximum. ``ratio`` is our long-run time over 240 s, the
 reference program's fastest reported time (target: at most 0.1).
 
-``--fa-start`` adds rows started from scikit-learn's factor analysis: its loadings and noise,
-and a ``GaussianMixture(K)`` on its factor scores (each latent covariance plus the factor
-posterior covariance), passed to the estimator as ``init`` (one GMM seed per restart).
+``--inits kmeans++ random`` chooses the named starts; ``--fa-start`` adds rows started from
+scikit-learn's factor analysis: its loadings and noise, and a ``GaussianMixture(K)`` on its
+factor scores (each latent covariance plus the factor posterior covariance), passed to the
+estimator as ``init`` (one GMM seed per restart).
 
 Usage::
 
     python benchmarks/bench_quality.py                   # every case, defaults and long run
     python benchmarks/bench_quality.py --cases wine-3-2 cancer-2-4 --settings default
+    python benchmarks/bench_quality.py --em both         # SQUAREM and plain EM side by side
     python benchmarks/bench_quality.py --fa-start        # also the factor-analysis start
 """
 
@@ -161,15 +168,19 @@ def factor_analysis_start(xs: np.ndarray, case: Case) -> Callable[..., HMoGParam
     return init
 
 
-def fit_ours(xs: np.ndarray, case: Case, setting: str, init: Any) -> dict[str, Any]:
-    """Fit the estimator once (``n_init=10``); score, iterations per restart, time."""
+def fit_ours(
+    xs: np.ndarray, case: Case, setting: str, init: Any, accelerate: bool
+) -> dict[str, Any]:
+    """Fit the estimator once (``n_init=10``); score, EM steps per restart, time."""
     counts: list[int] = []
     last = [0]
 
     def count(iteration: int, _log_likelihood: float) -> None:
+        # ``iteration`` counts EM steps so far (three per SQUAREM iteration); a restart
+        # starts over.
         if not counts or iteration <= last[0]:
             counts.append(0)
-        counts[-1] += 1
+        counts[-1] = iteration
         last[0] = iteration
 
     est = hx.HMoG(
@@ -180,6 +191,7 @@ def fit_ours(xs: np.ndarray, case: Case, setting: str, init: Any) -> dict[str, A
         random_state=0,
         reg_covar=case.reg_covar,
         init=init,
+        accelerate=accelerate,
         callback=count,
         max_iter=SETTINGS[setting][0],
         tol=SETTINGS[setting][1],
@@ -226,12 +238,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES])
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--inits", nargs="*", default=["kmeans++"], choices=["kmeans++", "random"])
+    parser.add_argument("--em", default="sq", choices=["sq", "plain", "both"])
     parser.add_argument("--fa-start", action="store_true", help="also start from sklearn FA")
     args = parser.parse_args()
+    flavours = {"sq": [True], "plain": [False], "both": [True, False]}[args.em]
     header = (
-        f"{'case':<14}{'start':<9}{'setting':<8}{'loglik/obs':>12}{'it med':>8}{'it tot':>8}"
-        f"{'time s':>8}{'ratio':>7}{'reference':>11}{'source':>11}{'gap':>10}"
-        f"{'sk FA':>10}{'sk GMM':>10}"
+        f"{'case':<14}{'start':<9}{'em':<6}{'setting':<8}{'loglik/obs':>12}{'it med':>8}"
+        f"{'it tot':>8}{'time s':>8}{'ratio':>7}{'min Ψ':>9}{'reference':>11}{'source':>11}"
+        f"{'gap':>10}{'sk FA':>10}{'sk GMM':>10}"
     )
     print(header)
     rows = []
@@ -243,25 +258,26 @@ def main() -> None:
             reference = context["fa"]
         elif case.source == "truth":
             reference = truth
-        starts: dict[str, Any] = {"kmeans++": "kmeans++"}
+        starts: dict[str, Any] = {name: name for name in args.inits}
         if args.fa_start:
             starts["fa+gmm"] = factor_analysis_start(xs, case)
-        for start_name, init in starts.items():
-            for setting in args.settings:
-                ours = fit_ours(xs, case, setting, init)
-                gap = None if reference is None else ours["loglik"] - reference
-                ratio = ours["seconds"] / REFERENCE_SECONDS if case.source == "EMMIXmfa" else None
-                row = {"case": case.name, "start": start_name, "setting": setting, **ours}
-                row |= {"reference": reference, "source": case.source, "gap": gap, **context}
-                rows.append(row)
-                print(
-                    f"{case.name:<14}{start_name:<9}{setting:<8}{ours['loglik']:>12.4f}"
-                    f"{ours['iter_median']:>8.0f}{ours['iter_total']:>8d}"
-                    f"{ours['seconds']:>8.1f}{fmt(ratio, '.3f'):>7}{fmt(reference, '.4f'):>11}"
-                    f"{case.source or '—':>11}{fmt(gap, '.2e'):>10}"
-                    f"{fmt(context.get('fa'), '.4f'):>10}{context['gmm']:>10.4f}",
-                    flush=True,
-                )
+        runs = [(s, a, t) for s in starts for a in flavours for t in args.settings]
+        for start_name, accelerate, setting in runs:
+            ours = fit_ours(xs, case, setting, starts[start_name], accelerate)
+            em = "sq" if accelerate else "plain"
+            gap = None if reference is None else ours["loglik"] - reference
+            ratio = ours["seconds"] / REFERENCE_SECONDS if case.source == "EMMIXmfa" else None
+            row = {"case": case.name, "start": start_name, "em": em, "setting": setting}
+            row |= {**ours, "reference": reference, "source": case.source, "gap": gap}
+            rows.append(row | context)
+            print(
+                f"{case.name:<14}{start_name:<9}{em:<6}{setting:<8}{ours['loglik']:>12.5f}"
+                f"{ours['iter_median']:>8.0f}{ours['iter_total']:>8d}"
+                f"{ours['seconds']:>8.1f}{fmt(ratio, '.3f'):>7}{ours['min_noise']:>9.1e}"
+                f"{fmt(reference, '.4f'):>11}{case.source or '—':>11}{fmt(gap, '.2e'):>10}"
+                f"{fmt(context.get('fa'), '.5f'):>10}{context['gmm']:>10.4f}",
+                flush=True,
+            )
     result = {"machine": {"platform": platform.platform()}, "rows": rows}
     out_dir = Path(__file__).parent / "results"
     out_dir.mkdir(exist_ok=True)
