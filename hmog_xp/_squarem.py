@@ -185,18 +185,17 @@ def _mean_iteration(
     twice_params = maximize(once)
     twice, twice_ll = expect(twice_params)
     fallback = (twice_params, twice, finite_log_likelihood(float(twice_ll), iteration))
-    trial = None
+    # Backtrack (halve the step towards the plain path) while the extrapolation is invalid
+    # or less likely than the plain path: near a stabiliser's floor a full step overshoots.
     for halvings in range(BACKTRACKS + 1):
         point = _valid_point(partial(_extrapolated_m_step, maximize, means, once, twice, halvings))
-        if point is not None:
-            trial = _try(partial(_evaluate, expect, point))
-            break
-    if (
-        trial is not None
-        and trial[2] >= fallback[2]
-        and _valid_point(partial(maximize, trial[1])) is not None
-    ):
-        return (*trial, True)
+        trial = None if point is None else _try(partial(_evaluate, expect, point))
+        if (
+            trial is not None
+            and trial[2] >= fallback[2]
+            and _valid_point(partial(maximize, trial[1])) is not None
+        ):
+            return (*trial, True)
     return (*fallback, False)
 
 
