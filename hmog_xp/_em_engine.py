@@ -127,7 +127,7 @@ def check_em_model(model: object) -> ClosedFormEM:
 
 
 def default_chunk_size(model: ClosedFormEM, n_obs: int) -> int:
-    """Rows per chunk so that the E-step's working arrays stay near 32 MiB.
+    """Choose the rows per chunk so that the E-step's working arrays stay near 32 MiB.
 
     Parameters
     ----------

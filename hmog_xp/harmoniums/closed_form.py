@@ -119,7 +119,18 @@ class ChunkedEStep(ABC):
 
     @abstractmethod
     def log_partition_function(self, params: Any) -> Any:
-        """``ψ(θ)`` (raises for parameters that describe no distribution)."""
+        """Return ``ψ(θ)``, raising for parameters that describe no distribution.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        array, shape ()
+            The log-partition function.
+        """
 
     @abstractmethod
     def _check_sample(self, xs: Any, params: Any = None) -> Any: ...
@@ -198,10 +209,10 @@ class ChunkedEStep(ABC):
 
     @abstractmethod
     def estep_row_bytes(self) -> int:
-        """Bytes of E-step working memory per row (sets :meth:`estep_chunk_size`)."""
+        """Return the bytes of E-step working memory per row (sets :meth:`estep_chunk_size`)."""
 
     def estep_chunk_size(self, n_obs: int) -> int:
-        """Rows per chunk so that the E-step's working arrays stay near 32 MiB.
+        """Choose the rows per chunk so that the E-step's working arrays stay near 32 MiB.
 
         Parameters
         ----------

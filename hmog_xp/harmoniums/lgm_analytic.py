@@ -231,7 +231,7 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         location, covariance, partition = self._posterior_covariance(params)
         offset = partition - 0.5 * xp.sum(location * (covariance @ location[:, None])[:, 0])
 
-        def sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+        def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
             locations = location + chunk @ interaction  # (m, d)
             means = locations @ covariance  # Σ symmetric
             weighted = weights[:, None] * means
@@ -243,7 +243,7 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
                 weights @ partitions,
             )
 
-        return sums
+        return _sums
 
     def estep_assemble(
         self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int

@@ -109,7 +109,7 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
         xp = B.array_namespace(params)
         _, interaction, lat = self.split_coords(params)
 
-        def sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+        def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
             statistics = self._obs_interaction_statistic(chunk)  # (m, obs_man.dim)
             logits = lat + statistics @ interaction  # (m, K − 1)
             zero = xp.zeros((chunk.shape[0], 1), dtype=logits.dtype, device=B.device_of(chunk))
@@ -122,7 +122,7 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
                 weights @ log_normalizers[:, 0],
             )
 
-        return sums
+        return _sums
 
     def estep_assemble(
         self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
