@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 import hmog_xp as hx
 from hmog_xp.datasets import load_digits
 from hmog_xp.em import fit_em
-from hmog_xp.harmoniums.closed_form import Regularization
+from hmog_xp.harmoniums.stabilizers import Regularization
 
 
 def cases() -> list[tuple[str, np.ndarray, int, int, float]]:

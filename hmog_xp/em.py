@@ -48,7 +48,8 @@ from hmog_xp._em_loop import (
 from hmog_xp._errors import ValidationError
 from hmog_xp._squarem import run_squarem
 from hmog_xp._validation import validation
-from hmog_xp.harmoniums.closed_form import ClosedFormEM, NoClosedFormEMError, Regularization
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, NoClosedFormEMError
+from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog import Standardization
 from hmog_xp.reps import Scale
 

@@ -82,11 +82,10 @@ def test_gaussian_mixture_em_equals_scikit_learn_from_the_same_start(xp) -> None
     mixture_module = pytest.importorskip("sklearn.mixture")
     model, params, xs = _problem(xp, "gmm-full")
     weights, means, covariances = (to_numpy(part) for part in model.to_generative(params))
-    reg_covar = 1e-3
     reference = mixture_module.GaussianMixture(
         3,
         covariance_type="full",
-        reg_covar=reg_covar,
+        reg_covar=0.0,
         max_iter=5,
         tol=0.0,
         weights_init=weights,
@@ -97,11 +96,34 @@ def test_gaussian_mixture_em_equals_scikit_learn_from_the_same_start(xp) -> None
         reference.fit(_data())
     # scikit-learn's fit ends with an E-step, then reports the M-step before it: its
     # parameters are those after five M-steps.
-    fit = fit_em(model, params, xs, max_iter=5, tol=0.0, regularization=(reg_covar, 0.0, 0.0))
+    fit = fit_em(model, params, xs, max_iter=5, tol=0.0)
     ours = model.to_generative(fit.params)
     assert_close(ours.weights, reference.weights_, xp=xp, rtol=1e-8, atol=1e-10)
     assert_close(ours.means, reference.means_, xp=xp, rtol=1e-8, atol=1e-9)
     assert_close(ours.covariances, reference.covariances_, xp=xp, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["fa", "gmm-full", "gmm-diagonal"])
+def test_stabilisers_are_floors_that_leave_clear_variances_alone(xp, kind) -> None:
+    model, params, xs = _problem(xp, kind)
+    means = model.mean_posterior_statistics(params, xs)
+    exact = model.to_generative(model.mstep(means))
+    if kind == "fa":
+        floor = float(np.sort(to_numpy(exact.noise))[1])  # between the two smallest variances
+        floored = model.to_generative(model.mstep(means, hx.Regularization(0.5, floor, 0.0)))
+        expected = np.maximum(to_numpy(exact.noise), floor)
+        assert_close(floored.noise, expected, xp=xp, rtol=1e-9, atol=1e-12)
+        assert_close(floored.loadings, to_numpy(exact.loadings), xp=xp, rtol=1e-9, atol=1e-12)
+        return
+    covariances = to_numpy(exact.covariances)
+    floor = float(np.median(np.linalg.eigvalsh(covariances)))
+    floored = model.to_generative(model.mstep(means, hx.Regularization(floor, 0.0, 0.0)))
+    values, vectors = np.linalg.eigh(covariances)
+    expected = (vectors * np.maximum(values, floor)[:, None, :]) @ np.swapaxes(vectors, -1, -2)
+    assert_close(floored.covariances, expected, xp=xp, rtol=1e-9, atol=1e-12)
+    assert_close(floored.means, to_numpy(exact.means), xp=xp, rtol=1e-9, atol=1e-12)
+    tiny = model.to_generative(model.mstep(means, hx.Regularization(1e-12, 1e-12, 0.0)))
+    assert_close(tiny.covariances, covariances, xp=xp, rtol=1e-9, atol=1e-12)
 
 
 def test_factor_analysis_em_reaches_scikit_learns_maximum(xp) -> None:

@@ -23,7 +23,7 @@ from hmog_xp.em import (
     has_converged,
     observable_statistics,
 )
-from hmog_xp.harmoniums.closed_form import Regularization
+from hmog_xp.harmoniums.stabilizers import Regularization
 from tests.helpers import to_numpy
 
 EPS32 = float(np.finfo(np.float32).eps)

@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from hmog_xp import _backend as B
-from hmog_xp.harmoniums._lgm_init import column_signs
+from hmog_xp.harmoniums import column_signs
 from hmog_xp.hmog import HierarchicalMixtureOfGaussians, HMoGParameters
 
 __all__ = [

@@ -10,7 +10,7 @@ from hmog_xp import _backend as B
 from hmog_xp.em import accumulation_dtype, fit_em
 from hmog_xp.estimator._init import starting_point, user_starting_point
 from hmog_xp.estimator._rows import init_sample
-from hmog_xp.harmoniums.closed_form import Regularization
+from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog import (
     AnalyticHMoG,
     HierarchicalMixtureOfGaussians,

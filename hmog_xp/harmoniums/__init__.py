@@ -1,11 +1,11 @@
 """Harmoniums: linear Gaussian models (factor analysis, PCA) and Gaussian mixtures."""
 
+from hmog_xp.harmoniums._lgm_init import column_signs
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.closed_form import (
     ChunkedEStep,
     ClosedFormEM,
     NoClosedFormEMError,
-    Regularization,
 )
 from hmog_xp.harmoniums.lgm import LinearGaussianModel, LinearGaussianParameters
 from hmog_xp.harmoniums.lgm_analytic import (
@@ -15,6 +15,7 @@ from hmog_xp.harmoniums.lgm_analytic import (
 )
 from hmog_xp.harmoniums.mixture import Mixture, MixtureParameters
 from hmog_xp.harmoniums.mixture_analytic import AnalyticMixture
+from hmog_xp.harmoniums.stabilizers import Regularization
 
 __all__ = [
     "AnalyticLinearGaussianModel",
@@ -28,6 +29,7 @@ __all__ = [
     "MixtureParameters",
     "NoClosedFormEMError",
     "Regularization",
+    "column_signs",
     "factor_analysis",
     "principal_component_analysis",
 ]

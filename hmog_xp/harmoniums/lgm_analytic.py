@@ -16,8 +16,9 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import check_finite
 from hmog_xp.families import Normal
-from hmog_xp.harmoniums.closed_form import ClosedFormEM, Regularization, harmonium_log_likelihood
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, harmonium_log_likelihood
 from hmog_xp.harmoniums.lgm import LinearGaussianModel
+from hmog_xp.harmoniums.stabilizers import Regularization, floor_noise_variances
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
 
 
@@ -287,11 +288,12 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         return 8 * (2 * self.obs_dim + 3 * self.lat_dim)
 
     def mstep_regularize(self, means: Any, regularization: Regularization) -> Any:
-        """Add ``min_variance`` to every noise variance (``reg_covar``, ``min_weight``: no effect).
+        """Floor the noise variances at ``min_variance`` (``reg_covar``, ``min_weight``: no effect).
 
-        The M-step's noise is ``Cov[x] − C S⁻¹ Cᵀ``, so adding to ``Cov[x]``'s diagonal adds
-        exactly that much to each noise variance. The latent prior is whitened to ``N(0, I)``
-        and there are no components, so the other two stabilisers have nothing to act on.
+        Only where the M-step's noise ``Cov[x] − C S⁻¹ Cᵀ`` would fall below the floor
+        (:func:`~hmog_xp.harmoniums.stabilizers.floor_noise_variances`). The latent prior is
+        whitened to ``N(0, I)`` and there are no components, so the other two stabilisers
+        have nothing to act on.
 
         Parameters
         ----------
@@ -308,7 +310,9 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         if regularization.min_variance <= 0.0:
             return means
         obs_means, cross, lat_means = self.split_coords(means)
-        obs_means = self.obs_man.regularize_covariance(obs_means, regularization.min_variance)
+        obs_means = floor_noise_variances(
+            self.obs_man, obs_means, cross, lat_means, regularization.min_variance
+        )
         return self.join_coords(obs_means, cross, lat_means)
 
     def mstep_frame(self, means: Any) -> Any:

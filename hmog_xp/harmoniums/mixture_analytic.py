@@ -8,8 +8,9 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp.harmoniums.closed_form import ClosedFormEM, Regularization, harmonium_log_likelihood
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, harmonium_log_likelihood
 from hmog_xp.harmoniums.mixture import Mixture
+from hmog_xp.harmoniums.stabilizers import Regularization, floor_covariances
 
 
 @dataclass(frozen=True, repr=False)
@@ -162,12 +163,15 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
         return 8 * (2 * self.obs_man.dim + 3 * self.n_components)
 
     def mstep_regularize(self, means: Any, regularization: Regularization) -> Any:
-        """Pseudo-weight ``min_weight``, then ``reg_covar + min_variance`` on every covariance.
+        """Pseudo-weight ``min_weight``, then a floor on every covariance's eigenvalues.
 
         ``π_k ← (π_k + ε) / (1 + Kε)`` and ``π_k η_k ← (π_k η_k + ε η_total) / (1 + Kε)``
-        (an emptied component falls back to the pooled moments); then the diagonal of every
-        component covariance grows by ``reg_covar + min_variance`` (a mixture's noise *is*
-        its component covariance, so the two stabilisers act on the same thing).
+        (an emptied component falls back to the pooled moments); then the eigenvalues of
+        every component covariance below ``max(reg_covar, min_variance)`` are lifted to it
+        (a mixture's noise *is* its component covariance, so the two floors act on the same
+        thing; :func:`~hmog_xp.harmoniums.stabilizers.floor_covariances`). Unlike
+        scikit-learn's ``reg_covar``, which is added at every step, a covariance that
+        clears the floor is left as it is.
 
         Parameters
         ----------
@@ -190,7 +194,7 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
         scale = 1.0 + self.n_components * pseudo
         weights = (weights + pseudo) / scale
         components = (weighted + pseudo * total) / scale / weights[:, None]
-        jitter = regularization.reg_covar + regularization.min_variance
-        if jitter > 0.0:
-            components = self.component_man.regularize_covariance(components, jitter)
+        floor = max(regularization.reg_covar, regularization.min_variance)
+        if floor > 0.0:
+            components = floor_covariances(self.component_man, components, floor)
         return self.join_mean_mixture(components, weights)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums import AnalyticLinearGaussianModel
-from hmog_xp.harmoniums.closed_form import Regularization
+from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog._regularize import regularize_means
 
 if TYPE_CHECKING:

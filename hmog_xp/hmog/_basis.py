@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
-from hmog_xp.harmoniums._lgm_init import column_signs
+from hmog_xp.harmoniums import column_signs
 from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:

@@ -33,87 +33,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
-from hmog_xp.harmoniums.closed_form import Regularization
-from hmog_xp.reps import PositiveDefinite
+from hmog_xp.harmoniums.stabilizers import (
+    Regularization,
+    floor_covariances,
+    floor_noise_variances,
+)
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
-__all__ = ["eigenvalue_floor_shift", "regularize_means"]
-
-
-def eigenvalue_floor_shift(matrices: Any, floor: float, *, xp: ModuleType) -> Any:
-    """Return the symmetric matrix that lifts every eigenvalue below ``floor`` to ``floor``.
-
-    ``V diag(max(0, floor − λ)) Vᵀ`` for ``M = V diag(λ) Vᵀ``: adding it to ``M`` gives
-    ``V diag(max(λ, floor)) Vᵀ``; it is exactly zero when every eigenvalue clears the floor.
-
-    Parameters
-    ----------
-    matrices : array, shape (..., n, n)
-        Symmetric matrices.
-    floor : float
-        Lowest eigenvalue allowed.
-    xp : module
-        Namespace.
-
-    Returns
-    -------
-    array, shape (..., n, n)
-        The shift.
-    """
-    eigenvalues, vectors = xp.linalg.eigh(matrices)
-    lift = xp.maximum(floor - eigenvalues, xp.zeros_like(eigenvalues))
-    return (vectors * lift[..., None, :]) @ xp.matrix_transpose(vectors)
-
-
-def _floor_component_covariances(
-    model: HierarchicalMixtureOfGaussians, components: Any, floor: float, *, xp: ModuleType
-) -> Any:
-    """Lift the eigenvalues of every latent component covariance to at least ``floor``."""
-    family = model.posterior_upper.component_man
-    rep, d = family.rep, family.n
-    mean, covariance = family.split_mean_covariance(components)
-    dense = rep.unpack(covariance, d)
-    lifted = dense + eigenvalue_floor_shift(dense, floor, xp=xp)
-    return family.join_mean_covariance(mean, rep.pack(lifted))
-
-
-def _floor_noise(
-    model: HierarchicalMixtureOfGaussians,
-    obs_means: Any,
-    cross: Any,
-    latent: Any,
-    floor: float,
-    *,
-    xp: ModuleType,
-) -> Any:
-    """Raise ``Cov[x]`` where the M-step's noise ``Cov[x] − C S⁻¹ Cᵀ`` would fall below ``floor``.
-
-    ``latent`` are the latent marginal's mean coordinates (full Normal).
-    """
-    observable = model.obs_man
-    rep, p, d = observable.rep, observable.n, model.lat_dim
-    obs_mean, obs_covariance = observable.split_mean_covariance(obs_means)
-    lat_family = model.posterior_upper.component_man
-    lat_mean, lat_covariance = lat_family.split_mean_covariance(latent)
-    lat_dense = lat_family.rep.unpack(lat_covariance, d)
-    centred = cross - obs_mean[..., :, None] * lat_mean[..., None, :]
-    # C S⁻¹ Cᵀ = (L⁻¹Cᵀ)ᵀ(L⁻¹Cᵀ) with S = L Lᵀ.
-    factor = B.cholesky(lat_dense, xp=xp)
-    white = xp.matrix_transpose(B.solve_triangular(factor, xp.matrix_transpose(centred), xp=xp))
-    eye = xp.eye(d, dtype=obs_means.dtype, device=B.device_of(obs_means))
-    explained = rep.statistic_to_packed(rep.congruence_statistic(white, eye), p)
-    if rep == PositiveDefinite():
-        noise = rep.unpack(obs_covariance - explained, p)
-        lifted = obs_covariance + rep.pack(eigenvalue_floor_shift(noise, floor, xp=xp))
-    else:
-        noise = rep.diagonal(obs_covariance, p) - rep.diagonal(explained, p)
-        shift = xp.maximum(floor - noise, xp.zeros_like(noise))
-        lifted = rep.add_diagonal(obs_covariance, shift, p)
-    return observable.join_mean_covariance(obs_mean, lifted)
+__all__ = ["regularize_means"]
 
 
 def regularize_means(
@@ -148,10 +77,10 @@ def regularize_means(
     weighted = (weighted + pseudo * total) / scale
     components = weighted / weights[..., :, None]
     if regularization.reg_covar > 0.0:
-        components = _floor_component_covariances(
-            model, components, regularization.reg_covar, xp=xp
-        )
+        components = floor_covariances(upper.component_man, components, regularization.reg_covar)
         total = xp.sum(weights[..., :, None] * components, axis=-2)
     if regularization.min_variance > 0.0:
-        obs_means = _floor_noise(model, obs_means, cross, total, regularization.min_variance, xp=xp)
+        obs_means = floor_noise_variances(
+            model.obs_man, obs_means, cross, total, regularization.min_variance
+        )
     return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
