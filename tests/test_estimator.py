@@ -234,3 +234,15 @@ def test_a_diverging_gradient_fit_keeps_its_best_parameters(
     assert est.lower_bound_ >= est.log_likelihood_[0]
     assert est.lower_bound_ == pytest.approx(max(est.log_likelihood_), rel=1e-12)
     assert HMoG.load(est.save(tmp_path / "m.npz")).lower_bound_ == est.lower_bound_
+
+
+def test_identical_starts_are_fitted_once(sample: Any) -> None:
+    # One component: every seed partitions the rows the same way, so every restart starts
+    # (and, EM being deterministic, ends) at the same point.
+    steps: list[int] = []
+    once = HMoG(1, 2, random_state=0, n_init=1).fit(sample[0])
+    many = HMoG(1, 2, random_state=0, n_init=4, callback=lambda step, _: steps.append(step))
+    many.fit(sample[0])
+    assert many.n_iter_ == once.n_iter_
+    assert len(steps) == len(once.log_likelihood_) - 1  # one restart's reports
+    np.testing.assert_array_equal(many.params_, once.params_)

@@ -239,8 +239,10 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             standardization = standardization_for(self, xs)
             zs = standardization.standardize(xs)
 
+            finished: list[tuple[Any, RunResult]] = []  # identical starts are fitted once
+
             def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
-                return run_once(hyper, model, zs, seed, callback, standardization)
+                return run_once(hyper, model, zs, seed, callback, standardization, finished)
 
         shift = standardization.log_density_shift()
         runs = [
