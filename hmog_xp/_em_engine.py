@@ -9,12 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from hmog_xp import _backend as B
-from hmog_xp.harmoniums.closed_form import (
-    ClosedFormEM,
-    NoClosedFormEMError,
-    Regularization,
-    check_closed_form_em,
-)
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, NoClosedFormEMError, check_closed_form_em
+from hmog_xp.harmoniums.stabilizers import Regularization
 
 #: No stabilisers: the exact EM step.
 EXACT = Regularization()
