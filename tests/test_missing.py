@@ -8,7 +8,11 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import hmog_xp as hx
-from hmog_xp.hmog._missing import impute_conditional_mean, observed_posteriors
+from hmog_xp.hmog._missing import (
+    expected_statistics,
+    impute_conditional_mean,
+    observed_posteriors,
+)
 from tests.helpers import assert_close, to_numpy
 
 
@@ -97,3 +101,39 @@ def test_full_noise_and_bad_shapes_are_refused(xp) -> None:
     params = diagonal.initialize_from_sample(0, data)
     with pytest.raises(hx.ValidationError, match="observed must have the shape of xs"):
         observed_posteriors(diagonal, params, data, xp.ones((10, 3), dtype=xp.bool))
+
+
+@pytest.mark.parametrize("obs_rep", [hx.Diagonal, hx.Scale])
+def test_expected_statistics_equal_the_complete_data_e_step_without_holes(xp, obs_rep) -> None:
+    rng = np.random.default_rng(5)
+    model = hx.analytic_hmog(5, obs_rep, 2, 3)
+    xs = xp.asarray(rng.normal(size=(30, 5)))
+    params = model.initialize_from_sample(0, xs)
+    observed = xp.ones(xs.shape, dtype=xp.bool)
+    means = expected_statistics(
+        model, observed_posteriors(model, params, xs, observed), xs, observed
+    )
+    assert_close(
+        means, to_numpy(model.mean_posterior_statistics(params, xs)), xp=xp, rtol=1e-9, atol=1e-10
+    )
+
+
+def test_em_with_missing_entries_never_decreases_the_observed_likelihood(xp) -> None:
+    rng = np.random.default_rng(6)
+    model = hx.analytic_hmog(6, hx.Diagonal, 2, 3)
+    centres = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    latent = centres[rng.integers(0, 3, size=200)] + 0.5 * rng.normal(size=(200, 2))
+    data = latent @ rng.normal(size=(6, 2)).T + 0.4 * rng.normal(size=(200, 6))
+    observed_np = rng.uniform(size=data.shape) > 0.2
+    observed_np[:, 0] |= ~observed_np.any(axis=1)
+    xs, observed = xp.asarray(np.where(observed_np, data, 0.0)), xp.asarray(observed_np)
+    params = model.initialize_from_sample(1, xp.asarray(data))
+    history = []
+    for _ in range(15):
+        posteriors = observed_posteriors(model, params, xs, observed)
+        history.append(float(xp.mean(posteriors.log_density())))
+        params = model.mstep(expected_statistics(model, posteriors, xs, observed))
+    history.append(float(xp.mean(observed_posteriors(model, params, xs, observed).log_density())))
+    steps = np.diff(history)
+    assert np.all(steps >= -1e-10 * np.abs(history[1:])), steps
+    assert history[-1] > history[0] + 0.05

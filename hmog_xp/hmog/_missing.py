@@ -28,7 +28,12 @@ from hmog_xp.reps import PositiveDefinite
 if TYPE_CHECKING:
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
-__all__ = ["ObservedPosteriors", "impute_conditional_mean", "observed_posteriors"]
+__all__ = [
+    "ObservedPosteriors",
+    "expected_statistics",
+    "impute_conditional_mean",
+    "observed_posteriors",
+]
 
 
 class ObservedPosteriors(NamedTuple):
@@ -40,16 +45,22 @@ class ObservedPosteriors(NamedTuple):
         ``log π_k + log N(x_O; A_O μ_k + b_O, C_k)``: their log-sum-exp is ``log p(x_O)``.
     latent_means : array, shape (N, K, d)
         ``E[y | x_O, z = k]``.
+    latent_covariances : array, shape (N, K, d, d)
+        ``Cov[y | x_O, z = k] = M_k⁻¹``.
     loadings : array, shape (p, d)
         ``A``.
     bias : array, shape (p,)
         ``b``.
+    noise : array, shape (p,)
+        The noise variances ``ψ_j``.
     """
 
     logits: Any
     latent_means: Any
+    latent_covariances: Any
     loadings: Any
     bias: Any
+    noise: Any
 
     def log_density(self) -> Any:
         """Return ``log p(x_O)`` of every row, shape (N,)."""
@@ -157,4 +168,75 @@ def observed_posteriors(
     component = xp.log(weights)[None, :] - 0.5 * (
         n_observed[:, None] * math.log(2.0 * math.pi) + logdets + quadratic
     )
-    return ObservedPosteriors(component, means[None, :, :] + solved, loadings, bias)
+    eye = xp.broadcast_to(identity, system.shape)
+    return ObservedPosteriors(
+        component,
+        means[None, :, :] + solved,
+        B.cholesky_solve(factor, eye, xp=xp),
+        loadings,
+        bias,
+        variances,
+    )
+
+
+def expected_statistics(
+    model: HierarchicalMixtureOfGaussians, posteriors: ObservedPosteriors, xs: Any, observed: Any
+) -> Any:
+    """The E-step with missing entries: mean coordinates of the expected complete-data statistics.
+
+    A missing entry contributes its conditional moments given the row's factors,
+    ``E[x_j | y] = a_jᵀ y + b_j`` and ``Var[x_j | y] = ψ_j``, averaged over
+    ``y | x_O, z`` (Ghahramani & Jordan's EM for factor analysers with missing data); an
+    observed entry contributes itself. ``model.mstep`` of the result is one EM step, which
+    never decreases the observed-data log-likelihood.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model (a complete upper mixture).
+    posteriors : ObservedPosteriors
+        :func:`observed_posteriors` of these rows under the current parameters.
+    xs : array, shape (N, p)
+        Observations.
+    observed : array of bool, shape (N, p)
+        Which entries are observed.
+
+    Returns
+    -------
+    array, shape (dim,)
+        ``(E[s_x(x)], E[x yᵀ], E[s_upper(y, z)])`` averaged over the rows.
+    """
+    xp = B.array_namespace(xs)
+    n_obs, p = xs.shape
+    loadings, bias = posteriors.loadings, posteriors.bias
+    probs = posteriors.responsibilities()  # (N, K)
+    m = posteriors.latent_means  # (N, K, d)
+    second = posteriors.latent_covariances + m[..., :, None] * m[..., None, :]  # E[yyᵀ | k]
+    latent = xp.sum(probs[:, :, None] * m, axis=1)  # E[y | x_O], (N, d)
+    latent_second = xp.sum(probs[:, :, None, None] * second, axis=1)  # E[yyᵀ | x_O], (N, d, d)
+    predicted = latent @ xp.matrix_transpose(loadings) + bias  # E[x | x_O] where missing
+    values = xp.where(observed, xs, predicted)
+    # E[x_j²] of a missing entry: a_jᵀ E[yyᵀ] a_j + 2 b_j a_jᵀ E[y] + b_j² + ψ_j.
+    spread = xp.sum((loadings @ latent_second) * loadings, axis=-1)  # a_jᵀ E[yyᵀ] a_j, (N, p)
+    missing_square = spread + 2.0 * bias * (latent @ xp.matrix_transpose(loadings))
+    missing_square = missing_square + bias * bias + posteriors.noise
+    squares = xp.where(observed, xs * xs, missing_square)
+    # E[x_j y] of a missing entry: E[yyᵀ] a_j + b_j E[y].
+    missing_cross = xp.matrix_transpose(latent_second @ xp.matrix_transpose(loadings))
+    missing_cross = missing_cross + bias[:, None] * latent[:, None, :]  # (N, p, d)
+    cross = xp.where(observed[:, :, None], xs[:, :, None] * latent[:, None, :], missing_cross)
+    observable = model.obs_man
+    rep = observable.rep
+    mean_square = xp.mean(squares, axis=0)
+    eye = xp.eye(p, dtype=xs.dtype, device=B.device_of(xs))
+    obs_second = rep.packed_to_statistic(rep.pack(mean_square * eye), p)
+    obs_means = xp.concat([xp.mean(values, axis=0), xp.reshape(obs_second, (-1,))])
+    family = model.posterior_upper.component_man
+    totals = xp.sum(probs, axis=0)  # (K,)
+    first = xp.sum(probs[:, :, None] * m, axis=0)  # (K, d)
+    moments = xp.sum(probs[:, :, None, None] * second, axis=0)  # (K, d, d)
+    weighted = xp.concat(
+        [first, family.rep.packed_to_statistic(family.rep.pack(moments), family.n)], axis=-1
+    )
+    upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
+    return model.join_coords(obs_means, xp.mean(cross, axis=0), upper)
