@@ -8,6 +8,8 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import hmog_xp as hx
+from hmog_xp.em import fit_em
+from hmog_xp.hmog._marginalized import MarginalizedHMoG
 from hmog_xp.hmog._missing import (
     expected_statistics,
     impute_conditional_mean,
@@ -137,3 +139,58 @@ def test_em_with_missing_entries_never_decreases_the_observed_likelihood(xp) -> 
     steps = np.diff(history)
     assert np.all(steps >= -1e-10 * np.abs(history[1:])), steps
     assert history[-1] > history[0] + 0.05
+
+
+def _holey_problem(xp, fraction: float = 0.2, n: int = 200):
+    rng = np.random.default_rng(6)
+    model = hx.analytic_hmog(6, hx.Diagonal, 2, 3)
+    centres = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    latent = centres[rng.integers(0, 3, size=n)] + 0.5 * rng.normal(size=(n, 2))
+    data = latent @ rng.normal(size=(6, 2)).T + 0.4 * rng.normal(size=(n, 6))
+    observed = rng.uniform(size=data.shape) > fraction
+    observed[:, 0] |= ~observed.any(axis=1)
+    params = model.initialize_from_sample(1, xp.asarray(data))
+    return model, params, data, observed
+
+
+@pytest.mark.parametrize("chunk_size", [7, 10_000])
+def test_fit_em_on_missing_entries_follows_the_reference_loop(xp, chunk_size) -> None:
+    model, params, data, observed_np = _holey_problem(xp)
+    holes = xp.asarray(np.where(observed_np, data, np.nan))
+    fit = fit_em(MarginalizedHMoG(model), params, holes, max_iter=6, tol=0.0, chunk_size=chunk_size)
+    xs, observed = xp.asarray(np.where(observed_np, data, 0.0)), xp.asarray(observed_np)
+    reference, history = params, []
+    for _ in range(6):
+        posteriors = observed_posteriors(model, reference, xs, observed)
+        history.append(float(xp.mean(posteriors.log_density())))
+        reference = model.mstep(expected_statistics(model, posteriors, xs, observed))
+    assert_close(fit.params, to_numpy(reference), xp=xp, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(fit.log_likelihoods[:-1], history, rtol=1e-10)
+
+
+def test_without_missing_entries_fit_em_is_the_complete_data_fit(xp) -> None:
+    model, params, data, _ = _holey_problem(xp)
+    xs = xp.asarray(data)
+    marginalized = fit_em(MarginalizedHMoG(model), params, xs, max_iter=5, tol=0.0)
+    complete = fit_em(model, params, xs, max_iter=5, tol=0.0)
+    assert_close(marginalized.params, to_numpy(complete.params), xp=xp, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(marginalized.log_likelihoods, complete.log_likelihoods, rtol=1e-10)
+
+
+def test_marginalized_inputs_are_checked(xp) -> None:
+    model, params, data, _ = _holey_problem(xp, n=20)
+    wrapped = MarginalizedHMoG(model)
+    row = data.copy()
+    row[3] = np.nan
+    with pytest.raises(hx.ValidationError, match="row 3 of xs has no observed entry"):
+        fit_em(wrapped, params, xp.asarray(row))
+    column = data.copy()
+    column[:, 2] = np.nan
+    with pytest.raises(hx.ValidationError, match="column 2 of xs has no observed entry"):
+        fit_em(wrapped, params, xp.asarray(column))
+    infinite = data.copy()
+    infinite[1, 1] = np.inf
+    with pytest.raises(hx.ValidationError, match="only NaN marks a missing entry"):
+        fit_em(wrapped, params, xp.asarray(infinite))
+    with pytest.raises(hx.ValidationError, match="has full noise"):
+        MarginalizedHMoG(hx.analytic_hmog(6, hx.PositiveDefinite, 2, 3))

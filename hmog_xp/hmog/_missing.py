@@ -30,9 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ObservedPosteriors",
+    "assemble_statistics",
     "expected_statistics",
     "impute_conditional_mean",
     "observed_posteriors",
+    "row_sums",
 ]
 
 
@@ -207,36 +209,89 @@ def expected_statistics(
         ``(E[s_x(x)], E[x yᵀ], E[s_upper(y, z)])`` averaged over the rows.
     """
     xp = B.array_namespace(xs)
-    n_obs, p = xs.shape
+    ones = xp.ones((xs.shape[0],), dtype=xs.dtype, device=B.device_of(xs))
+    return assemble_statistics(model, row_sums(posteriors, xs, observed, ones), xs.shape[0])
+
+
+def row_sums(
+    posteriors: ObservedPosteriors, xs: Any, observed: Any, weights: Any
+) -> tuple[Any, ...]:
+    """Weighted sums over rows of the expected complete-data statistics (any row partition).
+
+    Parameters
+    ----------
+    posteriors : ObservedPosteriors
+        :func:`observed_posteriors` of the rows.
+    xs : array, shape (m, p)
+        Observations.
+    observed : array of bool, shape (m, p)
+        Which entries are observed.
+    weights : array, shape (m,)
+        Row weights (1 for real rows, 0 for padding).
+
+    Returns
+    -------
+    tuple of arrays
+        ``(Σ E[x], Σ E[x²], Σ E[x yᵀ], Σ r, Σ r E[y|k], Σ r E[yyᵀ|k])``, shapes ``(p,)``,
+        ``(p,)``, ``(p, d)``, ``(K,)``, ``(K, d)``, ``(K, d, d)``.
+    """
+    xp = B.array_namespace(xs)
     loadings, bias = posteriors.loadings, posteriors.bias
-    probs = posteriors.responsibilities()  # (N, K)
-    m = posteriors.latent_means  # (N, K, d)
+    probs = posteriors.responsibilities() * weights[:, None]  # (m, K)
+    m = posteriors.latent_means  # (m, K, d)
     second = posteriors.latent_covariances + m[..., :, None] * m[..., None, :]  # E[yyᵀ | k]
-    latent = xp.sum(probs[:, :, None] * m, axis=1)  # E[y | x_O], (N, d)
-    latent_second = xp.sum(probs[:, :, None, None] * second, axis=1)  # E[yyᵀ | x_O], (N, d, d)
-    predicted = latent @ xp.matrix_transpose(loadings) + bias  # E[x | x_O] where missing
-    values = xp.where(observed, xs, predicted)
+    latent = xp.sum(probs[:, :, None] * m, axis=1)  # w E[y | x_O], (m, d)
+    latent_second = xp.sum(probs[:, :, None, None] * second, axis=1)  # w E[yyᵀ | x_O]
+    predicted = latent @ xp.matrix_transpose(loadings) + weights[:, None] * bias
+    values = xp.where(observed, weights[:, None] * xs, predicted)
     # E[x_j²] of a missing entry: a_jᵀ E[yyᵀ] a_j + 2 b_j a_jᵀ E[y] + b_j² + ψ_j.
-    spread = xp.sum((loadings @ latent_second) * loadings, axis=-1)  # a_jᵀ E[yyᵀ] a_j, (N, p)
+    spread = xp.sum((loadings @ latent_second) * loadings, axis=-1)  # (m, p)
     missing_square = spread + 2.0 * bias * (latent @ xp.matrix_transpose(loadings))
-    missing_square = missing_square + bias * bias + posteriors.noise
-    squares = xp.where(observed, xs * xs, missing_square)
+    missing_square = missing_square + weights[:, None] * (bias * bias + posteriors.noise)
+    squares = xp.where(observed, weights[:, None] * xs * xs, missing_square)
     # E[x_j y] of a missing entry: E[yyᵀ] a_j + b_j E[y].
     missing_cross = xp.matrix_transpose(latent_second @ xp.matrix_transpose(loadings))
-    missing_cross = missing_cross + bias[:, None] * latent[:, None, :]  # (N, p, d)
+    missing_cross = missing_cross + bias[:, None] * latent[:, None, :]  # (m, p, d)
     cross = xp.where(observed[:, :, None], xs[:, :, None] * latent[:, None, :], missing_cross)
+    return (
+        xp.sum(values, axis=0),
+        xp.sum(squares, axis=0),
+        xp.sum(cross, axis=0),
+        xp.sum(probs, axis=0),
+        xp.sum(probs[:, :, None] * m, axis=0),
+        xp.sum(probs[:, :, None, None] * second, axis=0),
+    )
+
+
+def assemble_statistics(
+    model: HierarchicalMixtureOfGaussians, sums: tuple[Any, ...], n_obs: int
+) -> Any:
+    """Mean coordinates from the totals of :func:`row_sums` over ``n_obs`` rows.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    sums : tuple of arrays
+        The first six totals of :func:`row_sums`.
+    n_obs : int
+        Number of rows.
+
+    Returns
+    -------
+    array, shape (dim,)
+        The expected complete-data statistics, averaged.
+    """
+    values, squares, cross, totals, first, moments = sums[:6]
+    xp = B.array_namespace(values)
     observable = model.obs_man
-    rep = observable.rep
-    mean_square = xp.mean(squares, axis=0)
-    eye = xp.eye(p, dtype=xs.dtype, device=B.device_of(xs))
-    obs_second = rep.packed_to_statistic(rep.pack(mean_square * eye), p)
-    obs_means = xp.concat([xp.mean(values, axis=0), xp.reshape(obs_second, (-1,))])
+    rep, p = observable.rep, observable.n
+    eye = xp.eye(p, dtype=values.dtype, device=B.device_of(values))
+    obs_second = rep.packed_to_statistic(rep.pack((squares / n_obs) * eye), p)
+    obs_means = xp.concat([values / n_obs, xp.reshape(obs_second, (-1,))])
     family = model.posterior_upper.component_man
-    totals = xp.sum(probs, axis=0)  # (K,)
-    first = xp.sum(probs[:, :, None] * m, axis=0)  # (K, d)
-    moments = xp.sum(probs[:, :, None, None] * second, axis=0)  # (K, d, d)
     weighted = xp.concat(
         [first, family.rep.packed_to_statistic(family.rep.pack(moments), family.n)], axis=-1
     )
     upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
-    return model.join_coords(obs_means, xp.mean(cross, axis=0), upper)
+    return model.join_coords(obs_means, cross / n_obs, upper)

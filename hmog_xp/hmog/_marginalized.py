@@ -1,0 +1,232 @@
+"""An HMoG fitted to data with missing entries, through the shared EM engine.
+
+:class:`MarginalizedHMoG` wraps an analytic HMoG (diagonal or isotropic noise) and reads NaN
+entries as missing at random. It is a :class:`~hmog_xp.harmoniums.closed_form.ClosedFormEM`
+whose chunk sums are the expected complete-data statistics of :mod:`._missing` plus
+``Σ log p(x_O)``, so :func:`hmog_xp.fit_em` (chunked, compiled on JAX, SQUAREM) runs EM on the
+observed entries exactly, and its parameters are those of the wrapped model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from hmog_xp import _backend as B
+from hmog_xp._errors import ValidationError
+from hmog_xp.harmoniums.closed_form import ClosedFormEM, check_closed_form_em
+from hmog_xp.harmoniums.stabilizers import Regularization
+from hmog_xp.hmog._missing import assemble_statistics, observed_posteriors, row_sums
+from hmog_xp.reps import PositiveDefinite
+
+__all__ = ["MarginalizedHMoG"]
+
+
+@dataclass(frozen=True)
+class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
+    """``model`` with NaN entries of the data marginalised exactly (missing at random).
+
+    Parameters
+    ----------
+    model : AnalyticHMoG
+        The model (diagonal or isotropic noise; a complete upper mixture).
+    """
+
+    model: Any
+
+    def __post_init__(self) -> None:
+        check_closed_form_em(self.model)
+        if self.model.lower_harmonium.obs_rep == PositiveDefinite():
+            msg = (
+                "marginalising missing entries needs diagonal or isotropic noise; "
+                f"{self.model!r} has full noise"
+            )
+            raise ValidationError(msg)
+
+    # -- the model's coordinates -------------------------------------------------------------
+
+    @property
+    def obs_man(self) -> Any:
+        """The wrapped model's observable family."""
+        return self.model.obs_man
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the natural parameters (the wrapped model's)."""
+        return int(self.model.dim)
+
+    def log_partition_function(self, params: Any) -> Any:
+        """Return the wrapped model's ``ψ(θ)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        array, shape ()
+            The log-partition function.
+        """
+        return self.model.log_partition_function(params)
+
+    def _check_params(self, params: Any, name: str = "params") -> ModuleType:
+        return self.model._check_params(params, name)
+
+    def _check_sample(self, xs: Any, params: Any = None) -> ModuleType:
+        xp = B.array_namespace(xs) if params is None else B.array_namespace(xs, params)
+        p = self.model.data_dim
+        if xs.ndim != 2 or xs.shape[0] == 0 or xs.shape[1] != p:
+            msg = f"xs must have shape (N, {p}) with N >= 1; got {tuple(xs.shape)}"
+            raise ValidationError(msg)
+        if bool(xp.any(xp.isinf(xs))):
+            msg = "xs has infinite entries (only NaN marks a missing entry)"
+            raise ValidationError(msg)
+        observed = xp.logical_not(xp.isnan(xs))
+        empty_rows = xp.logical_not(xp.any(observed, axis=1))
+        if bool(xp.any(empty_rows)):
+            row = int(xp.argmax(xp.astype(empty_rows, xp.int32)))
+            msg = f"row {row} of xs has no observed entry (every entry is NaN)"
+            raise ValidationError(msg)
+        empty_columns = xp.logical_not(xp.any(observed, axis=0))
+        if bool(xp.any(empty_columns)):
+            column = int(xp.argmax(xp.astype(empty_columns, xp.int32)))
+            msg = f"column {column} of xs has no observed entry (every entry is NaN)"
+            raise ValidationError(msg)
+        return xp
+
+    # -- the E-step --------------------------------------------------------------------------
+
+    def estep_observable_statistics(self, xs: Any, chunk_size: int) -> Any:
+        """Zeros: the observable statistics depend on the parameters and are chunk sums here.
+
+        Parameters
+        ----------
+        xs : array, shape (N, p)
+            Observations (NaN: missing).
+        chunk_size : int
+            Rows per chunk (unused).
+
+        Returns
+        -------
+        array, shape (obs_man.dim,)
+            Zeros in the accumulation dtype.
+        """
+        xp = B.array_namespace(xs)
+        wide = B.accumulation_dtype(xp, xs.dtype)
+        return xp.zeros((self.obs_man.dim,), dtype=wide, device=B.device_of(xs))
+
+    def estep_sums(self, params: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        """Return the chunk sums: expected complete-data statistics and ``Σ log p(x_O)``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        callable
+            ``sums(chunk, weights)`` (see :func:`hmog_xp.hmog._missing.row_sums`), the last
+            entry ``Σ weight · log p(x_O)``.
+        """
+        model = self.model
+
+        def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
+            xp = B.array_namespace(chunk)
+            observed = xp.logical_not(xp.isnan(chunk))
+            filled = xp.where(observed, chunk, xp.zeros_like(chunk))
+            posteriors = observed_posteriors(model, params, filled, observed)
+            return (
+                *row_sums(posteriors, filled, observed, weights),
+                weights @ posteriors.log_density(),
+            )
+
+        return _sums
+
+    def estep_assemble(
+        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+    ) -> tuple[Any, Any]:
+        """Expected complete-data statistics and the observed-data log-likelihood.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            Unused (zeros).
+        sums : tuple of arrays
+            Totals of :meth:`estep_sums`.
+        n_obs : int
+            Number of rows.
+
+        Returns
+        -------
+        means : array, shape (dim,)
+            Mean coordinates for the M-step.
+        log_likelihood : array, shape ()
+            Average ``log p(x_O)``.
+        """
+        return assemble_statistics(self.model, sums, n_obs), sums[-1] / n_obs
+
+    def estep_row_bytes(self) -> int:
+        """Working bytes per row: ``8 (2 p d + 3 K d² + 4 p)``.
+
+        Returns
+        -------
+        int
+            Bytes.
+        """
+        p, d = self.model.int_shape
+        return 8 * (2 * p * d + 3 * self.model.n_components * d * d + 4 * p)
+
+    # -- the M-step: the wrapped model's ------------------------------------------------------
+
+    def to_natural(self, means: Any) -> Any:
+        """The wrapped model's ``to_natural``.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        return self.model.to_natural(means)
+
+    def mstep_regularize(self, means: Any, regularization: Regularization) -> Any:
+        """The wrapped model's stabilisers.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+        regularization : Regularization
+            The stabilisers.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Regularised mean coordinates.
+        """
+        return self.model.mstep_regularize(means, regularization)
+
+    def mstep_frame(self, means: Any) -> Any:
+        """The wrapped model's canonical frame (whitened latent prior).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Mean coordinates in that frame.
+        """
+        return self.model.mstep_frame(means)
