@@ -101,25 +101,9 @@ def m_step(model: ClosedFormEM, means: Any, regularization: Regularization | Non
     return model.mstep(means, as_regularization(regularization))
 
 
-def check_em_model(model: object) -> ClosedFormEM:
-    """Return ``model`` if it has closed-form EM, else raise a :class:`NoClosedFormEMError`.
-
-    Parameters
-    ----------
-    model : object
-        The model.
-
-    Returns
-    -------
-    ClosedFormEM
-        ``model``.
-
-    Raises
-    ------
-    NoClosedFormEMError
-        A ``TypeError`` (and ``ValidationError``) naming the models that have EM.
-    """
-    return check_closed_form_em(model)
+#: Return the model if it has closed-form EM, else raise a ``NoClosedFormEMError`` naming
+#: the models that have it (:func:`~hmog_xp.harmoniums.closed_form.check_closed_form_em`).
+check_em_model = check_closed_form_em
 
 
 def default_chunk_size(model: ClosedFormEM, n_obs: int) -> int:

@@ -240,9 +240,8 @@ def fit_em(
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
         obs_statistics = compiled_statistics(model, xs, size)
-        space = _ACCELERATIONS[accelerate]
-        if space is not None:
-            return run_squarem(
+        if _ACCELERATIONS[accelerate] is not None:
+            return iterate_em(
                 lambda theta: compiled_expectation(model, theta, xs, obs_statistics, size, wide),
                 lambda means: xp.astype(
                     compiled_m_step(model, means, regularization), params.dtype, copy=False
@@ -252,8 +251,9 @@ def fit_em(
                 tol=tol,
                 callback=callback,
                 eps=float(xp.finfo(xs.dtype).eps),
-                space=space,
+                accelerate=accelerate,
             )
+        # Plain EM: the E-step and the M-step in one compiled function.
         return run_em(
             lambda theta: compiled_step(model, theta, xs, obs_statistics, size, regularization),
             lambda theta: compiled_expectation(model, theta, xs, obs_statistics, size, wide)[1],

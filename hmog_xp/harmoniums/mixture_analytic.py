@@ -10,7 +10,11 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.closed_form import ClosedFormEM, harmonium_log_likelihood
 from hmog_xp.harmoniums.mixture import Mixture
-from hmog_xp.harmoniums.stabilizers import Regularization, floor_covariances
+from hmog_xp.harmoniums.stabilizers import (
+    Regularization,
+    add_pseudo_weight,
+    floor_covariances,
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -187,13 +191,8 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
         """
         if regularization.is_exact:
             return means
-        xp = B.array_namespace(means)
         weighted, weights = self.split_weighted_mean_mixture(means)
-        total = xp.sum(weighted, axis=-2)
-        pseudo = regularization.min_weight
-        scale = 1.0 + self.n_components * pseudo
-        weights = (weights + pseudo) / scale
-        components = (weighted + pseudo * total) / scale / weights[:, None]
+        components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
         floor = max(regularization.reg_covar, regularization.min_variance)
         if floor > 0.0:
             components = floor_covariances(self.component_man, components, floor)

@@ -19,6 +19,7 @@ from hmog_xp.reps import PositiveDefinite
 
 __all__ = [
     "Regularization",
+    "add_pseudo_weight",
     "eigenvalue_floor_shift",
     "floor_covariances",
     "floor_noise_variances",
@@ -174,3 +175,32 @@ def floor_noise_variances(
         shift = xp.maximum(floor - noise, xp.zeros_like(noise))
         lifted = rep.add_diagonal(obs_covariance, shift, p)
     return observable.join_mean_covariance(obs_mean, lifted)
+
+
+def add_pseudo_weight(weighted: Any, weights: Any, pseudo: float) -> tuple[Any, Any]:
+    """Mix a pseudo-weight of the pooled moments into every mixture component.
+
+    ``π_k ← (π_k + ε) / (1 + Kε)`` and ``π_k η_k ← (π_k η_k + ε η_total) / (1 + Kε)``: an
+    emptied component falls back to the pooled moments ``η_total = Σ_k π_k η_k`` (unchanged).
+
+    Parameters
+    ----------
+    weighted : array, shape (..., K, dim)
+        ``π_k η_k``.
+    weights : array, shape (..., K)
+        ``π_k``.
+    pseudo : float
+        ``ε``.
+
+    Returns
+    -------
+    components : array, shape (..., K, dim)
+        The new component mean coordinates ``η_k``.
+    weights : array, shape (..., K)
+        The new weights.
+    """
+    xp = B.array_namespace(weighted, weights)
+    total = xp.sum(weighted, axis=-2, keepdims=True)
+    scale = 1.0 + weights.shape[-1] * pseudo
+    new_weights = (weights + pseudo) / scale
+    return (weighted + pseudo * total) / scale / new_weights[..., :, None], new_weights

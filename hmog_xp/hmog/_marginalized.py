@@ -18,7 +18,12 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.closed_form import ClosedFormEM, check_closed_form_em
 from hmog_xp.harmoniums.stabilizers import Regularization
-from hmog_xp.hmog._missing import assemble_statistics, observed_posteriors, row_sums
+from hmog_xp.hmog._missing import (
+    assemble_statistics,
+    component_terms,
+    observed_posteriors,
+    row_sums,
+)
 from hmog_xp.reps import PositiveDefinite
 
 __all__ = ["MarginalizedHMoG"]
@@ -133,12 +138,13 @@ class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
             entry ``Σ weight · log p(x_O)``.
         """
         model = self.model
+        terms = component_terms(model, params)  # row-independent: once, not per chunk
 
         def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
             xp = B.array_namespace(chunk)
             observed = xp.logical_not(xp.isnan(chunk))
             filled = xp.where(observed, chunk, xp.zeros_like(chunk))
-            posteriors = observed_posteriors(model, params, filled, observed)
+            posteriors = observed_posteriors(model, params, filled, observed, terms)
             return (
                 *row_sums(posteriors, filled, observed, weights),
                 weights @ posteriors.log_density(),

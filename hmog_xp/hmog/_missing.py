@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
 __all__ = [
+    "ComponentTerms",
     "ObservedPosteriors",
     "assemble_statistics",
+    "component_terms",
     "expected_statistics",
     "impute_conditional_mean",
     "observed_posteriors",
@@ -97,8 +99,80 @@ def impute_conditional_mean(posteriors: ObservedPosteriors, xs: Any, observed: A
     return xp.where(observed, xs, predicted)
 
 
+class ComponentTerms(NamedTuple):
+    """The row-independent part of :func:`observed_posteriors` (one per parameter vector).
+
+    Attributes
+    ----------
+    weights : array, shape (K,)
+        ``π_k``.
+    means : array, shape (K, d)
+        ``μ_k``.
+    inverse_covariances : array, shape (K, d, d)
+        ``Σ_k⁻¹``.
+    covariance_logdets : array, shape (K,)
+        ``log |Σ_k|``.
+    loadings : array, shape (p, d)
+        ``A``.
+    bias : array, shape (p,)
+        ``b``.
+    noise : array, shape (p,)
+        The noise variances ``ψ_j``.
+    """
+
+    weights: Any
+    means: Any
+    inverse_covariances: Any
+    covariance_logdets: Any
+    loadings: Any
+    bias: Any
+    noise: Any
+
+
+def component_terms(model: HierarchicalMixtureOfGaussians, params: Any) -> ComponentTerms:
+    """The generative parameters and the component factorisations, computed once.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model (diagonal or isotropic noise).
+    params : array, shape (dim,)
+        Natural parameters.
+
+    Returns
+    -------
+    ComponentTerms
+        What every row chunk reuses.
+
+    Raises
+    ------
+    ValidationError
+        For full noise.
+    """
+    if model.lower_harmonium.obs_rep == PositiveDefinite():
+        msg = (
+            "marginalising missing entries needs diagonal or isotropic noise; the model has "
+            "full noise (PositiveDefinite)"
+        )
+        raise ValidationError(msg)
+    xp = B.array_namespace(params)
+    weights, means, covariances, loadings, bias, noise = model.to_generative(params)
+    p = loadings.shape[0]
+    factor = B.cholesky(covariances, xp=xp)  # (K, d, d)
+    identity = xp.eye(covariances.shape[-1], dtype=params.dtype, device=B.device_of(params))
+    inverse = B.cholesky_solve(factor, xp.broadcast_to(identity, covariances.shape), xp=xp)
+    variances = xp.broadcast_to(xp.reshape(noise, (-1,)), (p,))
+    return ComponentTerms(
+        weights, means, inverse, B.cholesky_logdet(factor, xp=xp), loadings, bias, variances
+    )
+
+
 def observed_posteriors(
-    model: HierarchicalMixtureOfGaussians, params: Any, xs: Any, observed: Any
+    model: HierarchicalMixtureOfGaussians,
+    params: Any,
+    xs: Any,
+    observed: Any,
+    terms: ComponentTerms | None = None,
 ) -> ObservedPosteriors:
     """Component terms and latent posterior means of every row given its observed entries.
 
@@ -112,6 +186,9 @@ def observed_posteriors(
         Observations; entries where ``observed`` is False are ignored (any finite value).
     observed : array of bool, shape (N, p)
         Which entries are observed.
+    terms : ComponentTerms, optional
+        :func:`component_terms` of ``params`` (computed here if not given; chunked callers
+        compute them once).
 
     Returns
     -------
@@ -125,19 +202,12 @@ def observed_posteriors(
         For full noise (not supported) or mismatched shapes.
     """
     xp = B.array_namespace(params, xs)
-    if model.lower_harmonium.obs_rep == PositiveDefinite():
-        msg = (
-            "marginalising missing entries needs diagonal or isotropic noise; the model has "
-            "full noise (PositiveDefinite)"
-        )
-        raise ValidationError(msg)
     if tuple(observed.shape) != tuple(xs.shape):
         msg = f"observed must have the shape of xs {tuple(xs.shape)}; got {tuple(observed.shape)}"
         raise ValidationError(msg)
-    weights, means, covariances, loadings, bias, noise = model.to_generative(params)
-    p = xs.shape[-1]
+    terms = component_terms(model, params) if terms is None else terms
+    weights, means, inverse_covariances, cov_logdets, loadings, bias, variances = terms
     dtype = xs.dtype
-    variances = xp.broadcast_to(xp.reshape(noise, (-1,)), (p,))
     mask = xp.astype(observed, dtype)
     precision = mask / variances  # ω, shape (N, p): 0 where missing
     residual = xp.where(observed, xs - bias, xp.zeros_like(xs))
@@ -146,11 +216,6 @@ def observed_posteriors(
     energy = xp.sum(precision * residual * residual, axis=-1)  # q, (N,)
     noise_logdet = mask @ xp.log(variances)  # Σ_O log ψ_j, (N,)
     n_observed = xp.sum(mask, axis=-1)
-    cov_factor = B.cholesky(covariances, xp=xp)  # (K, d, d)
-    identity = xp.eye(covariances.shape[-1], dtype=dtype, device=B.device_of(xs))
-    inverse_covariances = B.cholesky_solve(
-        cov_factor, xp.broadcast_to(identity, covariances.shape), xp=xp
-    )
     system = inverse_covariances[None, :, :, :] + gram[:, None, :, :]  # M_k, (N, K, d, d)
     factor = B.cholesky(system, xp=xp)
     g_mu = (gram[:, None, :, :] @ means[None, :, :, None])[..., 0]  # G μ_k, (N, K, d)
@@ -162,14 +227,11 @@ def observed_posteriors(
         + xp.sum(means[None, :, :] * g_mu, axis=-1)
         - xp.sum(u * solved, axis=-1)
     )  # (N, K)
-    logdets = (
-        noise_logdet[:, None]
-        + B.cholesky_logdet(cov_factor, xp=xp)[None, :]
-        + B.cholesky_logdet(factor, xp=xp)
-    )
+    logdets = noise_logdet[:, None] + cov_logdets[None, :] + B.cholesky_logdet(factor, xp=xp)
     component = xp.log(weights)[None, :] - 0.5 * (
         n_observed[:, None] * math.log(2.0 * math.pi) + logdets + quadratic
     )
+    identity = xp.eye(means.shape[-1], dtype=dtype, device=B.device_of(xs))
     eye = xp.broadcast_to(identity, system.shape)
     return ObservedPosteriors(
         component,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from hmog_xp import _backend as B
 from hmog_xp.harmoniums.stabilizers import (
     Regularization,
+    add_pseudo_weight,
     floor_covariances,
     floor_noise_variances,
 )
@@ -70,12 +71,8 @@ def regularize_means(
     obs_means, cross, upper_means = model.split_coords(means)
     upper = model.posterior_upper
     weighted, weights = upper.split_weighted_mean_mixture(upper_means)
-    total = xp.sum(weighted, axis=-2)
-    pseudo = regularization.min_weight
-    scale = 1.0 + model.n_components * pseudo
-    weights = (weights + pseudo) / scale
-    weighted = (weighted + pseudo * total) / scale
-    components = weighted / weights[..., :, None]
+    total = xp.sum(weighted, axis=-2)  # the pooled moments: a pseudo-weight keeps them
+    components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
     if regularization.reg_covar > 0.0:
         components = floor_covariances(upper.component_man, components, regularization.reg_covar)
         total = xp.sum(weights[..., :, None] * components, axis=-2)
