@@ -222,7 +222,8 @@ def test_missing_file_and_directory(
     [
         ("a,b\n1,2\n3,x\n", ("line 3, column 2", "'x' is not a number")),
         ("1,2\n3,4,5\n", ("line 2", "3 columns", "has 2")),
-        ("a,b\n1,2\n3,4\n5,nan\n7,inf\n", ("line 4 (row index 2)", "nan")),
+        ("a,b\n1,2\n3,4\n5,nan\n", ("line 4 (row index 2), column 2", "--missing marginalize")),
+        ("a,b\n1,2\n5,nan\n7,inf\n", ("line 4 (row index 2), column 2", "inf", "infinite")),
         ("a,b\n", ("no data rows",)),
         ("", ("no data rows",)),
     ],

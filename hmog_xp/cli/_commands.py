@@ -20,7 +20,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from hmog_xp import _backend as B
-from hmog_xp.cli._io import format_table, read_labels, read_table, to_numpy, write_text
+from hmog_xp.cli._holes import check_columns_observed
+from hmog_xp.cli._io import format_table, load_table, read_labels, to_numpy, write_text
 from hmog_xp.cli._metrics import adjusted_rand_index, normalized_mutual_information
 from hmog_xp.cli._outputs import check_outputs, model_path
 from hmog_xp.cli._plots import FigureData, write_figure
@@ -120,16 +121,23 @@ def _check_sizes(table: np.ndarray, n_components: int, n_factors: int) -> None:
         raise ValueError(msg)
 
 
+def _missing_option(args: argparse.Namespace) -> dict[str, Any]:
+    missing = getattr(args, "missing", "error")
+    return {} if missing == "error" else {"missing": missing}  # TEMPORARY until HMoG has it
+
+
 def fit_model(table: np.ndarray, args: argparse.Namespace, *, label: str) -> FitResult:
     """Fit an HMoG to a data table with the settings in ``args``, drawing a progress bar.
 
     Parameters
     ----------
     table : numpy.ndarray, shape (N, p)
-        Finite observations.
+        Observations: finite, or NaN where a value is missing (with ``missing``
+        ``'marginalize'``).
     args : argparse.Namespace
         ``components``, ``factors``, ``noise``, ``variant``, ``max_iter``, ``tol``,
-        ``n_init``, ``reg_covar``, ``seed``, ``backend``, ``quiet``.
+        ``n_init``, ``reg_covar``, ``seed``, ``backend``, ``quiet`` and optionally
+        ``missing`` (``'error'`` when absent).
     label : str
         Text in front of the progress bar.
 
@@ -156,6 +164,7 @@ def fit_model(table: np.ndarray, args: argparse.Namespace, *, label: str) -> Fit
         backend=name,
         random_state=args.seed,
         callback=bar,
+        **_missing_option(args),
     )
     start = time.perf_counter()
     try:
@@ -175,12 +184,19 @@ def _summary(rows: list[tuple[str, str]], stream: TextIO) -> None:
         stream.write(f"  {key:<{width}}  {value}\n")
 
 
-def _model_rows(result: FitResult, log_likelihood: float, bic: float) -> list[tuple[str, str]]:
+def _model_rows(
+    result: FitResult, log_likelihood: float, bic: float, n_missing: int = 0
+) -> list[tuple[str, str]]:
     est = result.estimator
     n, p = (int(s) for s in result.data.shape)
     converged = "yes" if est.converged_ else f"no (max_iter {est.max_iter} reached)"
+    holes = (
+        f", {n_missing} missing values ({n_missing / (n * p):.1%}, marginalized)"
+        if n_missing
+        else ""
+    )
     return [
-        ("data", f"N = {n} observations, p = {p} features"),
+        ("data", f"N = {n} observations, p = {p} features{holes}"),
         (
             "model",
             f"K = {est.n_components} components, d = {est.n_factors} factors, "
@@ -309,8 +325,8 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        ``data`` and the model, output (``out``, ``labels``, ``plot``, ``image_shape``) and
-        ``true_labels`` options.
+        ``data``, ``missing`` and the model, output (``out``, ``labels``, ``plot``,
+        ``image_shape``) and ``true_labels`` options.
     stream : text stream, optional
         Where the summary goes (``sys.stdout`` when None).
 
@@ -330,7 +346,10 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         figures=("--plot",),
     )
     start = time.perf_counter()
-    table = read_table(args.data)
+    loaded = load_table(args.data, allow_missing=args.missing == "marginalize")
+    if loaded.n_missing:
+        check_columns_observed(loaded.values, loaded.path, loaded.header)
+    table = loaded.values
     true = None if args.true_labels is None else read_labels(args.true_labels, table.shape[0])
     image_shape = _image_shape(args.image_shape, table.shape[1])
     read_seconds = time.perf_counter() - start
@@ -340,7 +359,7 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     predicted = to_numpy(est.predict(result.data)).astype(np.int64)
     log_likelihood, bic = float(est.score(result.data)), float(est.bic(result.data))
     eval_seconds = time.perf_counter() - start
-    rows = _model_rows(result, log_likelihood, bic)
+    rows = _model_rows(result, log_likelihood, bic, loaded.n_missing)
     if true is not None:
         ari = adjusted_rand_index(true, predicted)
         nmi = normalized_mutual_information(true, predicted)

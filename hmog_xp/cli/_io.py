@@ -3,7 +3,8 @@
 Everything here works on NumPy arrays on the host; ``to_numpy`` (from the backend layer)
 brings any backend's array back. Problems with a user's file raise :class:`ValueError` or
 :class:`OSError` with a message that names the file and the first bad row; the command turns
-them into one ``hmog-xp: error:`` line.
+them into one ``hmog-xp: error:`` line. Empty, ``NA`` and ``NaN`` cells are missing values
+(NaN in the table), accepted only when the caller allows them (:mod:`hmog_xp.cli._holes`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,52 @@ import csv
 import io
 import pathlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from hmog_xp._backend.transfer import to_numpy
 from hmog_xp._files import atomic_write
+from hmog_xp.cli._holes import check_values, is_missing
 
-__all__ = ["format_table", "read_labels", "read_table", "to_numpy", "write_text"]
+__all__ = [
+    "Table",
+    "format_exact",
+    "format_table",
+    "load_table",
+    "read_labels",
+    "read_table",
+    "to_numpy",
+    "write_npy",
+    "write_text",
+]
+
+
+@dataclass(frozen=True)
+class Table:  # numpydoc ignore=PR02
+    """Hold a numeric table read from a file, with what is needed to write it back.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N, p)
+        The observations, ``float64``, NaN where a value is missing.
+    header : list of str, optional
+        The column names of the header line (CSV); None when there is none.
+    lines : numpy.ndarray of int, shape (N,), optional
+        The 1-based file line of each row (CSV); None for a ``.npy`` array.
+    path : pathlib.Path
+        The file.
+    """
+
+    values: np.ndarray
+    header: list[str] | None
+    lines: np.ndarray | None
+    path: pathlib.Path
+
+    @property
+    def n_missing(self) -> int:
+        """The number of missing values (NaN entries) in the table."""
+        return int(np.isnan(self.values).sum())
 
 
 def _is_number(field: str) -> bool:
@@ -27,6 +67,16 @@ def _is_number(field: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_cell(field: str) -> bool:
+    """Whether a field can be a data cell: a number or a missing-value marker."""
+    return is_missing(field) or _is_number(field)
+
+
+def _is_blank(row: list[str]) -> bool:
+    """Whether a parsed CSV row is a blank line (no field, or one empty field)."""
+    return len(row) <= 1 and not any(row)
 
 
 def _read_text(path: pathlib.Path) -> str:
@@ -59,8 +109,10 @@ def _load_npy(path: pathlib.Path) -> np.ndarray:
     return array
 
 
-def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray, list[str] | None] | None:
     """Parse a clean numeric CSV with NumPy's reader; None when anything is unusual.
+
+    Returns the table, the 1-based line of each row, and the header's fields (or None).
 
     The slow path (:func:`_table_from_rows`) then parses the file field by field and says
     where the problem is.
@@ -70,10 +122,11 @@ def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     if first is None:
         return None
     try:
-        header = not all(_is_number(field) for field in next(csv.reader([text_lines[first]])))
+        fields = [field.strip() for field in next(csv.reader([text_lines[first]]))]
     except csv.Error:
         return None
-    skip = first + 1 if header else first
+    header = None if all(_is_cell(field) for field in fields) else fields
+    skip = first if header is None else first + 1
     lines = [i + 1 for i in range(skip, len(text_lines)) if text_lines[i].strip()]
     if not lines:
         return None
@@ -85,7 +138,7 @@ def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if len(lines) != table.shape[0]:
         return None
-    return np.asarray(table, dtype=np.float64), np.asarray(lines)
+    return np.asarray(table, dtype=np.float64), np.asarray(lines), header
 
 
 def _check_path(path: str | pathlib.Path) -> pathlib.Path:
@@ -99,11 +152,15 @@ def _check_path(path: str | pathlib.Path) -> pathlib.Path:
     return path
 
 
-def _table_from_rows(rows: list[list[str]], path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
-    """Parse CSV rows into a float table and the 1-based file line of every table row."""
-    numbered = [(line, row) for line, row in enumerate(rows, start=1) if any(row)]
-    if numbered and not all(_is_number(field) for field in numbered[0][1]):
-        numbered = numbered[1:]  # a header row: some field of the first line is not a number
+def _table_from_rows(
+    rows: list[list[str]], path: pathlib.Path
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Parse CSV rows into a float table (NaN for missing cells), row lines and the header."""
+    numbered = [(line, row) for line, row in enumerate(rows, start=1) if not _is_blank(row)]
+    header = None
+    if numbered and not all(_is_cell(field) for field in numbered[0][1]):
+        header = numbered[0][1]  # a header row: some field of the first line is not a number
+        numbered = numbered[1:]
     if not numbered:
         msg = f"{path} holds no data rows"
         raise ValueError(msg)
@@ -116,37 +173,85 @@ def _table_from_rows(rows: list[list[str]], path: pathlib.Path) -> tuple[np.ndar
             )
             raise ValueError(msg)
         for column, field in enumerate(row, start=1):
+            if is_missing(field):
+                table[index, column - 1] = np.nan
+                continue
             try:
                 table[index, column - 1] = float(field)
             except ValueError:
                 msg = f"{path}, line {line}, column {column}: {field!r} is not a number"
                 raise ValueError(msg) from None
-    return table, np.asarray([line for line, _ in numbered])
+    return table, np.asarray([line for line, _ in numbered]), header
 
 
-def _check_finite(table: np.ndarray, path: pathlib.Path, lines: np.ndarray | None) -> None:
-    finite = np.isfinite(table).all(axis=1)
-    if finite.all():
-        return
-    first = int(np.flatnonzero(~finite)[0])
-    where = f"line {int(lines[first])} (row index {first})" if lines is not None else ""
-    where = where or f"row index {first}"
-    values = ", ".join(str(v) for v in table[first][~np.isfinite(table[first])][:3])
-    msg = (
-        f"{path}, {where}: non-finite value(s) {values}; remove or impute rows with NaN or infinity"
-    )
-    raise ValueError(msg)
+def _read_npy_table(path: pathlib.Path) -> np.ndarray:
+    array = _load_npy(path)
+    if array.ndim != 2:
+        msg = f"{path} holds an array of shape {array.shape}; expected 2-D (N rows, p columns)"
+        raise ValueError(msg)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        msg = f"{path} holds {array.dtype} values; expected numbers"
+        raise ValueError(msg)
+    if np.iscomplexobj(array):
+        msg = f"{path} holds complex values; expected real numbers"
+        raise ValueError(msg)
+    table = np.asarray(array, dtype=np.float64)
+    if table.shape[0] == 0 or table.shape[1] == 0:
+        msg = f"{path} holds an empty array of shape {table.shape}"
+        raise ValueError(msg)
+    return table
 
 
-def read_table(path: str | pathlib.Path) -> np.ndarray:
+def load_table(path: str | pathlib.Path, *, allow_missing: bool = False) -> Table:
+    """Read a numeric data table, with its header, from a ``.npy`` or a CSV file.
+
+    Parameters
+    ----------
+    path : str or path
+        A ``.npy`` file holding a 2-D numeric array (NaN for missing values), or a CSV file
+        (any other name): numbers separated by commas, one observation per line, an optional
+        header line (detected: a first line with a field that is neither a number nor a
+        missing value), blank lines ignored. Empty cells and ``NA`` / ``NaN`` (any case) are
+        missing values.
+    allow_missing : bool, default False
+        Whether missing values are accepted (as NaN) or refused.
+
+    Returns
+    -------
+    Table
+        The observations (``float64``, shape ``(N, p)``), the header and the row lines.
+
+    Raises
+    ------
+    OSError
+        If the file is missing or unreadable.
+    ValueError
+        If the content is not a 2-D numeric table, holds an infinite value, a missing value
+        without ``allow_missing``, or a row with no observed value; the message names the
+        file and the first bad line (CSV) or row (``.npy``) and column.
+    """
+    path = _check_path(path)
+    if path.suffix.lower() == ".npy":
+        values, lines, header = _read_npy_table(path), None, None
+    else:
+        text = _read_text(path)
+        parsed = _fast_table(text)
+        if parsed is None:
+            parsed = _table_from_rows(_parse_rows(text, path), path)
+        values, lines, header = parsed
+    check_values(values, path, lines, allow_missing=allow_missing)
+    return Table(values, header, lines, path)
+
+
+def read_table(path: str | pathlib.Path, *, allow_missing: bool = False) -> np.ndarray:
     """Read a numeric data table from a ``.npy`` file or a comma-separated text file.
 
     Parameters
     ----------
     path : str or path
-        A ``.npy`` file holding a 2-D numeric array, or a CSV file (any other name): numbers
-        separated by commas, one observation per line, an optional header line (detected:
-        a first line with any non-numeric field), blank lines ignored.
+        A ``.npy`` file or a CSV file, as for :func:`load_table`.
+    allow_missing : bool, default False
+        Whether missing values (empty, ``NA``, ``NaN``) are accepted (as NaN) or refused.
 
     Returns
     -------
@@ -158,32 +263,9 @@ def read_table(path: str | pathlib.Path) -> np.ndarray:
     OSError
         If the file is missing or unreadable.
     ValueError
-        If the content is not a finite 2-D numeric table; the message names the first bad
-        line (CSV) or row (``.npy``).
+        As :func:`load_table`.
     """
-    path = _check_path(path)
-    if path.suffix.lower() == ".npy":
-        array = _load_npy(path)
-        if array.ndim != 2:
-            msg = f"{path} holds an array of shape {array.shape}; expected 2-D (N rows, p columns)"
-            raise ValueError(msg)
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            msg = f"{path} holds {array.dtype} values; expected numbers"
-            raise ValueError(msg)
-        if np.iscomplexobj(array):
-            msg = f"{path} holds complex values; expected real numbers"
-            raise ValueError(msg)
-        table = np.asarray(array, dtype=np.float64)
-        if table.shape[0] == 0 or table.shape[1] == 0:
-            msg = f"{path} holds an empty array of shape {table.shape}"
-            raise ValueError(msg)
-        _check_finite(table, path, None)
-        return table
-    text = _read_text(path)
-    parsed = _fast_table(text)
-    table, lines = parsed if parsed is not None else _table_from_rows(_parse_rows(text, path), path)
-    _check_finite(table, path, lines)
-    return table
+    return load_table(path, allow_missing=allow_missing).values
 
 
 def read_labels(path: str | pathlib.Path, n_rows: int) -> np.ndarray:
@@ -251,6 +333,48 @@ def format_table(values: np.ndarray, header: Sequence[str]) -> str:
     else:
         np.savetxt(out, table, fmt="%.6g", delimiter=",")
     return out.getvalue()
+
+
+def format_exact(values: np.ndarray, header: Sequence[str] | None) -> str:
+    """Format a table as CSV text that reads back to the same ``float64`` values.
+
+    Every number is written with Python's shortest round-trip representation (``repr``), so
+    reading the text gives back exactly the values written.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N, p)
+        The table.
+    header : sequence of str, optional
+        The column names (quoted where CSV needs it); no header line when None.
+
+    Returns
+    -------
+    str
+        The CSV text, ending with a newline.
+    """
+    out = io.StringIO()
+    if header is not None:
+        csv.writer(out, lineterminator="\n").writerow(header)
+    for row in np.asarray(values, dtype=np.float64).tolist():
+        out.write(",".join(map(repr, row)) + "\n")
+    return out.getvalue()
+
+
+def write_npy(path: str | pathlib.Path, values: np.ndarray) -> None:
+    """Write an array to a ``.npy`` file atomically (no pickle), creating parent directories.
+
+    Parameters
+    ----------
+    path : str or path
+        The destination.
+    values : numpy.ndarray
+        The array.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        np.save(handle, values, allow_pickle=False)
 
 
 def write_text(path: str | pathlib.Path, text: str) -> None:

@@ -22,6 +22,9 @@ from hmog_xp.cli._predict import run_predict
 
 PROG = "hmog-xp"
 
+#: The values of ``--missing`` (the estimator's ``missing`` hyper-parameter).
+_MISSING = ("error", "marginalize")
+
 _DESCRIPTION = (
     "Hierarchical mixtures of Gaussians (factor analysis + Gaussian mixture) from the "
     "command line. Start with `hmog-xp demo`; run `hmog-xp COMMAND --help` for a command's "
@@ -170,10 +173,20 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
         "fit",
         help="fit a model to a CSV or .npy table; save it, its labels and a figure",
         description="Fit an HMoG to DATA: a .npy array or a comma-separated file, one "
-        "observation per line (a header line is detected and skipped).",
+        "observation per line (a header line is detected and skipped). Empty, NA and NaN "
+        "cells (NaN in a .npy array) are missing values: refused unless --missing "
+        "marginalize. Infinite values are always refused.",
     )
     fit.add_argument("data", metavar="DATA", help="the observations (.csv or .npy)")
     _add_model_options(fit)
+    fit.add_argument(
+        "--missing",
+        choices=list(_MISSING),
+        default="error",
+        help="missing values: error (default) refuses them, naming the first; marginalize "
+        "fits the model to the observed entries of each row (exact EM, values missing at "
+        "random) and saves the setting with the model",
+    )
     fit.add_argument("--out", metavar="MODEL.npz", help="save the fitted model here")
     fit.add_argument("--labels", metavar="FILE.csv", help="write each row's cluster here")
     fit.add_argument("--plot", metavar="FIG.png", help="write the summary figure here")
@@ -189,14 +202,38 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
 def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
-        help="predict the clusters (or probabilities) of new rows with a saved model",
-        description="Print (or write) the most probable cluster of every row of DATA, or "
-        "with --proba the probability of every cluster, using a model saved by `fit --out`.",
+        help="predict the clusters (or probabilities, or missing values) of rows with a "
+        "saved model",
+        description="Print (or write) the most probable cluster of every row of DATA, with "
+        "--proba the probability of every cluster, or with --impute DATA completed, using a "
+        "model saved by `fit --out`. Empty, NA and NaN cells (NaN in a .npy array) are "
+        "missing values; with --missing marginalize a row is judged by its observed entries "
+        "(the exact marginal under the model).",
     )
     predict.add_argument("model", metavar="MODEL", help="a model saved by `hmog-xp fit --out`")
     predict.add_argument("data", metavar="DATA", help="the observations (.csv or .npy)")
-    predict.add_argument("--proba", action="store_true", help="output cluster probabilities")
-    predict.add_argument("--out", metavar="FILE.csv", help="write here instead of stdout")
+    output = predict.add_mutually_exclusive_group()
+    output.add_argument("--proba", action="store_true", help="output cluster probabilities")
+    output.add_argument(
+        "--impute",
+        action="store_true",
+        help="output DATA with every missing value replaced by its conditional mean given "
+        "the row's observed entries (same columns and header line; observed values written "
+        "back exactly); implies --missing marginalize unless --missing is given",
+    )
+    predict.add_argument(
+        "--missing",
+        choices=list(_MISSING),
+        default=None,
+        help="missing values: error refuses them, marginalize uses the observed entries of "
+        "each row (default: the model's setting, saved by `fit --missing`)",
+    )
+    predict.add_argument(
+        "--out",
+        metavar="FILE.csv",
+        help="write here instead of stdout (with --impute, a name ending in .npy writes a "
+        ".npy array)",
+    )
     _add_backend(predict)
     predict.set_defaults(command="predict")
 

@@ -1,4 +1,10 @@
-"""The ``predict`` command: cluster labels or probabilities of new rows from a saved model."""
+"""The ``predict`` command: clusters, cluster probabilities or completed rows from a saved model.
+
+With missing values accepted (``--missing marginalize``, or a model fitted with it), rows
+with empty, ``NA`` or ``NaN`` cells are clustered by the exact marginal of their observed
+entries, and ``--impute`` writes the table back with every missing cell replaced by its
+conditional mean given the row's observed entries.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,15 @@ from typing import Any, TextIO
 import numpy as np
 
 from hmog_xp.cli._commands import namespace, to_backend
-from hmog_xp.cli._io import format_table, read_table, to_numpy, write_text
+from hmog_xp.cli._io import (
+    Table,
+    format_exact,
+    format_table,
+    load_table,
+    to_numpy,
+    write_npy,
+    write_text,
+)
 from hmog_xp.cli._outputs import check_outputs
 
 
@@ -42,15 +56,47 @@ def load_model(path: str | pathlib.Path, backend: str | None) -> Any:
     return HMoG.load(path, backend=name)
 
 
-def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
-    """Predict clusters (or cluster probabilities) of a data file with a saved model.
+def missing_policy(args: argparse.Namespace, estimator: Any) -> str:
+    """Decide how ``predict`` treats missing values: ``'error'`` or ``'marginalize'``.
 
     Parameters
     ----------
     args : argparse.Namespace
-        ``model``, ``data``, ``proba``, ``out``, ``backend``.
+        ``missing`` (None when not given) and ``impute``.
+    estimator : HMoG
+        The loaded model; its saved ``missing`` setting is the default.
+
+    Returns
+    -------
+    str
+        ``args.missing`` when given; else ``'marginalize'`` with ``--impute``; else the
+        model's setting.
+    """
+    if args.missing is not None:
+        return str(args.missing)
+    if args.impute:
+        return "marginalize"
+    return str(getattr(estimator, "missing", "error"))
+
+
+def _completed(estimator: Any, table: Table, data: Any) -> np.ndarray:
+    """The table with every missing value replaced by the model's conditional mean."""
+    values = table.values
+    if table.n_missing == 0:
+        return values
+    imputed = to_numpy(estimator.impute(data)).astype(np.float64)
+    return np.where(np.isnan(values), imputed, values)  # observed entries exactly as read
+
+
+def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Predict clusters (or probabilities, or missing values) of a data file with a saved model.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``model``, ``data``, ``proba``, ``impute``, ``missing``, ``out``, ``backend``.
     stream : text stream, optional
-        Where the predictions go when ``out`` is None (``sys.stdout`` when None).
+        Where the output goes when ``out`` is None (``sys.stdout`` when None).
 
     Returns
     -------
@@ -60,27 +106,38 @@ def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     stream = sys.stdout if stream is None else stream
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out})
     estimator = load_model(args.model, args.backend)
-    table = read_table(args.data)
+    missing = missing_policy(args, estimator)
+    table = load_table(args.data, allow_missing=missing == "marginalize")
     expected = int(estimator.n_features_in_)
-    if table.shape[1] != expected:
+    if table.values.shape[1] != expected:
         msg = (
-            f"{args.data} has {table.shape[1]} columns but the model {args.model} was fitted "
-            f"to {expected}"
+            f"{args.data} has {table.values.shape[1]} columns but the model {args.model} was "
+            f"fitted to {expected}"
         )
         raise ValueError(msg)
+    estimator.missing = missing
     _, xp = namespace(args.backend)
-    data = to_backend(table, xp)
-    if args.proba:
+    data = to_backend(table.values, xp)
+    n_rows = table.values.shape[0]
+    if args.impute:
+        completed = _completed(estimator, table, data)
+        what = f"the completed table ({table.n_missing} missing values filled in)"
+        if args.out is not None and pathlib.Path(args.out).suffix.lower() == ".npy":
+            write_npy(args.out, completed)
+            sys.stderr.write(f"hmog-xp: wrote {what} of {n_rows} rows to {args.out}\n")
+            return 0
+        text = format_exact(completed, table.header)
+    elif args.proba:
         values = to_numpy(estimator.predict_proba(data)).astype(np.float64)
-        header = [f"p{k}" for k in range(values.shape[1])]
+        text = format_table(values, [f"p{k}" for k in range(values.shape[1])])
+        what = "probabilities"
     else:
         values = to_numpy(estimator.predict(data)).astype(np.int64)
-        header = ["cluster"]
-    text = format_table(values, header)
+        text = format_table(values, ["cluster"])
+        what = "labels"
     if args.out is None:
         stream.write(text)
     else:
         write_text(args.out, text)
-        what = "probabilities" if args.proba else "labels"
-        sys.stderr.write(f"hmog-xp: wrote {what} of {table.shape[0]} rows to {args.out}\n")
+        sys.stderr.write(f"hmog-xp: wrote {what} of {n_rows} rows to {args.out}\n")
     return 0
