@@ -1,0 +1,188 @@
+"""Missing-values benchmark: one EM step with NaN holes against one on the complete data.
+
+For each case and installed CPU backend this measures, in the same process and on the same
+data and parameters:
+
+* ``complete``: one EM step of ``analytic_hmog(p, Diagonal, d, K)`` on the full array
+  (``hmog_xp.em.em_step`` with cached data statistics, as ``bench_em.py`` times it);
+* ``missing``: one EM step of ``MarginalizedHMoG(model)`` on the same array with a fraction
+  of entries replaced by NaN completely at random (10 % and 30 %; a row left empty gets one
+  entry back, so every row is observed somewhere).
+
+Both steps go through ``hmog_xp.jit(em_step)`` (compiled with ``jax.jit`` on JAX, run as is
+elsewhere) with their model's ``default_chunk_size``. Times are medians of ``--repeat`` runs
+after one warm-up call; on JAX the warm-up includes compilation, and ``first call − median``
+is reported separately as the compile time. The target is ``missing / complete ≤ 5``.
+Results print as a table and are written as JSON to ``benchmarks/results/``.
+
+Run with ``OMP_NUM_THREADS=1`` (and the like) for single-thread numbers; the table states
+the setting it ran with.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_missing.py
+    python benchmarks/bench_missing.py --cases S --backends numpy jax --repeat 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import hmog_xp as hx
+from hmog_xp._backend import installed_backends, namespace_for
+from hmog_xp.em import default_chunk_size, em_step, observable_statistics
+from hmog_xp.hmog._marginalized import MarginalizedHMoG
+
+CASES = {
+    "S": {"n": 20_000, "p": 50, "d": 5, "k": 8, "dtype": "float64"},
+    "L": {"n": 200_000, "p": 100, "d": 10, "k": 20, "dtype": "float64"},
+}
+FRACTIONS = (0.1, 0.3)
+TARGET = 5.0
+CPU_BACKENDS = ("numpy", "jax", "torch")
+
+
+def timed(fn: Callable[[], Any], sync: Callable[[Any], Any], repeat: int) -> tuple[float, float]:
+    """``(first call, median of repeat later calls)`` wall times of ``fn`` in seconds."""
+    start = time.perf_counter()
+    sync(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        sync(fn())
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def synthetic_data(case: dict[str, Any], seed: int = 0) -> np.ndarray:
+    """Observations from a random, well-separated HMoG of the case's shape (as bench_em)."""
+    rng = np.random.default_rng(seed)
+    n, p, d, k = case["n"], case["p"], case["d"], case["k"]
+    labels = rng.integers(0, k, size=n)
+    centres = 3.0 * rng.normal(size=(k, d))
+    latent = centres[labels] + rng.normal(size=(n, d))
+    return latent @ rng.normal(size=(p, d)).T + 0.5 * rng.normal(size=(n, p))
+
+
+def with_holes(data: np.ndarray, fraction: float, seed: int = 1) -> np.ndarray:
+    """``data`` with each entry NaN with probability ``fraction`` (MCAR; no empty row)."""
+    rng = np.random.default_rng(seed)
+    observed = rng.uniform(size=data.shape) >= fraction
+    empty = ~observed.any(axis=1)
+    observed[empty, rng.integers(0, data.shape[1], size=int(empty.sum()))] = True
+    return np.where(observed, data, np.nan)
+
+
+def _sync(name: str) -> Callable[[Any], Any]:
+    def sync(value: Any) -> Any:
+        leaves = value if isinstance(value, tuple) else (value,)
+        for leaf in leaves:
+            if name == "jax" and hasattr(leaf, "block_until_ready"):
+                leaf.block_until_ready()
+            elif name == "torch" and hasattr(leaf, "sum"):
+                float(leaf.sum())
+        return value
+
+    return sync
+
+
+def time_step(model: Any, params: Any, xs: Any, sync: Callable, repeat: int) -> dict[str, float]:
+    """Time one compiled EM step of ``model`` on ``xs``; milliseconds."""
+    if type(xs).__module__.startswith(("jax", "jaxlib")):
+        import jax
+
+        jax.clear_caches()  # so that the first call compiles (the compile time is reported)
+    chunk = default_chunk_size(model, xs.shape[0])
+    stats = observable_statistics(model, xs, chunk)
+    step = hx.jit(em_step, static_argnums=(0, 4))
+    first, median = timed(lambda: step(model, params, xs, stats, chunk), sync, repeat)
+    return {"ms": 1e3 * median, "first_ms": 1e3 * first, "chunk": chunk}
+
+
+def bench_backend(name: str, case: dict[str, Any], data: np.ndarray, repeat: int) -> list[dict]:
+    """Time the complete and the missing-value steps of one case on one backend."""
+    if name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    xp = namespace_for(name)
+    dtype = getattr(xp, case["dtype"])
+    sync = _sync(name)
+    model = hx.analytic_hmog(case["p"], hx.Diagonal, case["d"], case["k"])
+    xs = xp.asarray(data, dtype=dtype)
+    params = model.initialize_from_sample(0, xs)
+    rows = []
+    with hx.validation(False):
+        complete = time_step(model, params, xs, sync, repeat)
+        rows.append({"backend": name, "missing_fraction": 0.0, **complete})
+        for fraction in FRACTIONS:
+            holes = xp.asarray(with_holes(data, fraction), dtype=dtype)
+            missing = time_step(MarginalizedHMoG(model), params, holes, sync, repeat)
+            missing["ratio"] = missing["ms"] / complete["ms"]
+            rows.append({"backend": name, "missing_fraction": fraction, **missing})
+    for row in rows:
+        row["compile_ms"] = row["first_ms"] - row["ms"] if name == "jax" else 0.0
+    return rows
+
+
+def main() -> None:
+    """Run the benchmark, print the table, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", default=["S"], choices=list(CASES))
+    parser.add_argument("--backends", nargs="+", default=None)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    backends = args.backends or [b for b in CPU_BACKENDS if b in installed_backends()]
+    threads = {v: os.environ.get(v, "unset") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    print(f"threads: {threads}; median of {args.repeat} after one warm-up; target ≤ {TARGET}×")
+
+    header = (
+        f"{'case':<5}{'backend':<8}{'N':>8}{'p':>5}{'d':>4}{'K':>4}{'missing':>9}"
+        f"{'chunk':>7}{'EM ms':>10}{'ratio':>8}{'target':>8}{'compile ms':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    results = []
+    for case_name in args.cases:
+        case = CASES[case_name]
+        data = synthetic_data(case)
+        for name in backends:
+            for row in bench_backend(name, case, data, args.repeat):
+                row.update(case=case_name, **case)
+                results.append(row)
+                ratio = row.get("ratio")
+                verdict = "-" if ratio is None else ("met" if ratio <= TARGET else "MISSED")
+                ratio_text = "1.00" if ratio is None else f"{ratio:.2f}"
+                print(
+                    f"{case_name:<5}{name:<8}{case['n']:>8}{case['p']:>5}{case['d']:>4}"
+                    f"{case['k']:>4}{row['missing_fraction']:>8.0%} {row['chunk']:>6}"
+                    f"{row['ms']:>10.1f}{ratio_text:>8}{verdict:>8}{row['compile_ms']:>12.0f}",
+                    flush=True,
+                )
+    result: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "threads": threads,
+        "repeat": args.repeat,
+        "target_ratio": TARGET,
+        "rows": results,
+    }
+    out_dir = Path(__file__).parent / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"bench_missing_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
