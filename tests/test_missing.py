@@ -9,7 +9,7 @@ from scipy.stats import multivariate_normal
 
 import hmog_xp as hx
 from hmog_xp.em import fit_em
-from hmog_xp.hmog._marginalized import MarginalizedHMoG
+from hmog_xp.hmog import MarginalizedHMoG
 from hmog_xp.hmog._missing import (
     expected_statistics,
     impute_conditional_mean,

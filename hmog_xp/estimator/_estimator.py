@@ -18,7 +18,13 @@ from hmog_xp.estimator._inference import FittedMethods
 from hmog_xp.estimator._inputs import check_fit_data, to_caller
 from hmog_xp.estimator._params import check_hyperparameters, model_for
 from hmog_xp.estimator._scale import is_dask_array, known_chunks, partial_fit, prepare_dask
-from hmog_xp.estimator._training import RunResult, run_once, standardization_for
+from hmog_xp.estimator._training import (
+    RunResult,
+    check_observed_columns,
+    has_missing_entries,
+    run_once,
+    standardization_for,
+)
 from hmog_xp.hmog import Standardization, canonical_latent_basis
 
 
@@ -43,6 +49,18 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
     latent_rep : {'diagonal', 'full', 'isotropic'}, default='diagonal'
         Posterior covariance structure (differentiable) or what varies across components
         (symmetric); the analytic variant always has full latent components.
+    missing : {'error', 'marginalize'}, default='error'
+        What a NaN entry means. ``'error'``: NaN is refused (impute first).
+        ``'marginalize'``: NaN entries are missing at random, and every method uses the
+        exact marginal distribution of each row's observed entries: ``fit`` runs EM on
+        them (the E-step conditions on a row's observed coordinates, the M-step uses the
+        expected statistics of the missing ones; Ghahramani & Jordan 1994), ``score_samples``
+        gives ``log p(x_O)``, ``predict``/``predict_proba``/``transform`` condition on
+        ``x_O``, and :meth:`impute` fills the holes. Needs ``variant='analytic'`` and
+        diagonal or isotropic noise. Every row needs one observed entry, and the training
+        data every column; infinities are never missing values. The starts (and a callable
+        ``init``) see the data with each NaN at its column's mean. Data without NaN give
+        the same results as with ``'error'``.
     max_iter : int, default=200
         Maximum number of EM or optimiser steps per initialisation.
     tol : float, default=1e-6
@@ -157,6 +175,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         noise: str = "diagonal",
         variant: str = "analytic",
         latent_rep: str = "diagonal",
+        missing: str = "error",
         max_iter: int = 200,
         tol: float = 1e-6,
         accelerate: bool = True,
@@ -179,6 +198,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         self.noise = noise
         self.variant = variant
         self.latent_rep = latent_rep
+        self.missing = missing
         self.max_iter = max_iter
         self.tol = tol
         self.accelerate = accelerate
@@ -236,13 +256,18 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             xs, caller_xp = check_fit_data(self, X)
             n_obs = int(xs.shape[0])
             model = model_for(hyper, xs.shape[0], xs.shape[1])
-            standardization = standardization_for(self, xs)
+            missing = hyper.missing == "marginalize" and has_missing_entries(xs)
+            if missing:
+                check_observed_columns(xs)
+            standardization = standardization_for(self, xs, missing)
             zs = standardization.standardize(xs)
 
             finished: list[tuple[Any, RunResult]] = []  # identical starts are fitted once
 
             def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
-                return run_once(hyper, model, zs, seed, callback, standardization, finished)
+                return run_once(
+                    hyper, model, zs, seed, callback, standardization, finished, missing
+                )
 
         shift = standardization.log_density_shift()
         runs = [

@@ -10,10 +10,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from hmog_xp import _backend as B
 from hmog_xp.estimator._inputs import check_data, to_caller
-from hmog_xp.estimator._params import as_int
-from hmog_xp.estimator._scale import is_dask_array, lazy_method, n_rows
+from hmog_xp.estimator._params import as_int, check_missing_settings
+from hmog_xp.estimator._scale import is_dask_array, lazy_impute, lazy_method, n_rows
 from hmog_xp.estimator._training import n_free_parameters
-from hmog_xp.hmog import Standardization
+from hmog_xp.hmog import MarginalizedHMoG, Standardization
 
 
 class FittedMethods:
@@ -29,6 +29,7 @@ class FittedMethods:
     _standard_params: Any
     _standardization: Standardization
     latent_rep: str
+    missing: str
     random_state: Any
     _compute_name: str
     _caller_name: str
@@ -38,14 +39,31 @@ class FittedMethods:
         """The compute namespace of the fitted parameters (modules do not pickle)."""
         return B.namespace_for(self._compute_name)
 
-    def _data(self, X: Any) -> tuple[Any, Any]:
+    def _data(self, X: Any, missing: bool | None = None) -> tuple[Any, Any]:
         check_is_fitted(self, "params_")
-        return check_data(self, X, reset=False, xp=self._xp, dtype=self.params_.dtype)
+        return check_data(
+            self, X, reset=False, xp=self._xp, dtype=self.params_.dtype, missing=missing
+        )
 
     def _standardized(self, X: Any) -> tuple[Any, Any]:
         """``X`` validated and mapped to the coordinates the model was fitted in."""
         xs, caller_xp = self._data(X)
         return self._standardization.standardize(xs), caller_xp
+
+    def _inference_model(self, missing: bool | None = None) -> Any:
+        """The model the inference methods use: ``model_``, or its marginalising wrapper.
+
+        With ``missing='marginalize'`` (or ``missing=True``) rows holding NaN entries get the
+        exact marginal of their observed entries; complete inputs still go through
+        ``model_`` itself, so they get exactly the complete-data results.
+        """
+        if missing is None:
+            missing = self.missing == "marginalize"
+        if not missing:
+            return self.model_
+        settings = self.get_params(deep=False)  # type: ignore[attr-defined]
+        check_missing_settings({**settings, "missing": "marginalize"})
+        return MarginalizedHMoG(self.model_)
 
     def _apply(self, method: str, model_method: str, X: Any) -> Any:
         """Run ``model_.<model_method>`` on ``X`` (chunk-wise and lazily for a Dask array).
@@ -56,7 +74,7 @@ class FittedMethods:
         if is_dask_array(X):
             return lazy_method(self, X, method)  # type: ignore[arg-type]
         zs, caller_xp = self._standardized(X)
-        result = getattr(self.model_, model_method)(self._standard_params, zs)
+        result = getattr(self._inference_model(), model_method)(self._standard_params, zs)
         if method == "score_samples":
             result = result + self._standardization.log_density_shift()
         return to_caller(result, caller_xp)
@@ -140,8 +158,51 @@ class FittedMethods:
             lazy = lazy_method(self, X, "score_samples")  # type: ignore[arg-type]
             return float(lazy.mean().compute())
         zs, _ = self._standardized(X)
-        average = self.model_.average_log_observable_density(self._standard_params, zs)
+        model = self._inference_model()
+        average = model.average_log_observable_density(self._standard_params, zs)
         return float(average) + self._standardization.log_density_shift()
+
+    def impute(self, X: Any, *, sample: bool = False, random_state: Any = None) -> Any:
+        """Return ``X`` with every NaN entry filled in under the fitted model.
+
+        A NaN entry is read as missing at random whatever ``missing`` is: the model gives
+        the conditional distribution of each row's missing entries given its observed ones,
+        exactly (diagonal or isotropic noise). Observed entries are returned unchanged.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data with NaN entries (a Dask array gives a lazy Dask array); every row needs
+            one observed entry, and infinities are refused.
+        sample : bool, default=False
+            False: the conditional mean ``E[x_M | x_O]``. True: a draw from ``p(x_M | x_O)``
+            (a component, then the factors, then the noise).
+        random_state : int, RandomState or None, default=None
+            Seeds the draws (None: the estimator's ``random_state``, as :meth:`sample`).
+
+        Returns
+        -------
+        array, shape (n_samples, n_features)
+            The completed data, in ``X``'s namespace.
+        """
+        check_is_fitted(self, "params_")
+        model = self._inference_model(missing=True)
+        seed = None
+        if sample:
+            seeds = check_random_state(self.random_state if random_state is None else random_state)
+            seed = int(seeds.randint(2**31 - 1))
+        if is_dask_array(X):
+            return lazy_impute(self, X, seed)  # type: ignore[arg-type]
+        xs, caller_xp = self._data(X, missing=True)
+        zs = self._standardization.standardize(xs)
+        if seed is None:
+            filled = model.impute(self._standard_params, zs)
+        else:
+            source = B.random_source(seed, self._xp, B.device_of(xs))
+            filled = model.impute_sample(source, self._standard_params, zs)
+        xp = B.array_namespace(xs)
+        completed = xp.where(xp.isnan(xs), self._standardization.unstandardize(filled), xs)
+        return to_caller(completed, caller_xp)
 
     def n_parameters(self) -> int:
         """Return the number of free parameters (used by :meth:`bic` and :meth:`aic`).

@@ -36,6 +36,36 @@ def caller_namespace(X: Any) -> ModuleType:
     return B.namespace_for(name if name in _NATIVE else "numpy")
 
 
+def check_finite(X: Any, *, missing: bool) -> None:
+    """Refuse infinities always, and NaN unless they mark missing entries.
+
+    Parameters
+    ----------
+    X : array, shape (n_samples, n_features)
+        Floating data.
+    missing : bool
+        Whether NaN entries are missing values (``missing='marginalize'``).
+
+    Raises
+    ------
+    ValueError
+        For an infinite entry, or a NaN one when ``missing`` is False (the message names
+        ``missing='marginalize'``).
+    """
+    xp = B.array_namespace(X)
+    if bool(xp.all(xp.isfinite(X))):
+        return
+    if bool(xp.any(xp.isinf(X))):
+        msg = "Input X contains infinity (only NaN marks a missing entry)"
+        raise ValueError(msg)
+    if not missing:
+        msg = (
+            "Input X contains NaN; to fit and score the observed entries, treating NaN as "
+            "missing at random, use missing='marginalize'"
+        )
+        raise ValueError(msg)
+
+
 def _check_native(estimator: Any, X: Any, *, reset: bool) -> Any:
     """Validate a supported backend's array the way ``validate_data`` validates NumPy input."""
     xp = B.array_namespace(X)
@@ -54,9 +84,6 @@ def _check_native(estimator: Any, X: Any, *, reset: bool) -> Any:
     if X.shape[0] < 1 or X.shape[1] < 1:
         msg = f"Found array with shape {tuple(X.shape)}; {name} needs at least 1 sample and feature"
         raise ValueError(msg)
-    if not bool(xp.all(xp.isfinite(X))):
-        msg = "Input X contains NaN or infinity"
-        raise ValueError(msg)
     if reset:
         estimator.n_features_in_ = int(X.shape[1])
         if hasattr(estimator, "feature_names_in_"):
@@ -71,7 +98,13 @@ def _check_native(estimator: Any, X: Any, *, reset: bool) -> Any:
 
 
 def check_data(
-    estimator: Any, X: Any, *, reset: bool, xp: ModuleType, dtype: Any = None
+    estimator: Any,
+    X: Any,
+    *,
+    reset: bool,
+    xp: ModuleType,
+    dtype: Any = None,
+    missing: bool | None = None,
 ) -> tuple[Any, ModuleType]:
     """Validate ``X`` and move it to the compute namespace ``xp``.
 
@@ -88,26 +121,36 @@ def check_data(
     dtype : dtype, optional
         Floating dtype in ``xp`` (default: float32 input stays float32, else the
         namespace's default float).
+    missing : bool, optional
+        Whether NaN entries are missing values (default: the estimator's
+        ``missing == 'marginalize'``).
 
     Returns
     -------
     xs : array, shape (n_samples, n_features)
-        Finite floating data in ``xp``.
+        Floating data in ``xp``: finite, or NaN where an entry is missing.
     caller_xp : module
         The namespace results should be returned in.
 
     Raises
     ------
     ValueError
-        For data that are not a finite 2-D real matrix, or have the wrong feature count.
+        For data that are not a 2-D real matrix (finite but for missing entries), or have
+        the wrong feature count.
     """
+    if missing is None:
+        missing = getattr(estimator, "missing", "error") == "marginalize"
     caller_xp = caller_namespace(X)
     if backend_of_array(X) in _NATIVE:
         checked = _check_native(estimator, X, reset=reset)
+        check_finite(checked, missing=missing)
         float32 = checked.dtype == caller_xp.float32
         xs = transfer(checked, xp)
     else:
-        host = validate_data(estimator, X, reset=reset, dtype=("float64", "float32"))
+        host = validate_data(
+            estimator, X, reset=reset, dtype=("float64", "float32"), ensure_all_finite="allow-nan"
+        )
+        check_finite(host, missing=missing)
         float32 = host.dtype.name == "float32"
         xs = from_numpy(host, xp)
     if dtype is None:

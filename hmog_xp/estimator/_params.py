@@ -20,12 +20,12 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sklearn.utils import check_random_state
 
 from hmog_xp import _backend as B
-from hmog_xp.estimator._training import INITS, REPS, VARIANTS, build_model
+from hmog_xp.estimator._training import INITS, MISSING, REPS, VARIANTS, build_model
 from hmog_xp.hmog import HMoGParameters
 
 if TYPE_CHECKING:
@@ -202,6 +202,7 @@ def check_hyperparameters(estimator: HMoG) -> HMoG:
         "noise": _choice("noise", estimator.noise, tuple(REPS)),
         "variant": _choice("variant", estimator.variant, VARIANTS),
         "latent_rep": _choice("latent_rep", estimator.latent_rep, tuple(REPS)),
+        "missing": _choice("missing", estimator.missing, MISSING),
         "max_iter": as_int("max_iter", estimator.max_iter, 1),
         "tol": _real("tol", estimator.tol),
         "accelerate": _flag("accelerate", estimator.accelerate),
@@ -219,7 +220,35 @@ def check_hyperparameters(estimator: HMoG) -> HMoG:
         "verbose": int(bool(verbose)) if _is_bool(verbose) else as_int("verbose", verbose, 0),
         "verbose_interval": as_int("verbose_interval", estimator.verbose_interval, 1),
     }
+    check_missing_settings(plain)
     return type(estimator)(**{**estimator.get_params(deep=False), **plain})
+
+
+def check_missing_settings(settings: dict[str, Any]) -> None:
+    """Refuse the settings that cannot marginalise missing entries, naming them.
+
+    Parameters
+    ----------
+    settings : dict
+        Hyper-parameters (``missing``, ``variant``, ``noise``).
+
+    Raises
+    ------
+    ValueError
+        For ``missing='marginalize'`` with a gradient-trained variant or full noise.
+    """
+    plain = settings
+    if plain["missing"] != "marginalize":
+        return
+    if plain["variant"] != "analytic":
+        msg = (
+            f"missing='marginalize' needs variant='analytic' (EM on the observed entries); "
+            f"got variant={plain['variant']!r}"
+        )
+        raise ValueError(msg)
+    if plain["noise"] == "full":
+        msg = "missing='marginalize' needs noise='diagonal' or 'isotropic'; got noise='full'"
+        raise ValueError(msg)
 
 
 def n_factors_for(estimator: HMoG, n_samples: int, n_features: int) -> int:

@@ -28,11 +28,14 @@ from hmog_xp.estimator._params import check_hyperparameters, model_for
 from hmog_xp.estimator._rows import INIT_ROWS, init_rows
 from hmog_xp.estimator._training import (
     RunResult,
+    check_observed_columns,
     em_regularization,
+    has_missing_entries,
     initial_params,
+    mean_filled,
     standardization_for,
 )
-from hmog_xp.hmog import Standardization
+from hmog_xp.hmog import MarginalizedHMoG, Standardization
 
 if TYPE_CHECKING:
     from hmog_xp.estimator._estimator import HMoG
@@ -42,6 +45,7 @@ __all__ = [
     "INIT_ROWS",
     "is_dask_array",
     "known_chunks",
+    "lazy_impute",
     "lazy_method",
     "n_rows",
     "partial_fit",
@@ -141,18 +145,21 @@ def prepare_dask(
         )
         raise ValueError(msg)
     estimator.n_features_in_ = n_features
-    standardization = dask_standardization(estimator, X)
+    marginalize = hyper.missing == "marginalize"
+    standardization, missing = dask_standardization(estimator, X, marginalize)
     standardized = standardization.standardize(X)
+    em_model = MarginalizedHMoG(model) if missing else model
 
     def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
         rows = init_rows(n_obs, seed)
         subset = (X[rows] if len(rows) < n_obs else X).compute()
-        _name_non_finite_chunk(X, subset, rows)
+        _name_non_finite_chunk(X, subset, rows, marginalize)
+        start = standardization.standardize(subset)
+        if missing:
+            start = mean_filled(start)
         fit = fit_em_dask(
-            model,
-            initial_params(
-                hyper, model, standardization.standardize(subset), seed, standardization
-            ),
+            em_model,
+            initial_params(hyper, model, start, seed, standardization),
             standardized,
             max_iter=hyper.max_iter,
             tol=hyper.tol,
@@ -165,7 +172,9 @@ def prepare_dask(
     return model, run, xp, standardization
 
 
-def dask_standardization(estimator: HMoG, X: Any) -> Standardization:
+def dask_standardization(
+    estimator: HMoG, X: Any, marginalize: bool = False
+) -> tuple[Standardization, bool]:
     """The estimator's standardisation from a Dask array's column moments (two passes).
 
     Parameters
@@ -174,45 +183,78 @@ def dask_standardization(estimator: HMoG, X: Any) -> Standardization:
         The estimator (``noise``: isotropic noise gets one common scale).
     X : dask.array.Array, shape (n_samples, n_features)
         Data chunked along rows.
+    marginalize : bool, optional
+        Whether NaN entries are missing values (the moments of the observed entries).
 
     Returns
     -------
-    Standardization
+    standardization : Standardization
         Column means and standard deviations, in the chunks' namespace.
+    missing : bool
+        Whether ``X`` has missing entries (with ``marginalize``; else False).
 
     Raises
     ------
     ValidationError
-        Naming the chunks that hold NaN or infinite values.
+        Naming the chunks that hold infinite values (or NaN, unless ``marginalize``).
+    ValueError
+        With ``marginalize``, naming a column with no observed entry.
     """
     import dask
+    import dask.array as da
 
-    mean, low, high = dask.compute(X.mean(axis=0), X.min(axis=0), X.max(axis=0))
+    common = estimator.noise == "isotropic"
+    if marginalize:
+        observed = da.logical_not(da.isnan(X)).sum(axis=0)
+        moments = (da.nanmean(X, axis=0), da.nanmin(X, axis=0), da.nanmax(X, axis=0), observed)
+        mean, low, high, counts = dask.compute(*moments)
+    else:
+        mean, low, high = dask.compute(X.mean(axis=0), X.min(axis=0), X.max(axis=0))
     xp = B.array_namespace(mean)
+    if marginalize and bool(xp.any(counts == 0)):
+        column = int(xp.argmax(xp.astype(counts == 0, xp.int32)))
+        msg = f"column {column} of X has no observed entry (every entry is NaN)"
+        raise ValueError(msg)
     if not bool(xp.all(xp.isfinite(mean))):
         from hmog_xp.scale._dask import chunk_bounds, non_finite_chunks_error
 
-        (finite_rows,) = dask.compute(dask.array.isfinite(X).all(axis=1))
+        bad = da.isinf(X).any(axis=1) if marginalize else da.logical_not(da.isfinite(X).all(axis=1))
+        (bad_rows_mask,) = dask.compute(bad)
         bounds = chunk_bounds(X)
-        bad_rows = [int(row) for row in xp.nonzero(xp.logical_not(finite_rows))[0]]
+        bad_rows = [int(row) for row in xp.nonzero(bad_rows_mask)[0]]
         flagged = sorted({bisect.bisect_right(bounds, row) - 1 for row in bad_rows})
-        raise non_finite_chunks_error(X, flagged)
-    (variance,) = dask.compute(((X - mean) ** 2).mean(axis=0))
-    return Standardization.from_moments(
-        mean, variance, low == high, common_scale=estimator.noise == "isotropic"
-    )
+        what = "infinite values" if marginalize else "non-finite values (NaN or inf)"
+        raise non_finite_chunks_error(X, flagged, what)
+    if marginalize:
+        centred = da.where(da.isnan(X), 0.0, X - mean)
+        (spread,) = dask.compute((centred**2).sum(axis=0))
+        variance = spread / counts
+        missing = bool(xp.any(counts < X.shape[0]))
+    else:
+        (variance,) = dask.compute(((X - mean) ** 2).mean(axis=0))
+        missing = False
+    standardization = Standardization.from_moments(mean, variance, low == high, common_scale=common)
+    return standardization, missing
 
 
-def _name_non_finite_chunk(X: Any, subset: Any, rows: list[int]) -> None:
-    """Raise naming the chunk of the first sampled row that holds a NaN or an infinity."""
+def _name_non_finite_chunk(X: Any, subset: Any, rows: list[int], marginalize: bool) -> None:
+    """Raise naming the chunk of the first sampled row that holds an invalid value.
+
+    Invalid: an infinity, or a NaN unless ``marginalize`` (then a row of NaN only).
+    """
     from hmog_xp.scale._dask import chunk_bounds, non_finite_chunks_error
 
     xp = B.array_namespace(subset)
-    finite = xp.all(xp.isfinite(subset), axis=1)
-    if bool(xp.all(finite)):
+    if marginalize:
+        bad = xp.any(xp.isinf(subset), axis=1) | xp.all(xp.isnan(subset), axis=1)
+        what = MarginalizedHMoG.invalid_rows_description
+    else:
+        bad = xp.logical_not(xp.all(xp.isfinite(subset), axis=1))
+        what = "non-finite values (NaN or inf)"
+    if not bool(xp.any(bad)):
         return  # rows outside the sample are checked, chunk by chunk, by fit_em_dask
-    row = rows[int(xp.argmin(xp.astype(finite, xp.int8)))]
-    raise non_finite_chunks_error(X, [bisect.bisect_right(chunk_bounds(X), row) - 1])
+    row = rows[int(xp.argmax(xp.astype(bad, xp.int8)))]
+    raise non_finite_chunks_error(X, [bisect.bisect_right(chunk_bounds(X), row) - 1], what)
 
 
 def lazy_method(estimator: HMoG, X: Any, method: str) -> Any:
@@ -234,18 +276,48 @@ def lazy_method(estimator: HMoG, X: Any, method: str) -> Any:
     """
     from hmog_xp import scale
 
-    scale.check_dask_sample(estimator.model_, X)
+    model = estimator._inference_model()
+    scale.check_dask_sample(model, X)
     chunk_xp = B.namespace_for(backend_of_array(X._meta) or "numpy")
     params = transfer(estimator._standard_params, chunk_xp)
     standardization = Standardization(
         *(transfer(part, chunk_xp) for part in estimator._standardization)
     )
-    result = getattr(scale, f"dask_{method}")(
-        estimator.model_, params, standardization.standardize(X)
-    )
+    result = getattr(scale, f"dask_{method}")(model, params, standardization.standardize(X))
     if method == "score_samples":
         result = result + standardization.log_density_shift()
     return result
+
+
+def _impute_block(block: Any, estimator: HMoG, seed: int | None, block_id: Any = None) -> Any:
+    """``estimator.impute`` of one chunk (its own seed, from the chunk's index, when drawing)."""
+    if seed is None:
+        return estimator.impute(block)
+    chunk_seed = (seed + 7919 * int(block_id[0])) % (2**31 - 1)
+    return estimator.impute(block, sample=True, random_state=chunk_seed)
+
+
+def lazy_impute(estimator: HMoG, X: Any, seed: int | None) -> Any:
+    """Impute a Dask array chunk-wise, lazily (see :meth:`HMoG.impute`).
+
+    Parameters
+    ----------
+    estimator : HMoG
+        A fitted estimator.
+    X : dask.array.Array, shape (n_samples, n_features)
+        Data chunked along rows (NaN: missing).
+    seed : int or None
+        None: conditional means; else the seed of the draws (each chunk its own stream).
+
+    Returns
+    -------
+    dask.array.Array
+        The completed data, chunked like ``X``.
+    """
+    from hmog_xp import scale
+
+    scale.check_dask_sample(estimator.model_, X)
+    return X.map_blocks(_impute_block, estimator, seed, dtype=X.dtype, meta=X._meta)
 
 
 def partial_fit(estimator: HMoG, X: Any) -> None:
@@ -269,11 +341,17 @@ def partial_fit(estimator: HMoG, X: Any) -> None:
         xs, caller_xp = check_fit_data(estimator, X)
         model = model_for(hyper, xs.shape[0], xs.shape[1], "analytic")
         seed = int(check_random_state(estimator.random_state).randint(2**31 - 1))
-        standardization = standardization_for(hyper, xs)
+        missing = hyper.missing == "marginalize" and has_missing_entries(xs)
+        if missing:
+            check_observed_columns(xs)
+        standardization = standardization_for(hyper, xs, missing)
         xs = standardization.standardize(xs)
+        # Later batches may have holes when the first has none: marginalise all of them.
+        em_model = MarginalizedHMoG(model) if hyper.missing == "marginalize" else model
+        start = mean_filled(xs) if missing else xs
         state = online_em_init(
-            model,
-            initial_params(hyper, model, xs, seed, standardization),
+            em_model,
+            initial_params(hyper, model, start, seed, standardization),
             step_size=StepSize(1.0, hyper.learning_offset, hyper.learning_decay),
             regularization=em_regularization(hyper, xs.dtype, B.array_namespace(xs)),
         )
@@ -285,7 +363,8 @@ def partial_fit(estimator: HMoG, X: Any) -> None:
         history = list(estimator.log_likelihood_)
     state = online_em_update(state, xs)
     estimator._online_state = state
-    estimator._set_fitted(state.model, state.params, caller_xp, standardization)
+    model = state.model.model if isinstance(state.model, MarginalizedHMoG) else state.model
+    estimator._set_fitted(model, state.params, caller_xp, standardization)
     history.append(float(state.log_likelihood) + standardization.log_density_shift())
     estimator.log_likelihood_ = history
     estimator.lower_bound_ = history[-1]

@@ -14,6 +14,7 @@ from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog import (
     AnalyticHMoG,
     HierarchicalMixtureOfGaussians,
+    MarginalizedHMoG,
     Standardization,
     analytic_hmog,
     differentiable_hmog,
@@ -33,6 +34,8 @@ REPS: dict[str, type[CovarianceRep]] = {
 }
 VARIANTS = ("analytic", "differentiable", "symmetric")
 INITS = ("kmeans++", "random")
+#: What ``missing`` accepts: refuse NaN, or marginalise NaN entries.
+MISSING = ("error", "marginalize")
 
 
 def build_model(
@@ -125,7 +128,47 @@ class RunResult(NamedTuple):
         return self.log_likelihoods[self.best]
 
 
-def standardization_for(estimator: HMoG, xs: Any) -> Standardization:
+def has_missing_entries(xs: Any) -> bool:
+    """Whether the data hold a NaN entry (a missing value, for ``missing='marginalize'``).
+
+    Parameters
+    ----------
+    xs : array, shape (N, p)
+        Data.
+
+    Returns
+    -------
+    bool
+        True when some entry is NaN.
+    """
+    xp = B.array_namespace(xs)
+    return bool(xp.any(xp.isnan(xs)))
+
+
+def check_observed_columns(xs: Any) -> None:
+    """Refuse training data with a column that has no observed entry, naming it.
+
+    Parameters
+    ----------
+    xs : array, shape (N, p)
+        Training data (NaN: missing).
+
+    Raises
+    ------
+    ValueError
+        For the first column whose entries are all NaN, or the first row whose are.
+    """
+    xp = B.array_namespace(xs)
+    observed = xp.logical_not(xp.isnan(xs))
+    for axis, what in ((0, "column"), (1, "row")):
+        empty = xp.logical_not(xp.any(observed, axis=axis))
+        if bool(xp.any(empty)):
+            index = int(xp.argmax(xp.astype(empty, xp.int32)))
+            msg = f"{what} {index} of X has no observed entry (every entry is NaN)"
+            raise ValueError(msg)
+
+
+def standardization_for(estimator: HMoG, xs: Any, missing: bool = False) -> Standardization:
     """The map to the coordinates the estimator fits in: columns centred and scaled.
 
     Isotropic noise is closed only under a common scale, so it gets one scale for all
@@ -137,13 +180,16 @@ def standardization_for(estimator: HMoG, xs: Any) -> Standardization:
         The estimator (``noise``).
     xs : array, shape (N, p)
         Training data in the compute namespace.
+    missing : bool, optional
+        Whether ``xs`` has NaN entries to ignore (the moments of the observed entries).
 
     Returns
     -------
     Standardization
         Column means and standard deviations (see :class:`~hmog_xp.Standardization`).
     """
-    return Standardization.from_data(xs, common_scale=estimator.noise == "isotropic")
+    common = estimator.noise == "isotropic"
+    return Standardization.from_data(xs, common_scale=common, missing=missing)
 
 
 def initial_params(
@@ -186,6 +232,23 @@ def initial_params(
     return standardization.params_from_data(model, params)
 
 
+def mean_filled(zs: Any) -> Any:
+    """Standardised data with every NaN entry at its column's mean (zero): for the starts.
+
+    Parameters
+    ----------
+    zs : array, shape (N, p)
+        Standardised data (NaN: missing).
+
+    Returns
+    -------
+    array, shape (N, p)
+        The same data, complete.
+    """
+    xp = B.array_namespace(zs)
+    return xp.where(xp.isnan(zs), xp.zeros_like(zs), zs)
+
+
 def em_regularization(estimator: HMoG, dtype: Any, xp: ModuleType) -> Regularization:
     """The EM stabilisers of the estimator: ``reg_covar``, ``noise_floor``, 10 eps of weight.
 
@@ -215,12 +278,15 @@ def run_once(
     callback: Callable[[int, float], object] | None,
     standardization: Standardization,
     finished: list[tuple[Any, RunResult]] | None = None,
+    missing: bool = False,
 ) -> RunResult:
     """Initialise and train once: EM for the analytic variant, Adam for the others.
 
     Everything happens in standardised coordinates (the trace too). EM is deterministic, so
     a restart whose start equals an earlier restart's (one component: every seed gives the
-    same partition) reuses that result instead of fitting again.
+    same partition) reuses that result instead of fitting again. With ``missing``, the start
+    is computed from the data with every NaN entry at its column's mean, and EM runs on
+    the observed entries (:class:`~hmog_xp.MarginalizedHMoG`).
 
     Parameters
     ----------
@@ -238,20 +304,25 @@ def run_once(
         The map from the data's units to ``xs`` (for a user's ``init``).
     finished : list, optional
         ``(start, result)`` of the EM restarts run so far (appended to).
+    missing : bool, optional
+        Whether ``xs`` has NaN entries, to be marginalised (analytic variant).
 
     Returns
     -------
     RunResult
         Parameters and the training trace, in standardised coordinates.
     """
-    params = initial_params(estimator, model, init_sample(xs, seed), seed, standardization)
+    sample = init_sample(xs, seed)
+    if missing:
+        sample = mean_filled(sample)
+    params = initial_params(estimator, model, sample, seed, standardization)
     xp = B.array_namespace(xs)
     if isinstance(model, AnalyticHMoG):
         for start, result in finished or ():
             if bool(xp.all(start == params)):
                 return result
         fit = fit_em(
-            model,
+            MarginalizedHMoG(model) if missing else model,
             params,
             xs,
             max_iter=estimator.max_iter,

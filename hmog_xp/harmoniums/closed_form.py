@@ -91,6 +91,26 @@ class ChunkedEStep(ABC):
     @abstractmethod
     def _check_sample(self, xs: Any, params: Any = None) -> Any: ...
 
+    #: What :meth:`estep_invalid_rows` flags, for the messages naming such rows.
+    invalid_rows_description = "non-finite values (NaN or inf)"
+
+    def estep_invalid_rows(self, xs: Any) -> Any:
+        """Flag the rows the E-step cannot use (chunk by chunk, e.g. on Dask workers).
+
+        Parameters
+        ----------
+        xs : array, shape (N, p)
+            Observations.
+
+        Returns
+        -------
+        array of bool, shape (N,)
+            True for a row with a NaN or infinite entry (a model that reads NaN as a missing
+            value flags less).
+        """
+        xp = B.array_namespace(xs)
+        return xp.logical_not(xp.all(xp.isfinite(xs), axis=1))
+
     @abstractmethod
     def _check_params(self, params: Any, name: str = "params") -> Any: ...
 

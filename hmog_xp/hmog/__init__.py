@@ -1,6 +1,7 @@
 """Hierarchical mixtures of Gaussians: the three variants and their factories."""
 
 from hmog_xp.hmog._basis import canonical_latent_basis, has_full_latent_basis
+from hmog_xp.hmog._marginalized import MarginalizedHMoG
 from hmog_xp.hmog._readable import HMoGParameters
 from hmog_xp.hmog._standardize import Standardization
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
@@ -18,6 +19,7 @@ __all__ = [
     "DifferentiableHMoG",
     "HMoGParameters",
     "HierarchicalMixtureOfGaussians",
+    "MarginalizedHMoG",
     "Standardization",
     "SymmetricHMoG",
     "analytic_hmog",

@@ -18,6 +18,7 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.closed_form import ClosedFormEM, check_closed_form_em
 from hmog_xp.harmoniums.stabilizers import Regularization
+from hmog_xp.hmog._marginal_inference import MarginalInference
 from hmog_xp.hmog._missing import (
     assemble_statistics,
     component_terms,
@@ -30,7 +31,7 @@ __all__ = ["MarginalizedHMoG"]
 
 
 @dataclass(frozen=True)
-class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
+class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
     """``model`` with NaN entries of the data marginalised exactly (missing at random).
 
     Parameters
@@ -58,6 +59,31 @@ class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
         return self.model.obs_man
 
     @property
+    def data_dim(self) -> int:
+        """Number of observed variables ``p`` (the wrapped model's)."""
+        return int(self.model.data_dim)
+
+    #: What :meth:`estep_invalid_rows` flags, for error messages.
+    invalid_rows_description = "infinite values or rows with no observed entry"
+
+    def estep_invalid_rows(self, xs: Any) -> Any:
+        """Flag rows with an infinite entry or no observed entry (NaN is missing).
+
+        Parameters
+        ----------
+        xs : array, shape (N, p)
+            Observations (NaN: missing).
+
+        Returns
+        -------
+        array of bool, shape (N,)
+            The rows the E-step cannot use.
+        """
+        xp = B.array_namespace(xs)
+        empty = xp.all(xp.isnan(xs), axis=1)
+        return xp.logical_or(xp.any(xp.isinf(xs), axis=1), empty)
+
+    @property
     def dim(self) -> int:
         """Dimension of the natural parameters (the wrapped model's)."""
         return int(self.model.dim)
@@ -80,7 +106,8 @@ class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
     def _check_params(self, params: Any, name: str = "params") -> ModuleType:
         return self.model._check_params(params, name)
 
-    def _check_sample(self, xs: Any, params: Any = None) -> ModuleType:
+    def _check_sample(self, xs: Any, params: Any = None, *, columns: bool = True) -> ModuleType:
+        """Refuse a wrong shape, infinities, empty rows and (``columns``) empty columns."""
         xp = B.array_namespace(xs) if params is None else B.array_namespace(xs, params)
         p = self.model.data_dim
         if xs.ndim != 2 or xs.shape[0] == 0 or xs.shape[1] != p:
@@ -96,7 +123,7 @@ class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
             msg = f"row {row} of xs has no observed entry (every entry is NaN)"
             raise ValidationError(msg)
         empty_columns = xp.logical_not(xp.any(observed, axis=0))
-        if bool(xp.any(empty_columns)):
+        if columns and bool(xp.any(empty_columns)):
             column = int(xp.argmax(xp.astype(empty_columns, xp.int32)))
             msg = f"column {column} of xs has no observed entry (every entry is NaN)"
             raise ValidationError(msg)
@@ -189,6 +216,21 @@ class MarginalizedHMoG(ClosedFormEM):  # numpydoc ignore=PR02
         return 8 * (2 * p * d + 3 * self.model.n_components * d * d + 4 * p)
 
     # -- the M-step: the wrapped model's ------------------------------------------------------
+
+    def to_mean(self, params: Any) -> Any:
+        """The wrapped model's ``to_mean``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        array, shape (dim,)
+            Mean coordinates.
+        """
+        return self.model.to_mean(params)
 
     def to_natural(self, means: Any) -> Any:
         """The wrapped model's ``to_natural``.

@@ -17,6 +17,7 @@ centres every column but divides all of them by one number.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
@@ -110,15 +111,20 @@ class Standardization(NamedTuple):
         return cls(mean, xp.where(constant | (spread == 0.0), fallback, spread))
 
     @classmethod
-    def from_data(cls, xs: Any, *, common_scale: bool = False) -> Standardization:
+    def from_data(
+        cls, xs: Any, *, common_scale: bool = False, missing: bool = False
+    ) -> Standardization:
         """Centre every column at its mean and scale it by its standard deviation.
 
         Parameters
         ----------
         xs : array, shape (N, p)
-            Finite data.
+            Finite data (NaN where an entry is missing, with ``missing``).
         common_scale : bool, optional
             One scale for all columns, the root mean variance (isotropic noise).
+        missing : bool, optional
+            Ignore NaN entries: every column's moments are those of its observed entries
+            (each column needs one).
 
         Returns
         -------
@@ -126,6 +132,17 @@ class Standardization(NamedTuple):
             The map (see the class docstring for constant columns).
         """
         xp = B.array_namespace(xs)
+        if missing:
+            observed = xp.logical_not(xp.isnan(xs))
+            zeros = xp.zeros_like(xs)
+            counts = xp.sum(xp.astype(observed, xs.dtype), axis=0)
+            mean = xp.sum(xp.where(observed, xs, zeros), axis=0) / counts
+            centred = xp.where(observed, xs - mean, zeros)
+            variance = xp.sum(centred * centred, axis=0) / counts
+            infinity = xp.full_like(xs, math.inf)
+            low = xp.min(xp.where(observed, xs, infinity), axis=0)
+            high = xp.max(xp.where(observed, xs, -infinity), axis=0)
+            return cls.from_moments(mean, variance, low == high, common_scale=common_scale)
         mean = xp.mean(xs, axis=0)
         variance = xp.mean((xs - mean) ** 2, axis=0)
         constant = xp.max(xs, axis=0) == xp.min(xs, axis=0)

@@ -154,13 +154,13 @@ def _rows(xs: Any, fn: Callable[..., Any], width: int, *args: Any) -> Any:
 
 
 def _block_observable(block: Any, model: Any, chunk_size: int) -> Any:
-    """``[number of non-finite entries, Σ s_x(x)]`` of one chunk."""
+    """``[number of rows the E-step cannot use, Σ s_x(x)]`` of one chunk."""
     xp = B.array_namespace(block)
     n_rows = block.shape[0]
-    finite = xp.isfinite(block)
+    invalid = model.estep_invalid_rows(block)
     n_bad = 0
-    if not bool(S.to_host(xp.all(finite))):
-        n_bad = int(S.to_host(xp.sum(xp.astype(xp.logical_not(finite), xp.int64))))
+    if bool(S.to_host(xp.any(invalid))):
+        n_bad = int(S.to_host(xp.sum(xp.astype(invalid, xp.int64))))
     if n_bad or n_rows == 0:
         row = S.host_zeros((1, 1 + model.obs_man.dim))
         row[0, 0] = n_bad
@@ -189,7 +189,7 @@ def _observable_statistics(
     bad, total = _compute(scheduler, rows[:, 0], rows[:, 1:].sum(axis=0))
     flagged = [index for index, count in enumerate(bad) if count > 0]
     if flagged:
-        raise non_finite_chunks_error(xs, flagged)
+        raise non_finite_chunks_error(xs, flagged, model.invalid_rows_description)
     return S.from_host(total, reference) / xs.shape[0]
 
 
@@ -212,7 +212,9 @@ def chunk_bounds(xs: Any) -> list[int]:
     return bounds
 
 
-def non_finite_chunks_error(xs: Any, flagged: list[int]) -> ValidationError:
+def non_finite_chunks_error(
+    xs: Any, flagged: list[int], what: str = "non-finite values (NaN or inf)"
+) -> ValidationError:
     """Build the error naming the first of the chunks that hold NaN or infinite values.
 
     Parameters
@@ -221,6 +223,8 @@ def non_finite_chunks_error(xs: Any, flagged: list[int]) -> ValidationError:
         Observations chunked along rows.
     flagged : list of int
         Indices of the chunks with non-finite values (at least one).
+    what : str, optional
+        What those chunks hold, for the message.
 
     Returns
     -------
@@ -232,7 +236,7 @@ def non_finite_chunks_error(xs: Any, flagged: list[int]) -> ValidationError:
     others = f" (and {len(flagged) - 1} more chunks)" if len(flagged) > 1 else ""
     msg = (
         f"chunk {first} (rows {bounds[first]}-{bounds[first + 1] - 1}) contains "
-        f"non-finite values (NaN or inf){others}; clean or drop those rows first"
+        f"{what}{others}; clean or drop those rows first"
     )
     return ValidationError(msg)
 
