@@ -121,11 +121,6 @@ def _check_sizes(table: np.ndarray, n_components: int, n_factors: int) -> None:
         raise ValueError(msg)
 
 
-def _missing_option(args: argparse.Namespace) -> dict[str, Any]:
-    missing = getattr(args, "missing", "error")
-    return {} if missing == "error" else {"missing": missing}  # TEMPORARY until HMoG has it
-
-
 def fit_model(table: np.ndarray, args: argparse.Namespace, *, label: str) -> FitResult:
     """Fit an HMoG to a data table with the settings in ``args``, drawing a progress bar.
 
@@ -164,7 +159,7 @@ def fit_model(table: np.ndarray, args: argparse.Namespace, *, label: str) -> Fit
         backend=name,
         random_state=args.seed,
         callback=bar,
-        **_missing_option(args),
+        missing=getattr(args, "missing", "error"),
     )
     start = time.perf_counter()
     try:
