@@ -19,12 +19,7 @@ from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.closed_form import ClosedFormEM, check_closed_form_em
 from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog._marginal_inference import MarginalInference
-from hmog_xp.hmog._missing import (
-    assemble_statistics,
-    component_terms,
-    observed_posteriors,
-    row_sums,
-)
+from hmog_xp.hmog._missing import assemble_statistics, chunk_sums, component_terms
 from hmog_xp.reps import PositiveDefinite
 
 __all__ = ["MarginalizedHMoG"]
@@ -171,11 +166,7 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
             xp = B.array_namespace(chunk)
             observed = xp.logical_not(xp.isnan(chunk))
             filled = xp.where(observed, chunk, xp.zeros_like(chunk))
-            posteriors = observed_posteriors(model, params, filled, observed, terms)
-            return (
-                *row_sums(posteriors, filled, observed, weights),
-                weights @ posteriors.log_density(),
-            )
+            return chunk_sums(model, params, filled, observed, weights, terms)
 
         return _sums
 

@@ -18,11 +18,11 @@ are the normalised component terms, and ``E[x_M | x_O] = Σ_k r_k (A_M E[y | x_O
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
+from hmog_xp.hmog._missing_rows import logits, observable_sums, posterior_grids, row_parts
 from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:
@@ -32,12 +32,16 @@ __all__ = [
     "ComponentTerms",
     "ObservedPosteriors",
     "assemble_statistics",
+    "chunk_sums",
     "component_terms",
     "expected_statistics",
     "impute_conditional_mean",
     "observed_posteriors",
     "row_sums",
 ]
+
+#: Latent dimensions up to which the per-row systems are factorised entry by entry.
+SMALL_DIM = 12
 
 
 class ObservedPosteriors(NamedTuple):
@@ -206,41 +210,29 @@ def observed_posteriors(
         msg = f"observed must have the shape of xs {tuple(xs.shape)}; got {tuple(observed.shape)}"
         raise ValidationError(msg)
     terms = component_terms(model, params) if terms is None else terms
-    weights, means, inverse_covariances, cov_logdets, loadings, bias, variances = terms
-    dtype = xs.dtype
-    mask = xp.astype(observed, dtype)
-    precision = mask / variances  # ω, shape (N, p): 0 where missing
-    residual = xp.where(observed, xs - bias, xp.zeros_like(xs))
-    gram = xp.matrix_transpose(loadings) @ (precision[:, :, None] * loadings)  # G, (N, d, d)
-    shift = (precision * residual) @ loadings  # s, (N, d)
-    energy = xp.sum(precision * residual * residual, axis=-1)  # q, (N,)
-    noise_logdet = mask @ xp.log(variances)  # Σ_O log ψ_j, (N,)
-    n_observed = xp.sum(mask, axis=-1)
-    system = inverse_covariances[None, :, :, :] + gram[:, None, :, :]  # M_k, (N, K, d, d)
+    means, inverse_covariances = terms.means, terms.inverse_covariances
+    m, (d, k) = xs.shape[0], (means.shape[-1], means.shape[0])
+    generative = terms.loadings, terms.bias, terms.noise
+    if d <= SMALL_DIM:
+        grids = posterior_grids(terms, xs, observed)
+        covariances = xp.stack([entry for row in grids.covariances for entry in row], axis=-1)
+        return ObservedPosteriors(
+            grids.logits,
+            xp.stack(grids.means, axis=-1),
+            xp.reshape(covariances, (m, k, d, d)),
+            *generative,
+        )
+    parts = row_parts(terms, xs, observed)
+    gram = xp.reshape(parts.products[:, : d * d], (m, d, d))
+    g_mu = xp.reshape(parts.products[:, d * d : d * d + d * k], (m, d, k))
+    u = parts.shift[:, None, :] - xp.permute_dims(g_mu, (0, 2, 1))  # u_k = s − G μ_k
+    system = inverse_covariances[None, :, :, :] + gram[:, None, :, :]  # M_k, (m, K, d, d)
     factor = B.cholesky(system, xp=xp)
-    g_mu = (gram[:, None, :, :] @ means[None, :, :, None])[..., 0]  # G μ_k, (N, K, d)
-    u = shift[:, None, :] - g_mu
     solved = B.cholesky_solve(factor, u[..., None], xp=xp)[..., 0]
-    quadratic = (
-        energy[:, None]
-        - 2.0 * shift @ xp.matrix_transpose(means)
-        + xp.sum(means[None, :, :] * g_mu, axis=-1)
-        - xp.sum(u * solved, axis=-1)
-    )  # (N, K)
-    logdets = noise_logdet[:, None] + cov_logdets[None, :] + B.cholesky_logdet(factor, xp=xp)
-    component = xp.log(weights)[None, :] - 0.5 * (
-        n_observed[:, None] * math.log(2.0 * math.pi) + logdets + quadratic
-    )
-    identity = xp.eye(means.shape[-1], dtype=dtype, device=B.device_of(xs))
-    eye = xp.broadcast_to(identity, system.shape)
-    return ObservedPosteriors(
-        component,
-        means[None, :, :] + solved,
-        B.cholesky_solve(factor, eye, xp=xp),
-        loadings,
-        bias,
-        variances,
-    )
+    component = logits(terms, parts, xp.sum(u * solved, axis=-1), B.cholesky_logdet(factor, xp=xp))
+    identity = xp.eye(d, dtype=xs.dtype, device=B.device_of(xs))
+    covariances = B.cholesky_solve(factor, xp.broadcast_to(identity, system.shape), xp=xp)
+    return ObservedPosteriors(component, means[None, :, :] + solved, covariances, *generative)
 
 
 def expected_statistics(
@@ -298,30 +290,83 @@ def row_sums(
         ``(p,)``, ``(p, d)``, ``(K,)``, ``(K, d)``, ``(K, d, d)``.
     """
     xp = B.array_namespace(xs)
-    loadings, bias = posteriors.loadings, posteriors.bias
+    m, d = xs.shape[0], posteriors.loadings.shape[-1]
     probs = posteriors.responsibilities() * weights[:, None]  # (m, K)
-    m = posteriors.latent_means  # (m, K, d)
-    second = posteriors.latent_covariances + m[..., :, None] * m[..., None, :]  # E[yyᵀ | k]
-    latent = xp.sum(probs[:, :, None] * m, axis=1)  # w E[y | x_O], (m, d)
-    latent_second = xp.sum(probs[:, :, None, None] * second, axis=1)  # w E[yyᵀ | x_O]
-    predicted = latent @ xp.matrix_transpose(loadings) + weights[:, None] * bias
-    values = xp.where(observed, weights[:, None] * xs, predicted)
-    # E[x_j²] of a missing entry: a_jᵀ E[yyᵀ] a_j + 2 b_j a_jᵀ E[y] + b_j² + ψ_j.
-    spread = xp.sum((loadings @ latent_second) * loadings, axis=-1)  # (m, p)
-    missing_square = spread + 2.0 * bias * (latent @ xp.matrix_transpose(loadings))
-    missing_square = missing_square + weights[:, None] * (bias * bias + posteriors.noise)
-    squares = xp.where(observed, weights[:, None] * xs * xs, missing_square)
-    # E[x_j y] of a missing entry: E[yyᵀ] a_j + b_j E[y].
-    missing_cross = xp.matrix_transpose(latent_second @ xp.matrix_transpose(loadings))
-    missing_cross = missing_cross + bias[:, None] * latent[:, None, :]  # (m, p, d)
-    cross = xp.where(observed[:, :, None], xs[:, :, None] * latent[:, None, :], missing_cross)
+    means = posteriors.latent_means  # E[y | x_O, k], (m, K, d)
+    second = posteriors.latent_covariances + means[..., :, None] * means[..., None, :]
+    weighted_means = probs[:, :, None] * means  # (m, K, d)
+    weighted_second = probs[:, :, None] * xp.reshape(second, (m, -1, d * d))  # (m, K, d²)
+    generative = posteriors.loadings, posteriors.bias, posteriors.noise
+    latent, latent_second = xp.sum(weighted_means, axis=1), xp.sum(weighted_second, axis=1)
     return (
-        xp.sum(values, axis=0),
-        xp.sum(squares, axis=0),
-        xp.sum(cross, axis=0),
+        *observable_sums(generative, xs, observed, weights, latent, latent_second),
         xp.sum(probs, axis=0),
-        xp.sum(probs[:, :, None] * m, axis=0),
-        xp.sum(probs[:, :, None, None] * second, axis=0),
+        xp.sum(weighted_means, axis=0),
+        xp.reshape(xp.sum(weighted_second, axis=0), (-1, d, d)),
+    )
+
+
+def chunk_sums(
+    model: HierarchicalMixtureOfGaussians,
+    params: Any,
+    xs: Any,
+    observed: Any,
+    weights: Any,
+    terms: ComponentTerms | None = None,
+) -> tuple[Any, ...]:
+    """:func:`row_sums` of :func:`observed_posteriors`, and ``Σ w log p(x_O)``, in one pass.
+
+    For small ``d`` (at most :data:`SMALL_DIM`) the posteriors stay one ``(m, K)`` array an
+    entry and are reduced as they are, with no ``(m, K, d, d)`` array.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model (diagonal or isotropic noise).
+    params : array, shape (dim,)
+        Natural parameters.
+    xs : array, shape (m, p)
+        Observations; entries where ``observed`` is False are ignored (any finite value).
+    observed : array of bool, shape (m, p)
+        Which entries are observed.
+    weights : array, shape (m,)
+        Row weights (1 for real rows, 0 for padding).
+    terms : ComponentTerms, optional
+        :func:`component_terms` of ``params``.
+
+    Returns
+    -------
+    tuple of arrays
+        The six totals of :func:`row_sums`, then ``Σ w log p(x_O)`` (shape ``()``).
+    """
+    xp = B.array_namespace(params, xs)
+    terms = component_terms(model, params) if terms is None else terms
+    d = terms.means.shape[-1]
+    if d > SMALL_DIM:
+        posteriors = observed_posteriors(model, params, xs, observed, terms)
+        return (*row_sums(posteriors, xs, observed, weights), weights @ posteriors.log_density())
+    grids = posterior_grids(terms, xs, observed)
+    log_density = B.logsumexp(grids.logits, axis=-1, xp=xp)
+    probs = xp.exp(grids.logits - log_density[:, None]) * weights[:, None]  # w r, (m, K)
+    means, covariances = grids.means, grids.covariances
+    lower = [(i, j) for i in range(d) for j in range(i + 1)]
+    weighted = xp.stack(
+        [probs * mean for mean in means]
+        + [probs * (covariances[i][j] + means[i] * means[j]) for i, j in lower],
+        axis=-1,
+    )  # w r E[y | k] and the lower triangle of w r E[yyᵀ | k], (m, K, d + d(d+1)/2)
+    per_row, per_component = xp.sum(weighted, axis=1), xp.sum(weighted, axis=0)
+    packed = {pair: d + index for index, pair in enumerate(lower)}
+    full = [packed[max(i, j), min(i, j)] for i in range(d) for j in range(d)]
+    unpack = xp.asarray(full, dtype=xp.int64, device=B.device_of(xs))
+    generative = terms.loadings, terms.bias, terms.noise
+    latent, latent_second = per_row[:, :d], xp.take(per_row, unpack, axis=-1)
+    return (
+        *observable_sums(generative, xs, observed, weights, latent, latent_second),
+        xp.sum(probs, axis=0),
+        per_component[:, :d],
+        xp.reshape(xp.take(per_component, unpack, axis=-1), (-1, d, d)),
+        weights @ log_density,
     )
 
 
