@@ -20,6 +20,7 @@ from hmog_xp.estimator._params import check_hyperparameters, model_for
 from hmog_xp.estimator._scale import is_dask_array, known_chunks, partial_fit, prepare_dask
 from hmog_xp.estimator._training import (
     RunResult,
+    average_log_density_shift,
     check_observed_columns,
     has_missing_entries,
     run_once,
@@ -250,7 +251,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         seeds = check_random_state(self.random_state).randint(2**31 - 1, size=self.n_init)
         if is_dask_array(X):
             X = known_chunks(X)  # one pass if the chunk sizes are unknown
-            model, run, caller_xp, standardization = prepare_dask(self, X, hyper)
+            model, run, caller_xp, standardization, shift = prepare_dask(self, X, hyper)
             n_obs = int(X.shape[0])
         else:
             xs, caller_xp = check_fit_data(self, X)
@@ -261,6 +262,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
                 check_observed_columns(xs)
             standardization = standardization_for(self, xs, missing)
             zs = standardization.standardize(xs)
+            shift = average_log_density_shift(standardization, xs, missing)
 
             finished: list[tuple[Any, RunResult]] = []  # identical starts are fitted once
 
@@ -269,7 +271,6 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
                     hyper, model, zs, seed, callback, standardization, finished, missing
                 )
 
-        shift = standardization.log_density_shift()
         runs = [
             run(int(seed), self._progress(restart, shift)) for restart, seed in enumerate(seeds)
         ]

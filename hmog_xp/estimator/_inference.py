@@ -76,8 +76,15 @@ class FittedMethods:
         zs, caller_xp = self._standardized(X)
         result = getattr(self._inference_model(), model_method)(self._standard_params, zs)
         if method == "score_samples":
-            result = result + self._standardization.log_density_shift()
+            result = result + self._log_density_shift(zs)
         return to_caller(result, caller_xp)
+
+    def _log_density_shift(self, zs: Any) -> Any:
+        """The log-Jacobian from the fitted coordinates back to ``X``'s (per row, if holed)."""
+        xp = B.array_namespace(zs)
+        if self.missing == "marginalize" and bool(xp.any(xp.isnan(zs))):
+            return self._standardization.row_log_density_shift(zs)
+        return self._standardization.log_density_shift()
 
     def predict(self, X: Any) -> Any:
         """Return the most probable component of every sample.
@@ -160,7 +167,10 @@ class FittedMethods:
         zs, _ = self._standardized(X)
         model = self._inference_model()
         average = model.average_log_observable_density(self._standard_params, zs)
-        return float(average) + self._standardization.log_density_shift()
+        shift = self._log_density_shift(zs)
+        if not isinstance(shift, float):
+            shift = float(B.array_namespace(zs).mean(shift))
+        return float(average) + shift
 
     def impute(self, X: Any, *, sample: bool = False, random_state: Any = None) -> Any:
         """Return ``X`` with every NaN entry filled in under the fitted model.

@@ -28,6 +28,7 @@ from hmog_xp.estimator._params import check_hyperparameters, model_for
 from hmog_xp.estimator._rows import INIT_ROWS, init_rows
 from hmog_xp.estimator._training import (
     RunResult,
+    average_log_density_shift,
     check_observed_columns,
     em_regularization,
     has_missing_entries,
@@ -101,7 +102,7 @@ def _require_analytic(estimator: HMoG, what: str) -> None:
 
 def prepare_dask(
     estimator: HMoG, X: Any, hyper: HMoG | None = None
-) -> tuple[HierarchicalMixtureOfGaussians, Runner, ModuleType, Standardization]:
+) -> tuple[HierarchicalMixtureOfGaussians, Runner, ModuleType, Standardization, float]:
     """Check a Dask array for fitting and return the model and a per-restart runner.
 
     Parameters
@@ -125,6 +126,9 @@ def prepare_dask(
     standardization : Standardization
         Column moments of ``X`` (one pass over the data); the fit runs on the standardised,
         still lazy, array.
+    shift : float
+        The average log-Jacobian from the standardised coordinates back to ``X``'s
+        (over each row's observed columns).
     """
     from hmog_xp.scale import check_dask_sample, fit_em_dask
 
@@ -146,8 +150,11 @@ def prepare_dask(
         raise ValueError(msg)
     estimator.n_features_in_ = n_features
     marginalize = hyper.missing == "marginalize"
-    standardization, missing = dask_standardization(estimator, X, marginalize)
+    standardization, observed = dask_standardization(estimator, X, marginalize)
     standardized = standardization.standardize(X)
+    missing = bool(B.array_namespace(observed).any(observed < 1.0))
+    # Mean over rows of the observed columns' log-Jacobian: Σ_j (fraction observed) log D_j.
+    shift = -float(observed @ B.array_namespace(observed).log(standardization.scale))
     em_model = MarginalizedHMoG(model) if missing else model
 
     def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
@@ -169,12 +176,12 @@ def prepare_dask(
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
 
-    return model, run, xp, standardization
+    return model, run, xp, standardization, shift
 
 
 def dask_standardization(
     estimator: HMoG, X: Any, marginalize: bool = False
-) -> tuple[Standardization, bool]:
+) -> tuple[Standardization, Any]:
     """The estimator's standardisation from a Dask array's column moments (two passes).
 
     Parameters
@@ -190,8 +197,9 @@ def dask_standardization(
     -------
     standardization : Standardization
         Column means and standard deviations, in the chunks' namespace.
-    missing : bool
-        Whether ``X`` has missing entries (with ``marginalize``; else False).
+    observed : array, shape (n_features,)
+        The fraction of every column's entries that are observed (all ones without
+        ``marginalize``).
 
     Raises
     ------
@@ -229,12 +237,12 @@ def dask_standardization(
         centred = da.where(da.isnan(X), 0.0, X - mean)
         (spread,) = dask.compute((centred**2).sum(axis=0))
         variance = spread / counts
-        missing = bool(xp.any(counts < X.shape[0]))
+        observed = xp.astype(counts, mean.dtype) / X.shape[0]
     else:
         (variance,) = dask.compute(((X - mean) ** 2).mean(axis=0))
-        missing = False
+        observed = xp.ones_like(mean)
     standardization = Standardization.from_moments(mean, variance, low == high, common_scale=common)
-    return standardization, missing
+    return standardization, observed
 
 
 def _name_non_finite_chunk(X: Any, subset: Any, rows: list[int], marginalize: bool) -> None:
@@ -284,7 +292,11 @@ def lazy_method(estimator: HMoG, X: Any, method: str) -> Any:
         *(transfer(part, chunk_xp) for part in estimator._standardization)
     )
     result = getattr(scale, f"dask_{method}")(model, params, standardization.standardize(X))
-    if method == "score_samples":
+    if method == "score_samples" and estimator.missing == "marginalize":
+        result = result + X.map_blocks(
+            standardization.row_log_density_shift, drop_axis=1, dtype=X.dtype
+        )
+    elif method == "score_samples":
         result = result + standardization.log_density_shift()
     return result
 
@@ -365,7 +377,9 @@ def partial_fit(estimator: HMoG, X: Any) -> None:
     estimator._online_state = state
     model = state.model.model if isinstance(state.model, MarginalizedHMoG) else state.model
     estimator._set_fitted(model, state.params, caller_xp, standardization)
-    history.append(float(state.log_likelihood) + standardization.log_density_shift())
+    missing = estimator.missing == "marginalize"
+    shift = average_log_density_shift(standardization, xs, missing)
+    history.append(float(state.log_likelihood) + shift)
     estimator.log_likelihood_ = history
     estimator.lower_bound_ = history[-1]
     estimator.n_iter_ = int(state.n_updates)

@@ -232,6 +232,29 @@ def initial_params(
     return standardization.params_from_data(model, params)
 
 
+def average_log_density_shift(standardization: Standardization, xs: Any, missing: bool) -> float:
+    """The average log-Jacobian that turns standardised log-likelihoods into the data's.
+
+    Parameters
+    ----------
+    standardization : Standardization
+        The map from the data's units.
+    xs : array, shape (N, p)
+        The data (NaN: missing).
+    missing : bool
+        Whether ``xs`` has missing entries: a row's shift then covers its observed columns.
+
+    Returns
+    -------
+    float
+        ``mean_n (−Σ_{j ∈ O_n} log scale_j)``.
+    """
+    if not missing:
+        return standardization.log_density_shift()
+    xp = B.array_namespace(xs)
+    return float(xp.mean(standardization.row_log_density_shift(xs)))
+
+
 def mean_filled(zs: Any) -> Any:
     """Standardised data with every NaN entry at its column's mean (zero): for the starts.
 

@@ -58,6 +58,16 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
         """Number of observed variables ``p`` (the wrapped model's)."""
         return int(self.model.data_dim)
 
+    @property
+    def n_components(self) -> int:
+        """Number of mixture components ``K`` (the wrapped model's)."""
+        return int(self.model.n_components)
+
+    @property
+    def lat_dim(self) -> int:
+        """Latent dimension ``d`` (the wrapped model's)."""
+        return int(self.model.lat_dim)
+
     #: What :meth:`estep_invalid_rows` flags, for error messages.
     invalid_rows_description = "infinite values or rows with no observed entry"
 

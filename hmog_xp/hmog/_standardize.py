@@ -191,6 +191,27 @@ class Standardization(NamedTuple):
         xp = B.array_namespace(self.scale)
         return -float(xp.sum(xp.log(self.scale)))
 
+    def row_log_density_shift(self, xs: Any) -> Any:
+        """Return ``−Σ_{j ∈ O_n} log scale_j`` of every row: the shift of ``log p(x_O)``.
+
+        A row's observed entries ``x_O`` map to ``z_O`` by the same affine map restricted to
+        ``O``, so ``log p_x(x_O) = log p_z(z_O)`` plus this; a complete row gets
+        :meth:`log_density_shift`.
+
+        Parameters
+        ----------
+        xs : array, shape (N, p)
+            Data (NaN: missing).
+
+        Returns
+        -------
+        array, shape (N,)
+            The log-Jacobians of the rows' observed coordinates.
+        """
+        xp = B.array_namespace(xs)
+        observed = xp.astype(xp.logical_not(xp.isnan(xs)), self.scale.dtype)
+        return -(observed @ xp.log(self.scale))
+
     def inverse(self) -> Standardization:
         """The map in the other direction: ``x = (z − location') / scale'``.
 
