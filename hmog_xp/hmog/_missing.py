@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp.hmog._missing_rows import logits, observable_sums, posterior_grids, row_parts
+from hmog_xp.hmog._missing_rows import (
+    logits,
+    lower_pairs,
+    observable_sums,
+    posterior_grids,
+    row_parts,
+    unpack,
+)
 from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:
@@ -223,8 +230,9 @@ def observed_posteriors(
             *generative,
         )
     parts = row_parts(terms, xs, observed)
-    gram = xp.reshape(parts.products[:, : d * d], (m, d, d))
-    g_mu = xp.reshape(parts.products[:, d * d : d * d + d * k], (m, d, k))
+    offset = d * (d + 1) // 2
+    gram = unpack(parts.products[:, :offset], d)  # G, (m, d, d)
+    g_mu = xp.reshape(parts.products[:, offset : offset + d * k], (m, d, k))
     u = parts.shift[:, None, :] - xp.permute_dims(g_mu, (0, 2, 1))  # u_k = s − G μ_k
     system = inverse_covariances[None, :, :, :] + gram[:, None, :, :]  # M_k, (m, K, d, d)
     factor = B.cholesky(system, xp=xp)
@@ -297,7 +305,10 @@ def row_sums(
     weighted_means = probs[:, :, None] * means  # (m, K, d)
     weighted_second = probs[:, :, None] * xp.reshape(second, (m, -1, d * d))  # (m, K, d²)
     generative = posteriors.loadings, posteriors.bias, posteriors.noise
-    latent, latent_second = xp.sum(weighted_means, axis=1), xp.sum(weighted_second, axis=1)
+    pack = [i * d + j for i, j in lower_pairs(d)]
+    pack_index = xp.asarray(pack, dtype=xp.int64, device=B.device_of(xs))
+    latent = xp.sum(weighted_means, axis=1)
+    latent_second = xp.take(xp.sum(weighted_second, axis=1), pack_index, axis=-1)
     return (
         *observable_sums(generative, xs, observed, weights, latent, latent_second),
         xp.sum(probs, axis=0),
@@ -349,23 +360,19 @@ def chunk_sums(
     log_density = B.logsumexp(grids.logits, axis=-1, xp=xp)
     probs = xp.exp(grids.logits - log_density[:, None]) * weights[:, None]  # w r, (m, K)
     means, covariances = grids.means, grids.covariances
-    lower = [(i, j) for i in range(d) for j in range(i + 1)]
     weighted = xp.stack(
         [probs * mean for mean in means]
-        + [probs * (covariances[i][j] + means[i] * means[j]) for i, j in lower],
+        + [probs * (covariances[i][j] + means[i] * means[j]) for i, j in lower_pairs(d)],
         axis=-1,
     )  # w r E[y | k] and the lower triangle of w r E[yyᵀ | k], (m, K, d + d(d+1)/2)
     per_row, per_component = xp.sum(weighted, axis=1), xp.sum(weighted, axis=0)
-    packed = {pair: d + index for index, pair in enumerate(lower)}
-    full = [packed[max(i, j), min(i, j)] for i in range(d) for j in range(d)]
-    unpack = xp.asarray(full, dtype=xp.int64, device=B.device_of(xs))
     generative = terms.loadings, terms.bias, terms.noise
-    latent, latent_second = per_row[:, :d], xp.take(per_row, unpack, axis=-1)
+    latent, latent_second = per_row[:, :d], per_row[:, d:]
     return (
         *observable_sums(generative, xs, observed, weights, latent, latent_second),
         xp.sum(probs, axis=0),
         per_component[:, :d],
-        xp.reshape(xp.take(per_component, unpack, axis=-1), (-1, d, d)),
+        unpack(per_component[:, d:], d),
         weights @ log_density,
     )
 

@@ -23,10 +23,67 @@ __all__ = [
     "PosteriorGrids",
     "RowParts",
     "logits",
+    "lower_pairs",
     "observable_sums",
+    "packed_position",
     "posterior_grids",
     "row_parts",
+    "unpack",
 ]
+
+
+def lower_pairs(d: int) -> list[tuple[int, int]]:
+    """The entries ``(i, j)``, ``j <= i``, of a symmetric ``d × d`` matrix, in packed order.
+
+    Parameters
+    ----------
+    d : int
+        The size.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(0, 0), (1, 0), (1, 1), (2, 0), …``: ``d (d + 1) / 2`` pairs.
+    """
+    return [(i, j) for i in range(d) for j in range(i + 1)]
+
+
+def packed_position(i: int, j: int) -> int:
+    """Position of entry ``(i, j)`` (either triangle) in :func:`lower_pairs` order.
+
+    Parameters
+    ----------
+    i, j : int
+        Row and column.
+
+    Returns
+    -------
+    int
+        The position.
+    """
+    row, column = max(i, j), min(i, j)
+    return row * (row + 1) // 2 + column
+
+
+def unpack(packed: Any, d: int) -> Any:
+    """Full symmetric matrices from their packed lower triangles.
+
+    Parameters
+    ----------
+    packed : array, shape (..., d (d + 1) / 2)
+        Lower triangles in :func:`lower_pairs` order.
+    d : int
+        The size.
+
+    Returns
+    -------
+    array, shape (..., d, d)
+        The symmetric matrices.
+    """
+    xp = B.array_namespace(packed)
+    positions = [packed_position(i, j) for i in range(d) for j in range(d)]
+    index = xp.asarray(positions, dtype=xp.int64, device=B.device_of(packed))
+    return xp.reshape(xp.take(packed, index, axis=-1), (*packed.shape[:-1], d, d))
 
 
 class RowParts(NamedTuple):
@@ -34,8 +91,9 @@ class RowParts(NamedTuple):
 
     Attributes
     ----------
-    products : array, shape (m, d² + d K + K)
-        ``[G_n (row-major) | G_n μ_k (entry i of component k at d² + i K + k) | μ_kᵀ G_n μ_k]``.
+    products : array, shape (m, T + d K + K), ``T = d (d + 1) / 2``
+        ``[G_n (packed lower triangle, :func:`lower_pairs` order) | G_n μ_k (entry i of
+        component k at T + i K + k) | μ_kᵀ G_n μ_k]``.
     shift : array, shape (m, d)
         ``s = Aᵀ (ω ∘ (x − b))``.
     energy : array, shape (m,)
@@ -74,13 +132,17 @@ def row_parts(terms: ComponentTerms, xs: Any, observed: Any) -> RowParts:
     means, loadings, bias, variances = terms.means, terms.loadings, terms.bias, terms.noise
     (p, d), k = loadings.shape, means.shape[0]
     mask = xp.astype(observed, xs.dtype)
-    precision = mask / variances  # ω, (m, p): 0 where missing
+    precision = mask * (1.0 / variances)  # ω, (m, p): 0 where missing
     residual = mask * (xs - bias)  # exact: 0 where missing, x − b where observed
     weighted = precision * residual
     projected = loadings @ xp.matrix_transpose(means)  # A μ_k, (p, K)
+    pairs = lower_pairs(d)
+    device = B.device_of(xs)
+    rows = xp.asarray([i for i, _ in pairs], dtype=xp.int64, device=device)
+    cols = xp.asarray([j for _, j in pairs], dtype=xp.int64, device=device)
     columns = xp.concat(
         [
-            xp.reshape(loadings[:, :, None] * loadings[:, None, :], (p, d * d)),
+            xp.take(loadings, rows, axis=1) * xp.take(loadings, cols, axis=1),  # a_ji a_jl
             xp.reshape(loadings[:, :, None] * projected[:, None, :], (p, d * k)),
             projected * projected,
         ],
@@ -168,12 +230,12 @@ def posterior_grids(terms: ComponentTerms, xs: Any, observed: Any) -> PosteriorG
     d, k = shift.shape[-1], terms.means.shape[0]
     lower = [
         [
-            products[:, i * d + j][:, None] + inverse_covariances[:, i, j][None, :]
+            products[:, packed_position(i, j)][:, None] + inverse_covariances[:, i, j][None, :]
             for j in range(i + 1)
         ]
         for i in range(d)
     ]  # M = Σ_k⁻¹ + G_n
-    offset = d * d
+    offset = d * (d + 1) // 2
     u = [  # u_k = s − G μ_k
         shift[:, i : i + 1] - products[:, offset + i * k : offset + (i + 1) * k] for i in range(d)
     ]
@@ -215,8 +277,8 @@ def observable_sums(
         Row weights ``w``.
     latent : array, shape (m, d)
         ``w E[y | x_O]``.
-    latent_second : array, shape (m, d²)
-        ``w E[yyᵀ | x_O]``, row-major.
+    latent_second : array, shape (m, d (d + 1) / 2)
+        ``w E[yyᵀ | x_O]``, packed lower triangles (:func:`lower_pairs` order).
 
     Returns
     -------
@@ -225,16 +287,16 @@ def observable_sums(
     """
     xp = B.array_namespace(xs)
     loadings, bias, noise = generative
-    (p, d) = loadings.shape
+    d = loadings.shape[-1]
     mask = xp.astype(observed, xs.dtype)
     seen = mask * xs
-    # Over the rows missing entry j: Σ w E[y], Σ w E[yyᵀ] and Σ w, in one GEMM (p, d + d² + 1).
+    # Over the rows missing entry j: Σ w E[y], Σ w E[yyᵀ] and Σ w, in one GEMM.
     gathered = xp.matrix_transpose(1.0 - mask) @ xp.concat(
         [latent, latent_second, weights[:, None]], axis=-1
     )
     missing_latent = gathered[:, :d]
     second_loadings = xp.sum(
-        xp.reshape(gathered[:, d : d + d * d], (p, d, d)) * loadings[:, None, :], axis=-1
+        unpack(gathered[:, d:-1], d) * loadings[:, None, :], axis=-1
     )  # Σ w E[yyᵀ] a_j, (p, d)
     missing_weight = gathered[:, -1]
     loaded_latent = xp.sum(loadings * missing_latent, axis=-1)  # Σ w a_jᵀ E[y], (p,)
