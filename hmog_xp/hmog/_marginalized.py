@@ -175,7 +175,8 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
         def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
             xp = B.array_namespace(chunk)
             observed = xp.logical_not(xp.isnan(chunk))
-            filled = xp.where(observed, chunk, xp.zeros_like(chunk))
+            zero = xp.zeros((), dtype=chunk.dtype, device=B.device_of(chunk))
+            filled = xp.where(observed, chunk, zero)  # a 0-d fill: no (m, p) zeros
             return chunk_sums(model, params, filled, observed, weights, terms)
 
         return _sums

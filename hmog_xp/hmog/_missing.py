@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.hmog._missing_rows import (
-    logits,
+    batched_posteriors,
+    grid_posteriors,
+    grid_sums,
     lower_pairs,
     observable_sums,
-    posterior_grids,
-    row_parts,
-    unpack,
 )
 from hmog_xp.reps import PositiveDefinite
 
@@ -212,35 +211,14 @@ def observed_posteriors(
     ValidationError
         For full noise (not supported) or mismatched shapes.
     """
-    xp = B.array_namespace(params, xs)
+    B.array_namespace(params, xs)  # one namespace for both
     if tuple(observed.shape) != tuple(xs.shape):
         msg = f"observed must have the shape of xs {tuple(xs.shape)}; got {tuple(observed.shape)}"
         raise ValidationError(msg)
     terms = component_terms(model, params) if terms is None else terms
-    means, inverse_covariances = terms.means, terms.inverse_covariances
-    m, (d, k) = xs.shape[0], (means.shape[-1], means.shape[0])
-    generative = terms.loadings, terms.bias, terms.noise
-    if d <= SMALL_DIM:
-        grids = posterior_grids(terms, xs, observed)
-        covariances = xp.stack([entry for row in grids.covariances for entry in row], axis=-1)
-        return ObservedPosteriors(
-            grids.logits,
-            xp.stack(grids.means, axis=-1),
-            xp.reshape(covariances, (m, k, d, d)),
-            *generative,
-        )
-    parts = row_parts(terms, xs, observed)
-    offset = d * (d + 1) // 2
-    gram = unpack(parts.products[:, :offset], d)  # G, (m, d, d)
-    g_mu = xp.reshape(parts.products[:, offset : offset + d * k], (m, d, k))
-    u = parts.shift[:, None, :] - xp.permute_dims(g_mu, (0, 2, 1))  # u_k = s − G μ_k
-    system = inverse_covariances[None, :, :, :] + gram[:, None, :, :]  # M_k, (m, K, d, d)
-    factor = B.cholesky(system, xp=xp)
-    solved = B.cholesky_solve(factor, u[..., None], xp=xp)[..., 0]
-    component = logits(terms, parts, xp.sum(u * solved, axis=-1), B.cholesky_logdet(factor, xp=xp))
-    identity = xp.eye(d, dtype=xs.dtype, device=B.device_of(xs))
-    covariances = B.cholesky_solve(factor, xp.broadcast_to(identity, system.shape), xp=xp)
-    return ObservedPosteriors(component, means[None, :, :] + solved, covariances, *generative)
+    small = terms.means.shape[-1] <= SMALL_DIM
+    posteriors = (grid_posteriors if small else batched_posteriors)(terms, xs, observed)
+    return ObservedPosteriors(*posteriors, terms.loadings, terms.bias, terms.noise)
 
 
 def expected_statistics(
@@ -305,12 +283,13 @@ def row_sums(
     weighted_means = probs[:, :, None] * means  # (m, K, d)
     weighted_second = probs[:, :, None] * xp.reshape(second, (m, -1, d * d))  # (m, K, d²)
     generative = posteriors.loadings, posteriors.bias, posteriors.noise
+    mask = xp.astype(observed, xs.dtype)
     pack = [i * d + j for i, j in lower_pairs(d)]
     pack_index = xp.asarray(pack, dtype=xp.int64, device=B.device_of(xs))
     latent = xp.sum(weighted_means, axis=1)
     latent_second = xp.take(xp.sum(weighted_second, axis=1), pack_index, axis=-1)
     return (
-        *observable_sums(generative, xs, observed, weights, latent, latent_second),
+        *observable_sums(generative, xs, mask, weights, latent, latent_second),
         xp.sum(probs, axis=0),
         xp.sum(weighted_means, axis=0),
         xp.reshape(xp.sum(weighted_second, axis=0), (-1, d, d)),
@@ -327,8 +306,9 @@ def chunk_sums(
 ) -> tuple[Any, ...]:
     """:func:`row_sums` of :func:`observed_posteriors`, and ``Σ w log p(x_O)``, in one pass.
 
-    For small ``d`` (at most :data:`SMALL_DIM`) the posteriors stay one ``(m, K)`` array an
-    entry and are reduced as they are, with no ``(m, K, d, d)`` array.
+    For small ``d`` (at most :data:`SMALL_DIM`) the posteriors stay one ``(K, m)`` array an
+    entry and are reduced as they are, with no ``(m, K, d, d)`` array
+    (:func:`~._missing_rows.grid_sums`).
 
     Parameters
     ----------
@@ -350,31 +330,11 @@ def chunk_sums(
     tuple of arrays
         The six totals of :func:`row_sums`, then ``Σ w log p(x_O)`` (shape ``()``).
     """
-    xp = B.array_namespace(params, xs)
     terms = component_terms(model, params) if terms is None else terms
-    d = terms.means.shape[-1]
-    if d > SMALL_DIM:
-        posteriors = observed_posteriors(model, params, xs, observed, terms)
-        return (*row_sums(posteriors, xs, observed, weights), weights @ posteriors.log_density())
-    grids = posterior_grids(terms, xs, observed)
-    log_density = B.logsumexp(grids.logits, axis=-1, xp=xp)
-    probs = xp.exp(grids.logits - log_density[:, None]) * weights[:, None]  # w r, (m, K)
-    means, covariances = grids.means, grids.covariances
-    weighted = xp.stack(
-        [probs * mean for mean in means]
-        + [probs * (covariances[i][j] + means[i] * means[j]) for i, j in lower_pairs(d)],
-        axis=-1,
-    )  # w r E[y | k] and the lower triangle of w r E[yyᵀ | k], (m, K, d + d(d+1)/2)
-    per_row, per_component = xp.sum(weighted, axis=1), xp.sum(weighted, axis=0)
-    generative = terms.loadings, terms.bias, terms.noise
-    latent, latent_second = per_row[:, :d], per_row[:, d:]
-    return (
-        *observable_sums(generative, xs, observed, weights, latent, latent_second),
-        xp.sum(probs, axis=0),
-        per_component[:, :d],
-        unpack(per_component[:, d:], d),
-        weights @ log_density,
-    )
+    if terms.means.shape[-1] <= SMALL_DIM:
+        return grid_sums(terms, xs, observed, weights)
+    posteriors = observed_posteriors(model, params, xs, observed, terms)
+    return (*row_sums(posteriors, xs, observed, weights), weights @ posteriors.log_density())
 
 
 def assemble_statistics(

@@ -1,11 +1,12 @@
 """The per-row work of the missing-value E-step, shaped for GEMMs and small-system grids.
 
-Every row ``n`` needs ``G_n = Aᵀ diag(ω_n) A``, ``G_n μ_k`` and ``μ_kᵀ G_n μ_k``: each is
-``Σ_j ω_nj c_j`` for a column ``c_j`` built from the loadings and the component means, so for
-a chunk of rows they are one GEMM ``ω @ C`` with ``C`` of shape ``(p, d² + d K + K)``. The
-``m K`` systems ``M = Σ_k⁻¹ + G_n`` are then factorised entry by entry
-(:mod:`._small_spd`), and the posterior is kept as a grid of ``(m, K)`` arrays, one per entry,
-which the chunk sums reduce without forming ``(m, K, d, d)`` arrays.
+Every row ``n`` needs ``G_n = Aᵀ diag(ω_n) A``, ``G_n μ_k``, ``μ_kᵀ G_n μ_k``,
+``Σ_O log ψ_j`` and ``|O|``: each is ``Σ_j 1[j observed] c_j`` for a column ``c_j`` built from
+the loadings, the component means and the noise, so for a chunk of rows they are one GEMM of
+the observed-entry indicator. The ``m K`` systems ``M = Σ_k⁻¹ + G_n`` are then factorised
+entry by entry (:mod:`._small_spd`): the posteriors are a grid of ``(K, m)`` arrays, one per
+entry (component-major, so that sums over components and over rows are both contiguous), and
+the chunk sums reduce them as they are, without any ``(m, K, d, d)`` array.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
     from hmog_xp.hmog._missing import ComponentTerms
 
 __all__ = [
-    "PosteriorGrids",
     "RowParts",
-    "logits",
+    "batched_posteriors",
+    "grid_posteriors",
+    "grid_sums",
     "lower_pairs",
     "observable_sums",
     "packed_position",
-    "posterior_grids",
     "row_parts",
     "unpack",
 ]
@@ -87,28 +88,25 @@ def unpack(packed: Any, d: int) -> Any:
 
 
 class RowParts(NamedTuple):
-    """What each row contributes before any ``d × d`` system is solved.
+    """What each row contributes before any ``d × d`` system is solved (rows last).
 
     Attributes
     ----------
-    products : array, shape (m, T + d K + K), ``T = d (d + 1) / 2``
-        ``[G_n (packed lower triangle, :func:`lower_pairs` order) | G_n μ_k (entry i of
-        component k at T + i K + k) | μ_kᵀ G_n μ_k]``.
-    shift : array, shape (m, d)
+    mask : array, shape (m, p)
+        1 where observed, 0 where missing.
+    products : array, shape (T + d K + K + 2, m), ``T = d (d + 1) / 2``
+        ``G_n`` (packed lower triangle, :func:`lower_pairs` order), ``G_n μ_k`` (entry ``i``
+        of component ``k`` in row ``T + i K + k``), ``μ_kᵀ G_n μ_k``, ``Σ_O log ψ_j``, ``|O|``.
+    shift : array, shape (d, m)
         ``s = Aᵀ (ω ∘ (x − b))``.
     energy : array, shape (m,)
         ``q = Σ ω (x − b)²``.
-    noise_logdet : array, shape (m,)
-        ``Σ_O log ψ_j``.
-    n_observed : array, shape (m,)
-        Number of observed entries.
     """
 
+    mask: Any
     products: Any
     shift: Any
     energy: Any
-    noise_logdet: Any
-    n_observed: Any
 
 
 def row_parts(terms: ComponentTerms, xs: Any, observed: Any) -> RowParts:
@@ -131,16 +129,15 @@ def row_parts(terms: ComponentTerms, xs: Any, observed: Any) -> RowParts:
     xp = B.array_namespace(xs)
     means, loadings, bias, variances = terms.means, terms.loadings, terms.bias, terms.noise
     (p, d), k = loadings.shape, means.shape[0]
+    device = B.device_of(xs)
     mask = xp.astype(observed, xs.dtype)
-    precision = mask * (1.0 / variances)  # ω, (m, p): 0 where missing
     residual = mask * (xs - bias)  # exact: 0 where missing, x − b where observed
-    weighted = precision * residual
+    inverse_noise = 1.0 / variances  # ω of an observed entry
     projected = loadings @ xp.matrix_transpose(means)  # A μ_k, (p, K)
     pairs = lower_pairs(d)
-    device = B.device_of(xs)
     rows = xp.asarray([i for i, _ in pairs], dtype=xp.int64, device=device)
     cols = xp.asarray([j for _, j in pairs], dtype=xp.int64, device=device)
-    columns = xp.concat(
+    weighted = xp.concat(
         [
             xp.take(loadings, rows, axis=1) * xp.take(loadings, cols, axis=1),  # a_ji a_jl
             xp.reshape(loadings[:, :, None] * projected[:, None, :], (p, d * k)),
@@ -148,68 +145,73 @@ def row_parts(terms: ComponentTerms, xs: Any, observed: Any) -> RowParts:
         ],
         axis=-1,
     )
+    columns = xp.concat(
+        [
+            inverse_noise[:, None] * weighted,
+            xp.log(variances)[:, None],
+            xp.ones((p, 1), dtype=xs.dtype, device=device),
+        ],
+        axis=-1,
+    )
     return RowParts(
-        precision @ columns,
-        weighted @ loadings,
-        xp.sum(weighted * residual, axis=-1),
-        mask @ xp.log(variances),
-        xp.sum(mask, axis=-1),
+        mask,
+        xp.matrix_transpose(columns) @ xp.matrix_transpose(mask),
+        xp.matrix_transpose(inverse_noise[:, None] * loadings) @ xp.matrix_transpose(residual),
+        (residual * residual) @ inverse_noise,
     )
 
 
-def logits(terms: ComponentTerms, parts: RowParts, u_solved: Any, system_logdet: Any) -> Any:
-    """``log π_k + log N(x_O; A_O μ_k + b_O, C_k)`` from the row parts and the solved systems.
-
-    Parameters
-    ----------
-    terms : ComponentTerms
-        The component terms.
-    parts : RowParts
-        :func:`row_parts` of the rows.
-    u_solved : array, shape (m, K)
-        ``u_kᵀ M_k⁻¹ u_k``.
-    system_logdet : array, shape (m, K)
-        ``log |M_k|``.
-
-    Returns
-    -------
-    array, shape (m, K)
-        The component log-terms.
-    """
+def _logits(terms: ComponentTerms, parts: RowParts, u_solved: Any, system_logdet: Any) -> Any:
+    """``log π_k + log N(x_O; A_O μ_k + b_O, C_k)``, shape (K, m), from ``u M⁻¹ u``, ``log|M|``."""
     xp = B.array_namespace(parts.products)
-    k = terms.means.shape[0]
+    d, k = terms.means.shape[-1], terms.means.shape[0]
+    offset = d * (d + 1) // 2 + d * k
     quadratic = (
-        parts.energy[:, None]
-        - 2.0 * parts.shift @ xp.matrix_transpose(terms.means)
-        + parts.products[:, -k:]  # μ_kᵀ G μ_k
+        parts.energy[None, :]
+        - 2.0 * terms.means @ parts.shift
+        + parts.products[offset : offset + k, :]  # μ_kᵀ G μ_k
         - u_solved
     )
-    logdets = parts.noise_logdet[:, None] + terms.covariance_logdets[None, :] + system_logdet
-    return xp.log(terms.weights)[None, :] - 0.5 * (
-        parts.n_observed[:, None] * math.log(2.0 * math.pi) + logdets + quadratic
+    noise_logdet, n_observed = parts.products[-2, :], parts.products[-1, :]
+    logdets = noise_logdet[None, :] + terms.covariance_logdets[:, None] + system_logdet
+    return xp.log(terms.weights)[:, None] - 0.5 * (
+        n_observed[None, :] * math.log(2.0 * math.pi) + logdets + quadratic
     )
 
 
-class PosteriorGrids(NamedTuple):
-    """The posteriors of :func:`~._missing.observed_posteriors`, one ``(m, K)`` array an entry.
-
-    Attributes
-    ----------
-    logits : array, shape (m, K)
-        The component log-terms.
-    means : list of d arrays, shape (m, K)
-        Entry ``i`` of ``E[y | x_O, z = k]``.
-    covariances : list of d lists of d arrays, shape (m, K)
-        Entry ``(i, j)`` of ``M_k⁻¹`` (symmetric: ``[i][j] is [j][i]``).
-    """
-
-    logits: Any
-    means: list[Any]
-    covariances: list[list[Any]]
+class _Grids(NamedTuple):
+    logits: Any  # (K, m)
+    means: list[Any]  # d arrays (K, m): E[y_i | x_O, z = k]
+    covariances: list[list[Any]]  # d × d grid of (K, m): Cov[y | x_O, z = k]
 
 
-def posterior_grids(terms: ComponentTerms, xs: Any, observed: Any) -> PosteriorGrids:
-    """Compute the posteriors of every row and component, entry by entry (small ``d``).
+def _posterior_grids(terms: ComponentTerms, parts: RowParts) -> _Grids:
+    products, shift, inverse_covariances = parts.products, parts.shift, terms.inverse_covariances
+    d, k = shift.shape[0], terms.means.shape[0]
+    lower = [
+        [
+            inverse_covariances[:, i, j][:, None] + products[packed_position(i, j), :][None, :]
+            for j in range(i + 1)
+        ]
+        for i in range(d)
+    ]  # M = Σ_k⁻¹ + G_n
+    offset = d * (d + 1) // 2
+    u = [  # u_k = s − G μ_k
+        shift[i : i + 1, :] - products[offset + i * k : offset + (i + 1) * k, :] for i in range(d)
+    ]
+    covariances, system_logdet = inverse_and_logdet(lower)
+    means, u_solved = [], None
+    for i in range(d):
+        solved = covariances[i][0] * u[0]
+        for j in range(1, d):
+            solved = solved + covariances[i][j] * u[j]
+        means.append(terms.means[:, i][:, None] + solved)
+        u_solved = u[i] * solved if u_solved is None else u_solved + u[i] * solved
+    return _Grids(_logits(terms, parts, u_solved, system_logdet), means, covariances)
+
+
+def grid_posteriors(terms: ComponentTerms, xs: Any, observed: Any) -> tuple[Any, Any, Any]:
+    """Logits, latent means and covariances of every row and component, entry by entry.
 
     Parameters
     ----------
@@ -222,38 +224,111 @@ def posterior_grids(terms: ComponentTerms, xs: Any, observed: Any) -> PosteriorG
 
     Returns
     -------
-    PosteriorGrids
-        Logits, posterior means and covariances.
+    logits : array, shape (m, K)
+        The component log-terms.
+    means : array, shape (m, K, d)
+        ``E[y | x_O, z = k]``.
+    covariances : array, shape (m, K, d, d)
+        ``Cov[y | x_O, z = k]``.
     """
+    xp = B.array_namespace(xs)
+    grids = _posterior_grids(terms, row_parts(terms, xs, observed))
+    (k, m), d = grids.logits.shape, len(grids.means)
+    entries = xp.stack([entry for row in grids.covariances for entry in row], axis=-1)
+    return (
+        xp.matrix_transpose(grids.logits),
+        xp.permute_dims(xp.stack(grids.means, axis=-1), (1, 0, 2)),
+        xp.permute_dims(xp.reshape(entries, (k, m, d, d)), (1, 0, 2, 3)),
+    )
+
+
+def batched_posteriors(terms: ComponentTerms, xs: Any, observed: Any) -> tuple[Any, Any, Any]:
+    """:func:`grid_posteriors` by batched Cholesky factorisations (for larger ``d``).
+
+    Parameters
+    ----------
+    terms : ComponentTerms
+        The component terms.
+    xs : array, shape (m, p)
+        Observations (entries where ``observed`` is False: any finite value).
+    observed : array of bool, shape (m, p)
+        Which entries are observed.
+
+    Returns
+    -------
+    logits : array, shape (m, K)
+        The component log-terms.
+    means : array, shape (m, K, d)
+        ``E[y | x_O, z = k]``.
+    covariances : array, shape (m, K, d, d)
+        ``Cov[y | x_O, z = k]``.
+    """
+    xp = B.array_namespace(xs)
     parts = row_parts(terms, xs, observed)
-    products, shift, inverse_covariances = parts.products, parts.shift, terms.inverse_covariances
-    d, k = shift.shape[-1], terms.means.shape[0]
-    lower = [
-        [
-            products[:, packed_position(i, j)][:, None] + inverse_covariances[:, i, j][None, :]
-            for j in range(i + 1)
-        ]
-        for i in range(d)
-    ]  # M = Σ_k⁻¹ + G_n
+    means, inverse_covariances = terms.means, terms.inverse_covariances
+    m, d, k = xs.shape[0], means.shape[-1], means.shape[0]
     offset = d * (d + 1) // 2
-    u = [  # u_k = s − G μ_k
-        shift[:, i : i + 1] - products[:, offset + i * k : offset + (i + 1) * k] for i in range(d)
-    ]
-    covariances, system_logdet = inverse_and_logdet(lower)
-    means, u_solved = [], None
-    for i in range(d):
-        solved = covariances[i][0] * u[0]
-        for j in range(1, d):
-            solved = solved + covariances[i][j] * u[j]
-        means.append(terms.means[:, i][None, :] + solved)
-        u_solved = u[i] * solved if u_solved is None else u_solved + u[i] * solved
-    return PosteriorGrids(logits(terms, parts, u_solved, system_logdet), means, covariances)
+    gram = unpack(xp.matrix_transpose(parts.products[:offset, :]), d)  # G, (m, d, d)
+    g_mu = xp.reshape(parts.products[offset : offset + d * k, :], (d, k, m))
+    u = xp.matrix_transpose(parts.shift)[:, None, :] - xp.permute_dims(g_mu, (2, 1, 0))
+    system = inverse_covariances[None, :, :, :] + gram[:, None, :, :]  # M_k, (m, K, d, d)
+    factor = B.cholesky(system, xp=xp)
+    solved = B.cholesky_solve(factor, u[..., None], xp=xp)[..., 0]
+    u_solved = xp.matrix_transpose(xp.sum(u * solved, axis=-1))
+    logdet = xp.matrix_transpose(B.cholesky_logdet(factor, xp=xp))
+    identity = xp.eye(d, dtype=xs.dtype, device=B.device_of(xs))
+    covariances = B.cholesky_solve(factor, xp.broadcast_to(identity, system.shape), xp=xp)
+    logits = xp.matrix_transpose(_logits(terms, parts, u_solved, logdet))
+    return logits, means[None, :, :] + solved, covariances
+
+
+def grid_sums(terms: ComponentTerms, xs: Any, observed: Any, weights: Any) -> tuple[Any, ...]:
+    """The chunk sums of :func:`~._missing.chunk_sums`, entry by entry.
+
+    Parameters
+    ----------
+    terms : ComponentTerms
+        The component terms.
+    xs : array, shape (m, p)
+        Observations (entries where ``observed`` is False: any finite value).
+    observed : array of bool, shape (m, p)
+        Which entries are observed.
+    weights : array, shape (m,)
+        Row weights.
+
+    Returns
+    -------
+    tuple of arrays
+        The six totals of :func:`~._missing.row_sums`, then ``Σ w log p(x_O)``.
+    """
+    xp = B.array_namespace(xs)
+    parts = row_parts(terms, xs, observed)
+    grids = _posterior_grids(terms, parts)
+    d = len(grids.means)
+    peak = xp.max(grids.logits, axis=0)  # finite: the logits are
+    scaled = xp.exp(grids.logits - peak[None, :])
+    total = xp.sum(scaled, axis=0)  # >= 1
+    probs = scaled * (weights / total)[None, :]  # w r, (K, m)
+    means, covariances = grids.means, grids.covariances
+    entries = [probs * mean for mean in means] + [
+        probs * (covariances[i][j] + means[i] * means[j]) for i, j in lower_pairs(d)
+    ]  # w r E[y | k] and the lower triangle of w r E[yyᵀ | k]
+    per_row = xp.stack([xp.sum(entry, axis=0) for entry in entries], axis=-1)  # (m, F)
+    per_component = xp.stack([xp.sum(entry, axis=1) for entry in entries], axis=-1)  # (K, F)
+    generative = terms.loadings, terms.bias, terms.noise
+    return (
+        *observable_sums(generative, xs, parts.mask, weights, per_row[:, :d], per_row[:, d:]),
+        xp.sum(probs, axis=1),
+        per_component[:, :d],
+        unpack(per_component[:, d:], d),
+        weights @ (xp.log(total) + peak),
+    )
 
 
 def observable_sums(
     generative: tuple[Any, Any, Any],
     xs: Any,
-    observed: Any,
+    mask: Any,
     weights: Any,
     latent: Any,
     latent_second: Any,
@@ -270,9 +345,9 @@ def observable_sums(
     generative : tuple of arrays
         The loadings ``A`` (p, d), the bias ``b`` (p,) and the noise variances ``ψ`` (p,).
     xs : array, shape (m, p)
-        Observations (entries where ``observed`` is False: any finite value).
-    observed : array of bool, shape (m, p)
-        Which entries are observed.
+        Observations (entries where ``mask`` is 0: any finite value).
+    mask : array, shape (m, p)
+        1 where observed, 0 where missing (``xs``'s dtype).
     weights : array, shape (m,)
         Row weights ``w``.
     latent : array, shape (m, d)
@@ -288,7 +363,6 @@ def observable_sums(
     xp = B.array_namespace(xs)
     loadings, bias, noise = generative
     d = loadings.shape[-1]
-    mask = xp.astype(observed, xs.dtype)
     seen = mask * xs
     # Over the rows missing entry j: Σ w E[y], Σ w E[yyᵀ] and Σ w, in one GEMM.
     gathered = xp.matrix_transpose(1.0 - mask) @ xp.concat(
@@ -300,10 +374,9 @@ def observable_sums(
     )  # Σ w E[yyᵀ] a_j, (p, d)
     missing_weight = gathered[:, -1]
     loaded_latent = xp.sum(loadings * missing_latent, axis=-1)  # Σ w a_jᵀ E[y], (p,)
-    seen_weighted = weights @ seen, weights @ (seen * seen)
-    values = seen_weighted[0] + loaded_latent + missing_weight * bias
+    values = weights @ seen + loaded_latent + missing_weight * bias
     squares = (
-        seen_weighted[1]
+        weights @ (seen * seen)
         + xp.sum(second_loadings * loadings, axis=-1)
         + 2.0 * bias * loaded_latent
         + missing_weight * (bias * bias + noise)
