@@ -11,7 +11,8 @@ data and parameters:
 
 Both steps go through ``hmog_xp.jit(em_step)`` (compiled with ``jax.jit`` on JAX, run as is
 elsewhere) with their model's ``default_chunk_size``. Times are medians of ``--repeat`` runs
-after one warm-up call; on JAX the warm-up includes compilation, and ``first call − median``
+after one warm-up call, the three steps taking turns (so that other load on the machine
+weighs on all alike); on JAX the warm-up includes compilation, and ``first call − median``
 is reported separately as the compile time. The target is ``missing / complete ≤ 5``.
 Results print as a table and are written as JSON to ``benchmarks/results/``.
 
@@ -52,17 +53,26 @@ TARGET = 5.0
 CPU_BACKENDS = ("numpy", "jax", "torch")
 
 
-def timed(fn: Callable[[], Any], sync: Callable[[Any], Any], repeat: int) -> tuple[float, float]:
-    """``(first call, median of repeat later calls)`` wall times of ``fn`` in seconds."""
-    start = time.perf_counter()
-    sync(fn())
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeat):
+def interleaved(
+    fns: dict[str, Callable[[], Any]], sync: Callable[[Any], Any], repeat: int
+) -> dict[str, tuple[float, float]]:
+    """``(first call, median of repeat later calls)`` wall times of each ``fn`` in seconds.
+
+    After each function's first call, the repeats go round the functions in turn, so a load
+    that comes and goes on the machine weighs on every function alike.
+    """
+    first = {}
+    for name, fn in fns.items():
         start = time.perf_counter()
         sync(fn())
-        times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+        first[name] = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            sync(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: (first[name], statistics.median(times[name])) for name in fns}
 
 
 def synthetic_data(case: dict[str, Any], seed: int = 0) -> np.ndarray:
@@ -97,17 +107,12 @@ def _sync(name: str) -> Callable[[Any], Any]:
     return sync
 
 
-def time_step(model: Any, params: Any, xs: Any, sync: Callable, repeat: int) -> dict[str, float]:
-    """Time one compiled EM step of ``model`` on ``xs``; milliseconds."""
-    if type(xs).__module__.startswith(("jax", "jaxlib")):
-        import jax
-
-        jax.clear_caches()  # so that the first call compiles (the compile time is reported)
+def prepared_step(model: Any, params: Any, xs: Any) -> tuple[Callable[[], Any], int]:
+    """One EM step of ``model`` on ``xs`` as a closure (``hmog_xp.jit``), and its chunk size."""
     chunk = default_chunk_size(model, xs.shape[0])
     stats = observable_statistics(model, xs, chunk)
     step = hx.jit(em_step, static_argnums=(0, 4))
-    first, median = timed(lambda: step(model, params, xs, stats, chunk), sync, repeat)
-    return {"ms": 1e3 * median, "first_ms": 1e3 * first, "chunk": chunk}
+    return (lambda: step(model, params, xs, stats, chunk)), chunk
 
 
 def bench_backend(name: str, case: dict[str, Any], data: np.ndarray, repeat: int) -> list[dict]:
@@ -116,23 +121,35 @@ def bench_backend(name: str, case: dict[str, Any], data: np.ndarray, repeat: int
         import jax
 
         jax.config.update("jax_enable_x64", True)
+        jax.clear_caches()  # so that each first call compiles (its time is reported)
     xp = namespace_for(name)
     dtype = getattr(xp, case["dtype"])
-    sync = _sync(name)
     model = hx.analytic_hmog(case["p"], hx.Diagonal, case["d"], case["k"])
     xs = xp.asarray(data, dtype=dtype)
     params = model.initialize_from_sample(0, xs)
-    rows = []
+    steps, chunks = {}, {}
     with hx.validation(False):
-        complete = time_step(model, params, xs, sync, repeat)
-        rows.append({"backend": name, "missing_fraction": 0.0, **complete})
+        steps[0.0], chunks[0.0] = prepared_step(model, params, xs)
         for fraction in FRACTIONS:
             holes = xp.asarray(with_holes(data, fraction), dtype=dtype)
-            missing = time_step(MarginalizedHMoG(model), params, holes, sync, repeat)
-            missing["ratio"] = missing["ms"] / complete["ms"]
-            rows.append({"backend": name, "missing_fraction": fraction, **missing})
-    for row in rows:
-        row["compile_ms"] = row["first_ms"] - row["ms"] if name == "jax" else 0.0
+            steps[fraction], chunks[fraction] = prepared_step(
+                MarginalizedHMoG(model), params, holes
+            )
+        times = interleaved(steps, _sync(name), repeat)
+    complete_ms = 1e3 * times[0.0][1]
+    rows = []
+    for fraction, (first, median) in times.items():
+        row = {
+            "backend": name,
+            "missing_fraction": fraction,
+            "ms": 1e3 * median,
+            "first_ms": 1e3 * first,
+            "compile_ms": 1e3 * (first - median) if name == "jax" else 0.0,
+            "chunk": chunks[fraction],
+        }
+        if fraction > 0.0:
+            row["ratio"] = row["ms"] / complete_ms
+        rows.append(row)
     return rows
 
 
