@@ -126,7 +126,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def bench(session: nox.Session) -> None:
-    """EM speed and fit-quality benchmarks (``bench_em.py``, then ``bench_quality.py``).
+    """EM speed (``bench_em.py``, ``bench_missing.py``) and fit quality (``bench_quality.py``).
 
     Not part of the default sessions. Arguments after ``--`` go to
     ``benchmarks/bench_em.py`` (e.g. ``-- --cases S`` or ``-- --huge``); ``-- quality ARGS``
@@ -138,6 +138,7 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/bench_quality.py", *session.posargs[1:])
         return
     session.run("python", "benchmarks/bench_em.py", *session.posargs)
+    session.run("python", "benchmarks/bench_missing.py")
     session.run("python", "benchmarks/bench_quality.py")
 
 
