@@ -36,6 +36,7 @@ from hmog_xp._backend.linalg import (
     solve_triangular,
 )
 from hmog_xp._backend.random import RandomSource, random_source
+from hmog_xp._backend.transfer import distinct_rows
 
 __all__ = [
     "BACKEND_NAMES",
@@ -51,6 +52,7 @@ __all__ = [
     "concat_broadcast",
     "default_float_dtype",
     "device_of",
+    "distinct_rows",
     "get_backend",
     "get_namespace",
     "grad",

@@ -298,3 +298,27 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     if not isinstance(metadata, dict):
         raise _damaged(path, f"its metadata is a JSON {type(metadata).__name__}, not an object")
     return arrays, metadata
+
+
+def distinct_rows(values: Any, max_count: int) -> tuple[tuple[bool, ...], ...] | None:
+    """Return the distinct rows of a boolean matrix, if there are at most ``max_count``.
+
+    Parameters
+    ----------
+    values : array of bool, shape (N, p)
+        A matrix of any supported backend (copied to the host once).
+    max_count : int
+        The most distinct rows worth listing.
+
+    Returns
+    -------
+    tuple of tuples of bool or None
+        The distinct rows in lexicographic order (hashable, so a model holding them can be
+        a static argument of a compiled function), or None when there are more than
+        ``max_count``.
+    """
+    host = to_numpy(values).astype(bool)
+    rows = np.unique(host, axis=0)
+    if rows.shape[0] > max_count:
+        return None
+    return tuple(tuple(bool(entry) for entry in row) for row in rows)

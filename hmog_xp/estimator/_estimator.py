@@ -23,6 +23,7 @@ from hmog_xp.estimator._training import (
     average_log_density_shift,
     check_observed_columns,
     has_missing_entries,
+    marginalized_model,
     run_once,
     standardization_for,
 )
@@ -265,10 +266,11 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             shift = average_log_density_shift(standardization, xs, missing)
 
             finished: list[tuple[Any, RunResult]] = []  # identical starts are fitted once
+            marginalized = marginalized_model(model, zs) if missing else None
 
             def run(seed: int, callback: Callable[[int, float], object] | None) -> RunResult:
                 return run_once(
-                    hyper, model, zs, seed, callback, standardization, finished, missing
+                    hyper, model, zs, seed, callback, standardization, finished, marginalized
                 )
 
         runs = [

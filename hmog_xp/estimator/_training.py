@@ -15,6 +15,7 @@ from hmog_xp.hmog import (
     AnalyticHMoG,
     HierarchicalMixtureOfGaussians,
     MarginalizedHMoG,
+    MissingPatterns,
     Standardization,
     analytic_hmog,
     differentiable_hmog,
@@ -36,6 +37,8 @@ VARIANTS = ("analytic", "differentiable", "symmetric")
 INITS = ("kmeans++", "random")
 #: What ``missing`` accepts: refuse NaN, or marginalise NaN entries.
 MISSING = ("error", "marginalize")
+#: Most distinct missingness patterns the E-step groups rows by.
+MAX_PATTERNS = 256
 
 
 def build_model(
@@ -255,6 +258,30 @@ def average_log_density_shift(standardization: Standardization, xs: Any, missing
     return float(xp.mean(standardization.row_log_density_shift(xs)))
 
 
+def marginalized_model(model: HierarchicalMixtureOfGaussians, zs: Any) -> MarginalizedHMoG:
+    """``model`` wrapped to marginalise the NaN entries of ``zs``, grouped where worthwhile.
+
+    When the rows have few distinct missingness patterns (at most 256, and at most one per
+    8 rows), the E-step factorises the ``d × d`` systems once per pattern instead of once
+    per row (:class:`~hmog_xp.MarginalizedHMoG`'s ``patterns``).
+
+    Parameters
+    ----------
+    model : AnalyticHMoG
+        The model.
+    zs : array, shape (N, p)
+        The (standardised) training data, NaN where an entry is missing.
+
+    Returns
+    -------
+    MarginalizedHMoG
+        The model EM runs on.
+    """
+    limit = min(MAX_PATTERNS, int(zs.shape[0]) // 8)
+    patterns = MissingPatterns.of(zs, limit) if limit >= 1 else None
+    return MarginalizedHMoG(model, patterns)
+
+
 def mean_filled(zs: Any) -> Any:
     """Standardised data with every NaN entry at its column's mean (zero): for the starts.
 
@@ -301,15 +328,15 @@ def run_once(
     callback: Callable[[int, float], object] | None,
     standardization: Standardization,
     finished: list[tuple[Any, RunResult]] | None = None,
-    missing: bool = False,
+    marginalized: MarginalizedHMoG | None = None,
 ) -> RunResult:
     """Initialise and train once: EM for the analytic variant, Adam for the others.
 
     Everything happens in standardised coordinates (the trace too). EM is deterministic, so
     a restart whose start equals an earlier restart's (one component: every seed gives the
-    same partition) reuses that result instead of fitting again. With ``missing``, the start
-    is computed from the data with every NaN entry at its column's mean, and EM runs on
-    the observed entries (:class:`~hmog_xp.MarginalizedHMoG`).
+    same partition) reuses that result instead of fitting again. With ``marginalized``, the
+    start is computed from the data with every NaN entry at its column's mean, and EM runs
+    on the observed entries (:class:`~hmog_xp.MarginalizedHMoG`).
 
     Parameters
     ----------
@@ -327,8 +354,9 @@ def run_once(
         The map from the data's units to ``xs`` (for a user's ``init``).
     finished : list, optional
         ``(start, result)`` of the EM restarts run so far (appended to).
-    missing : bool, optional
-        Whether ``xs`` has NaN entries, to be marginalised (analytic variant).
+    marginalized : MarginalizedHMoG, optional
+        For data with NaN entries: ``model`` wrapped to marginalise them (see
+        :func:`marginalized_model`).
 
     Returns
     -------
@@ -336,7 +364,7 @@ def run_once(
         Parameters and the training trace, in standardised coordinates.
     """
     sample = init_sample(xs, seed)
-    if missing:
+    if marginalized is not None:
         sample = mean_filled(sample)
     params = initial_params(estimator, model, sample, seed, standardization)
     xp = B.array_namespace(xs)
@@ -345,7 +373,7 @@ def run_once(
             if bool(xp.all(start == params)):
                 return result
         fit = fit_em(
-            MarginalizedHMoG(model) if missing else model,
+            model if marginalized is None else marginalized,
             params,
             xs,
             max_iter=estimator.max_iter,

@@ -2,6 +2,7 @@
 
 from hmog_xp.hmog._basis import canonical_latent_basis, has_full_latent_basis
 from hmog_xp.hmog._marginalized import MarginalizedHMoG
+from hmog_xp.hmog._missing_patterns import MissingPatterns
 from hmog_xp.hmog._readable import HMoGParameters
 from hmog_xp.hmog._standardize import Standardization
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
@@ -20,6 +21,7 @@ __all__ = [
     "HMoGParameters",
     "HierarchicalMixtureOfGaussians",
     "MarginalizedHMoG",
+    "MissingPatterns",
     "Standardization",
     "SymmetricHMoG",
     "analytic_hmog",

@@ -19,7 +19,8 @@ from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.closed_form import ClosedFormEM, check_closed_form_em
 from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog._marginal_inference import MarginalInference
-from hmog_xp.hmog._missing import assemble_statistics, chunk_sums, component_terms
+from hmog_xp.hmog._missing import SMALL_DIM, assemble_statistics, chunk_sums, component_terms
+from hmog_xp.hmog._missing_patterns import MissingPatterns, pattern_terms
 from hmog_xp.reps import PositiveDefinite
 
 __all__ = ["MarginalizedHMoG"]
@@ -33,9 +34,16 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
     ----------
     model : AnalyticHMoG
         The model (diagonal or isotropic noise; a complete upper mixture).
+    patterns : MissingPatterns, optional
+        The distinct missingness patterns of the data EM will run on
+        (``MissingPatterns.of(xs, max_patterns)``). When given, each E-step forms and
+        factorises the ``d × d`` systems once per pattern, and rows gather their pattern's
+        (``O(p d + K d²)`` per row instead of ``O(p d² + K d³)``); every row of the data
+        must have one of the patterns (padding rows of weight 0 need not).
     """
 
     model: Any
+    patterns: MissingPatterns | None = None
 
     def __post_init__(self) -> None:
         check_closed_form_em(self.model)
@@ -171,13 +179,16 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
         """
         model = self.model
         terms = component_terms(model, params)  # row-independent: once, not per chunk
+        grouped = None
+        if self.patterns is not None and model.lat_dim <= SMALL_DIM:
+            grouped = pattern_terms(terms, self.patterns)  # once per pattern, not per row
 
         def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
             xp = B.array_namespace(chunk)
             observed = xp.logical_not(xp.isnan(chunk))
             zero = xp.zeros((), dtype=chunk.dtype, device=B.device_of(chunk))
             filled = xp.where(observed, chunk, zero)  # a 0-d fill: no (m, p) zeros
-            return chunk_sums(model, params, filled, observed, weights, terms)
+            return chunk_sums(model, params, filled, observed, weights, terms, grouped)
 
         return _sums
 

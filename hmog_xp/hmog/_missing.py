@@ -32,6 +32,7 @@ from hmog_xp.hmog._missing_rows import (
 from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:
+    from hmog_xp.hmog._missing_patterns import PatternTerms
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
 
 __all__ = [
@@ -303,6 +304,7 @@ def chunk_sums(
     observed: Any,
     weights: Any,
     terms: ComponentTerms | None = None,
+    grouped: PatternTerms | None = None,
 ) -> tuple[Any, ...]:
     """:func:`row_sums` of :func:`observed_posteriors`, and ``Σ w log p(x_O)``, in one pass.
 
@@ -324,6 +326,9 @@ def chunk_sums(
         Row weights (1 for real rows, 0 for padding).
     terms : ComponentTerms, optional
         :func:`component_terms` of ``params``.
+    grouped : PatternTerms, optional
+        :func:`~._missing_patterns.pattern_terms` of the rows' missingness patterns (used
+        for small ``d``): the rows gather their patterns' factorised systems.
 
     Returns
     -------
@@ -332,7 +337,7 @@ def chunk_sums(
     """
     terms = component_terms(model, params) if terms is None else terms
     if terms.means.shape[-1] <= SMALL_DIM:
-        return grid_sums(terms, xs, observed, weights)
+        return grid_sums(terms, xs, observed, weights, grouped)
     posteriors = observed_posteriors(model, params, xs, observed, terms)
     return (*row_sums(posteriors, xs, observed, weights), weights @ posteriors.log_density())
 

@@ -19,6 +19,7 @@ from hmog_xp.hmog._small_spd import inverse_and_logdet
 
 if TYPE_CHECKING:
     from hmog_xp.hmog._missing import ComponentTerms
+    from hmog_xp.hmog._missing_patterns import PatternTerms
 
 __all__ = [
     "RowParts",
@@ -27,8 +28,10 @@ __all__ = [
     "grid_sums",
     "lower_pairs",
     "observable_sums",
+    "observed_products",
     "packed_position",
     "row_parts",
+    "system_grids",
     "unpack",
 ]
 
@@ -109,29 +112,25 @@ class RowParts(NamedTuple):
     energy: Any
 
 
-def row_parts(terms: ComponentTerms, xs: Any, observed: Any) -> RowParts:
-    """The GEMM-shaped per-row quantities of :class:`RowParts`.
+def observed_products(terms: ComponentTerms, mask: Any) -> Any:
+    """``G``, ``G μ_k``, ``μ_kᵀ G μ_k``, ``Σ_O log ψ_j`` and ``|O|`` of observed-entry patterns.
 
     Parameters
     ----------
     terms : ComponentTerms
         The component terms.
-    xs : array, shape (m, p)
-        Observations (entries where ``observed`` is False: any finite value).
-    observed : array of bool, shape (m, p)
-        Which entries are observed.
+    mask : array, shape (m, p)
+        1 where an entry is observed, 0 where it is missing (floating).
 
     Returns
     -------
-    RowParts
-        The per-row quantities.
+    array, shape (T + d K + K + 2, m)
+        The ``products`` of :class:`RowParts`: one GEMM of the indicator.
     """
-    xp = B.array_namespace(xs)
-    means, loadings, bias, variances = terms.means, terms.loadings, terms.bias, terms.noise
+    xp = B.array_namespace(mask)
+    means, loadings, variances = terms.means, terms.loadings, terms.noise
     (p, d), k = loadings.shape, means.shape[0]
-    device = B.device_of(xs)
-    mask = xp.astype(observed, xs.dtype)
-    residual = mask * (xs - bias)  # exact: 0 where missing, x − b where observed
+    device = B.device_of(mask)
     inverse_noise = 1.0 / variances  # ω of an observed entry
     projected = loadings @ xp.matrix_transpose(means)  # A μ_k, (p, K)
     pairs = lower_pairs(d)
@@ -149,13 +148,40 @@ def row_parts(terms: ComponentTerms, xs: Any, observed: Any) -> RowParts:
         [
             inverse_noise[:, None] * weighted,
             xp.log(variances)[:, None],
-            xp.ones((p, 1), dtype=xs.dtype, device=device),
+            xp.ones((p, 1), dtype=mask.dtype, device=device),
         ],
         axis=-1,
     )
+    return xp.matrix_transpose(columns) @ xp.matrix_transpose(mask)
+
+
+def row_parts(terms: ComponentTerms, xs: Any, observed: Any, products: Any = None) -> RowParts:
+    """The GEMM-shaped per-row quantities of :class:`RowParts`.
+
+    Parameters
+    ----------
+    terms : ComponentTerms
+        The component terms.
+    xs : array, shape (m, p)
+        Observations (entries where ``observed`` is False: any finite value).
+    observed : array of bool, shape (m, p)
+        Which entries are observed.
+    products : array, shape (T + d K + K + 2, m), optional
+        :func:`observed_products` of the rows, when known (e.g. from their patterns).
+
+    Returns
+    -------
+    RowParts
+        The per-row quantities.
+    """
+    xp = B.array_namespace(xs)
+    loadings, bias, variances = terms.loadings, terms.bias, terms.noise
+    mask = xp.astype(observed, xs.dtype)
+    residual = mask * (xs - bias)  # exact: 0 where missing, x − b where observed
+    inverse_noise = 1.0 / variances  # ω of an observed entry
     return RowParts(
         mask,
-        xp.matrix_transpose(columns) @ xp.matrix_transpose(mask),
+        observed_products(terms, mask) if products is None else products,
         xp.matrix_transpose(inverse_noise[:, None] * loadings) @ xp.matrix_transpose(residual),
         (residual * residual) @ inverse_noise,
     )
@@ -185,21 +211,49 @@ class _Grids(NamedTuple):
     covariances: list[list[Any]]  # d × d grid of (K, m): Cov[y | x_O, z = k]
 
 
-def _posterior_grids(terms: ComponentTerms, parts: RowParts) -> _Grids:
-    products, shift, inverse_covariances = parts.products, parts.shift, terms.inverse_covariances
-    d, k = shift.shape[0], terms.means.shape[0]
+def system_grids(terms: ComponentTerms, products: Any) -> tuple[list[list[Any]], Any]:
+    """Factorise the systems ``M = Σ_k⁻¹ + G_n`` entry by entry.
+
+    Parameters
+    ----------
+    terms : ComponentTerms
+        The component terms.
+    products : array, shape (T + d K + K + 2, m)
+        :func:`observed_products` of the rows (or patterns).
+
+    Returns
+    -------
+    covariances : list of lists of arrays
+        The ``d × d`` grid of ``M⁻¹ = Cov[y | x_O, z = k]``, each entry shape ``(K, m)``.
+    logdet : array, shape (K, m)
+        ``log |M|``.
+    """
+    inverse_covariances = terms.inverse_covariances
+    d = inverse_covariances.shape[-1]
     lower = [
         [
             inverse_covariances[:, i, j][:, None] + products[packed_position(i, j), :][None, :]
             for j in range(i + 1)
         ]
         for i in range(d)
-    ]  # M = Σ_k⁻¹ + G_n
+    ]
+    return inverse_and_logdet(lower)
+
+
+def _posterior_grids(
+    terms: ComponentTerms,
+    parts: RowParts,
+    factorised: tuple[list[list[Any]], Any] | None = None,
+) -> _Grids:
+    products, shift = parts.products, parts.shift
+    d, k = shift.shape[0], terms.means.shape[0]
     offset = d * (d + 1) // 2
     u = [  # u_k = s − G μ_k
         shift[i : i + 1, :] - products[offset + i * k : offset + (i + 1) * k, :] for i in range(d)
     ]
-    covariances, system_logdet = inverse_and_logdet(lower)
+    if factorised is None:
+        factorised = system_grids(terms, products)
+    covariances, system_logdet = factorised
     means, u_solved = [], None
     for i in range(d):
         solved = covariances[i][0] * u[0]
@@ -282,7 +336,13 @@ def batched_posteriors(terms: ComponentTerms, xs: Any, observed: Any) -> tuple[A
     return logits, means[None, :, :] + solved, covariances
 
 
-def grid_sums(terms: ComponentTerms, xs: Any, observed: Any, weights: Any) -> tuple[Any, ...]:
+def grid_sums(
+    terms: ComponentTerms,
+    xs: Any,
+    observed: Any,
+    weights: Any,
+    grouped: PatternTerms | None = None,
+) -> tuple[Any, ...]:
     """The chunk sums of :func:`~._missing.chunk_sums`, entry by entry.
 
     Parameters
@@ -295,6 +355,10 @@ def grid_sums(terms: ComponentTerms, xs: Any, observed: Any, weights: Any) -> tu
         Which entries are observed.
     weights : array, shape (m,)
         Row weights.
+    grouped : PatternTerms, optional
+        The pattern-dependent parts of the missingness patterns of these rows, computed
+        once per parameter vector (:func:`~._missing_patterns.pattern_terms`); rows then
+        gather them instead of forming and factorising their own systems.
 
     Returns
     -------
@@ -302,8 +366,14 @@ def grid_sums(terms: ComponentTerms, xs: Any, observed: Any, weights: Any) -> tu
         The six totals of :func:`~._missing.row_sums`, then ``Σ w log p(x_O)``.
     """
     xp = B.array_namespace(xs)
-    parts = row_parts(terms, xs, observed)
-    grids = _posterior_grids(terms, parts)
+    if grouped is None:
+        parts = row_parts(terms, xs, observed)
+        grids = _posterior_grids(terms, parts)
+    else:
+        ids = grouped.row_ids(observed)
+        parts = row_parts(terms, xs, observed, xp.take(grouped.products, ids, axis=1))
+        gathered = grouped.gather(ids)
+        grids = _posterior_grids(terms, parts, gathered)
     d = len(grids.means)
     peak = xp.max(grids.logits, axis=0)  # finite: the logits are
     scaled = xp.exp(grids.logits - peak[None, :])
