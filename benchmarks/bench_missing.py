@@ -7,7 +7,10 @@ data and parameters:
   (``hmog_xp.em.em_step`` with cached data statistics, as ``bench_em.py`` times it);
 * ``missing``: one EM step of ``MarginalizedHMoG(model)`` on the same array with a fraction
   of entries replaced by NaN completely at random (10 % and 30 %; a row left empty gets one
-  entry back, so every row is observed somewhere).
+  entry back, so every row is observed somewhere);
+* ``grouped``: 10 % of the entries missing in only 20 distinct patterns (each row draws one),
+  with ``MarginalizedHMoG(model, MissingPatterns.of(xs, 256))``: the ``d × d`` systems are
+  formed once per pattern, as the estimator does when patterns repeat.
 
 Both steps go through ``hmog_xp.jit(em_step)`` (compiled with ``jax.jit`` on JAX, run as is
 elsewhere) with their model's ``default_chunk_size``. Times are medians of ``--repeat`` runs
@@ -40,15 +43,17 @@ from typing import Any
 import numpy as np
 
 import hmog_xp as hx
+from hmog_xp import MarginalizedHMoG, MissingPatterns
 from hmog_xp._backend import installed_backends, namespace_for
 from hmog_xp.em import default_chunk_size, em_step, observable_statistics
-from hmog_xp.hmog._marginalized import MarginalizedHMoG
 
 CASES = {
     "S": {"n": 20_000, "p": 50, "d": 5, "k": 8, "dtype": "float64"},
     "L": {"n": 200_000, "p": 100, "d": 10, "k": 20, "dtype": "float64"},
 }
 FRACTIONS = (0.1, 0.3)
+#: Distinct patterns of the grouped row (10 % of the entries missing).
+N_PATTERNS = 20
 TARGET = 5.0
 CPU_BACKENDS = ("numpy", "jax", "torch")
 
@@ -94,6 +99,14 @@ def with_holes(data: np.ndarray, fraction: float, seed: int = 1) -> np.ndarray:
     return np.where(observed, data, np.nan)
 
 
+def with_patterned_holes(data: np.ndarray, fraction: float, n_patterns: int) -> np.ndarray:
+    """``data`` with every row missing the entries of one of ``n_patterns`` random patterns."""
+    rng = np.random.default_rng(2)
+    patterns = rng.uniform(size=(n_patterns, data.shape[1])) >= fraction
+    patterns[:, 0] = True  # no empty row
+    return np.where(patterns[rng.integers(0, n_patterns, size=data.shape[0])], data, np.nan)
+
+
 def _sync(name: str) -> Callable[[Any], Any]:
     def sync(value: Any) -> Any:
         leaves = value if isinstance(value, tuple) else (value,)
@@ -129,23 +142,27 @@ def bench_backend(name: str, case: dict[str, Any], data: np.ndarray, repeat: int
     params = model.initialize_from_sample(0, xs)
     steps, chunks = {}, {}
     with hx.validation(False):
-        steps[0.0], chunks[0.0] = prepared_step(model, params, xs)
+        steps[0.0, None], chunks[0.0, None] = prepared_step(model, params, xs)
         for fraction in FRACTIONS:
             holes = xp.asarray(with_holes(data, fraction), dtype=dtype)
-            steps[fraction], chunks[fraction] = prepared_step(
+            steps[fraction, None], chunks[fraction, None] = prepared_step(
                 MarginalizedHMoG(model), params, holes
             )
+        holes = xp.asarray(with_patterned_holes(data, 0.1, N_PATTERNS), dtype=dtype)
+        grouped = MarginalizedHMoG(model, MissingPatterns.of(holes, 256))
+        steps[0.1, N_PATTERNS], chunks[0.1, N_PATTERNS] = prepared_step(grouped, params, holes)
         times = interleaved(steps, _sync(name), repeat)
-    complete_ms = 1e3 * times[0.0][1]
+    complete_ms = 1e3 * times[0.0, None][1]
     rows = []
-    for fraction, (first, median) in times.items():
+    for (fraction, patterns), (first, median) in times.items():
         row = {
             "backend": name,
             "missing_fraction": fraction,
+            "patterns": patterns,
             "ms": 1e3 * median,
             "first_ms": 1e3 * first,
             "compile_ms": 1e3 * (first - median) if name == "jax" else 0.0,
-            "chunk": chunks[fraction],
+            "chunk": chunks[fraction, patterns],
         }
         if fraction > 0.0:
             row["ratio"] = row["ms"] / complete_ms
@@ -165,7 +182,7 @@ def main() -> None:
     print(f"threads: {threads}; median of {args.repeat} after one warm-up; target ≤ {TARGET}×")
 
     header = (
-        f"{'case':<5}{'backend':<8}{'N':>8}{'p':>5}{'d':>4}{'K':>4}{'missing':>9}"
+        f"{'case':<5}{'backend':<8}{'N':>8}{'p':>5}{'d':>4}{'K':>4}{'missing':>9}{'patterns':>9}"
         f"{'chunk':>7}{'EM ms':>10}{'ratio':>8}{'target':>8}{'compile ms':>12}"
     )
     print(header)
@@ -183,7 +200,8 @@ def main() -> None:
                 ratio_text = "1.00" if ratio is None else f"{ratio:.2f}"
                 print(
                     f"{case_name:<5}{name:<8}{case['n']:>8}{case['p']:>5}{case['d']:>4}"
-                    f"{case['k']:>4}{row['missing_fraction']:>8.0%} {row['chunk']:>6}"
+                    f"{case['k']:>4}{row['missing_fraction']:>8.0%} {row['patterns'] or 'all':>9}"
+                    f"{row['chunk']:>7}"
                     f"{row['ms']:>10.1f}{ratio_text:>8}{verdict:>8}{row['compile_ms']:>12.0f}",
                     flush=True,
                 )

@@ -20,6 +20,7 @@ from hmog_xp.hmog import (
     analytic_hmog,
     differentiable_hmog,
     symmetric_hmog,
+    worthwhile_patterns,
 )
 from hmog_xp.optim import Adam, fit_gradient
 from hmog_xp.reps import CovarianceRep, Diagonal, PositiveDefinite, Scale
@@ -37,8 +38,6 @@ VARIANTS = ("analytic", "differentiable", "symmetric")
 INITS = ("kmeans++", "random")
 #: What ``missing`` accepts: refuse NaN, or marginalise NaN entries.
 MISSING = ("error", "marginalize")
-#: Most distinct missingness patterns the E-step groups rows by.
-MAX_PATTERNS = 256
 
 
 def build_model(
@@ -261,9 +260,10 @@ def average_log_density_shift(standardization: Standardization, xs: Any, missing
 def marginalized_model(model: HierarchicalMixtureOfGaussians, zs: Any) -> MarginalizedHMoG:
     """``model`` wrapped to marginalise the NaN entries of ``zs``, grouped where worthwhile.
 
-    When the rows have few distinct missingness patterns (at most 256, and at most one per
-    8 rows), the E-step factorises the ``d × d`` systems once per pattern instead of once
-    per row (:class:`~hmog_xp.MarginalizedHMoG`'s ``patterns``).
+    When the rows have few distinct missingness patterns (at most one per 8 rows, and few
+    enough to save time, :func:`~hmog_xp.hmog.worthwhile_patterns`), the E-step factorises
+    the ``d × d`` systems once per pattern instead of once per row
+    (:class:`~hmog_xp.MarginalizedHMoG`'s ``patterns``).
 
     Parameters
     ----------
@@ -277,7 +277,8 @@ def marginalized_model(model: HierarchicalMixtureOfGaussians, zs: Any) -> Margin
     MarginalizedHMoG
         The model EM runs on.
     """
-    limit = min(MAX_PATTERNS, int(zs.shape[0]) // 8)
+    p, d = model.int_shape
+    limit = min(worthwhile_patterns(p, d, model.n_components), int(zs.shape[0]) // 8)
     patterns = MissingPatterns.of(zs, limit) if limit >= 1 else None
     return MarginalizedHMoG(model, patterns)
 

@@ -2,7 +2,7 @@
 
 from hmog_xp.hmog._basis import canonical_latent_basis, has_full_latent_basis
 from hmog_xp.hmog._marginalized import MarginalizedHMoG
-from hmog_xp.hmog._missing_patterns import MissingPatterns
+from hmog_xp.hmog._missing_patterns import MissingPatterns, worthwhile_patterns
 from hmog_xp.hmog._readable import HMoGParameters
 from hmog_xp.hmog._standardize import Standardization
 from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
@@ -29,4 +29,5 @@ __all__ = [
     "differentiable_hmog",
     "has_full_latent_basis",
     "symmetric_hmog",
+    "worthwhile_patterns",
 ]

@@ -370,10 +370,9 @@ def grid_sums(
         parts = row_parts(terms, xs, observed)
         grids = _posterior_grids(terms, parts)
     else:
-        ids = grouped.row_ids(observed)
-        parts = row_parts(terms, xs, observed, xp.take(grouped.products, ids, axis=1))
-        gathered = grouped.gather(ids)
-        grids = _posterior_grids(terms, parts, gathered)
+        products, covariances, logdet = grouped.gather(grouped.row_patterns(observed))
+        parts = row_parts(terms, xs, observed, products)
+        grids = _posterior_grids(terms, parts, (covariances, logdet))
     d = len(grids.means)
     peak = xp.max(grids.logits, axis=0)  # finite: the logits are
     scaled = xp.exp(grids.logits - peak[None, :])
