@@ -30,6 +30,14 @@ __all__ = ["MarginalizedHMoG"]
 class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
     """``model`` with NaN entries of the data marginalised exactly (missing at random).
 
+    A :class:`~hmog_xp.ClosedFormEM`: :func:`~hmog_xp.fit_em`, :func:`~hmog_xp.fit_em_dask`
+    and :func:`~hmog_xp.fit_online` run EM on the observed entries of each row, and the
+    parameters they return are ``model``'s. Its inference methods have ``model``'s names
+    and give the exact results for the observed entries (``log_observable_density`` is
+    ``log p(x_O)``); data without NaN go to ``model``'s own methods. :meth:`impute` and
+    :meth:`impute_sample` fill the holes. :class:`~hmog_xp.HMoG` with
+    ``missing='marginalize'`` uses it.
+
     Parameters
     ----------
     model : AnalyticHMoG
@@ -40,6 +48,19 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
         factorises the ``d × d`` systems once per pattern, and rows gather their pattern's
         (``O(p d + K d²)`` per row instead of ``O(p d² + K d³)``); every row of the data
         must have one of the patterns (padding rows of weight 0 need not).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import hmog_xp as hx
+    >>> model = hx.analytic_hmog(4, hx.Diagonal, 1, 2)
+    >>> X = np.random.default_rng(0).normal(size=(50, 4))
+    >>> X[::7, 2] = np.nan
+    >>> wrapped = hx.MarginalizedHMoG(model)
+    >>> params = model.initialize_from_sample(0, np.nan_to_num(X))
+    >>> fit = hx.fit_em(wrapped, params, X, max_iter=20)
+    >>> bool(np.isfinite(wrapped.log_observable_density(fit.params, X)).all())
+    True
     """
 
     model: Any
