@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sklearn.utils import check_random_state
 
 from hmog_xp import _backend as B
+from hmog_xp._lbfgs import SOLVERS
 from hmog_xp.estimator._training import INITS, MISSING, REPS, VARIANTS, build_model
 from hmog_xp.hmog import HMoGParameters
 
@@ -212,6 +213,7 @@ def check_hyperparameters(estimator: HMoG) -> HMoG:
         "noise_floor": _real("noise_floor", estimator.noise_floor, positive=True),
         "learning_rate": _real("learning_rate", estimator.learning_rate, positive=True),
         "batch_size": _optional_int("batch_size", estimator.batch_size, 1),
+        "solver": _choice("solver", estimator.solver, SOLVERS),
         "learning_offset": _real("learning_offset", estimator.learning_offset, positive=True),
         "learning_decay": decay,
         "backend": _check_backend(estimator.backend),

@@ -1,4 +1,4 @@
-"""Model construction and one training run per restart (EM or Adam on the exact gradient)."""
+"""Model construction and one training run per restart (EM, L-BFGS or Adam)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hmog_xp import _backend as B
+from hmog_xp._bounds import noise_floor_projection
+from hmog_xp._lbfgs import fit_lbfgs
 from hmog_xp.em import accumulation_dtype, fit_em
 from hmog_xp.estimator._init import starting_point, user_starting_point
 from hmog_xp.estimator._rows import init_sample
@@ -331,7 +333,7 @@ def run_once(
     finished: list[tuple[Any, RunResult]] | None = None,
     marginalized: MarginalizedHMoG | None = None,
 ) -> RunResult:
-    """Initialise and train once: EM for the analytic variant, Adam for the others.
+    """Initialise and train once: EM for the analytic variant, ``solver`` for the others.
 
     Everything happens in standardised coordinates (the trace too). EM is deterministic, so
     a restart whose start equals an earlier restart's (one component: every seed gives the
@@ -388,17 +390,44 @@ def run_once(
         if finished is not None:
             finished.append((params, result))
         return result
-    trace = fit_gradient(
-        model,
-        params,
-        xs,
-        n_steps=estimator.max_iter,
-        optimizer=Adam(estimator.learning_rate),
-        batch_size=estimator.batch_size,
-        rng=seed,
-        tol=estimator.tol,
-        callback=callback,
-    )
+    full_batch = estimator.batch_size is None
+    if estimator.solver == "natural" and full_batch and getattr(model, "has_closed_form_em", 0):
+        # A complete upper mixture (symmetric, full latent): the mirror map is closed form
+        # and its unit natural-gradient step is EM's, accelerated by SQUAREM.
+        fit = fit_em(
+            model,
+            params,
+            xs,
+            max_iter=estimator.max_iter,
+            tol=estimator.tol,
+            regularization=em_regularization(estimator, accumulation_dtype(xp, xs.dtype), xp),
+            callback=callback,
+            accelerate=estimator.accelerate,
+        )
+        return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
+    if estimator.solver != "adam" and full_batch:
+        # L-BFGS preconditioned by the inverse Fisher matrix; the noise floor is a bound.
+        trace = fit_lbfgs(
+            model,
+            params,
+            xs,
+            max_iter=estimator.max_iter,
+            tol=estimator.tol,
+            project=noise_floor_projection(model, estimator.noise_floor),
+            callback=callback,
+        )
+    else:
+        trace = fit_gradient(
+            model,
+            params,
+            xs,
+            n_steps=estimator.max_iter,
+            optimizer=Adam(estimator.learning_rate),
+            batch_size=estimator.batch_size,
+            rng=seed,
+            tol=estimator.tol,
+            callback=callback,
+        )
     return RunResult(
         trace.params, trace.log_likelihoods, trace.n_iter, trace.converged, trace.best_iter
     )

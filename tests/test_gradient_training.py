@@ -1,0 +1,239 @@
+"""Gradient training that reaches the optimum: preconditioned L-BFGS on every backend.
+
+Oracles: EM on the analytic model (the symmetric variant with full latent components is the
+same family, so both must reach the same maximum from the same start); the first-order
+conditions (a small gradient at the end of the differentiable variant's fit); a dense
+finite-difference Jacobian of ``to_mean`` and ``to_natural`` for the Fisher products; and
+the generative parameters for the noise-floor projection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import hmog_xp as hx
+from hmog_xp._bounds import noise_floor_projection
+from hmog_xp._errors import ValidationError
+from hmog_xp._lbfgs import _backtrack, fit_lbfgs
+from hmog_xp._natural import (
+    apply_inverse,
+    fisher_matrix,
+    fisher_vector_product,
+    inverse_fisher_product,
+    inverse_operator,
+    natural_direction,
+)
+from tests.helpers import assert_close, to_numpy, xp_name
+
+
+def _sample(n: int = 150, p: int = 5, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[2.0, 0.0], [-2.0, 1.0]])
+    latent = centres[rng.integers(0, 2, size=n)] + 0.5 * rng.normal(size=(n, 2))
+    xs = latent @ rng.normal(size=(p, 2)).T + 0.4 * rng.normal(size=(n, p))
+    return (xs - xs.mean(0)) / xs.std(0)
+
+
+def _models() -> tuple[hx.SymmetricHMoG, hx.AnalyticHMoG, hx.DifferentiableHMoG]:
+    return (
+        hx.symmetric_hmog(5, hx.Diagonal, 2, hx.PositiveDefinite, 2),
+        hx.analytic_hmog(5, hx.Diagonal, 2, 2),
+        hx.differentiable_hmog(5, hx.Diagonal, 2, hx.Diagonal, 2),
+    )
+
+
+def test_symmetric_full_latent_reaches_the_em_optimum(xp) -> None:
+    symmetric, analytic, _ = _models()
+    xs = xp.asarray(_sample())
+    start = analytic.initialize_from_sample(0, xs)
+    em = hx.fit_em(analytic, start, xs, max_iter=3000, tol=1e-12)
+    fit = fit_lbfgs(symmetric, start, xs, max_iter=200, tol=1e-10)
+    assert fit.converged
+    assert fit.n_iter < em.n_iter  # the natural-gradient preconditioning pays
+    assert abs(fit.log_likelihoods[-1] - em.log_likelihoods[-1]) < 1e-7
+    # the same distribution: the densities of the data agree row by row
+    assert_close(
+        symmetric.log_observable_density(fit.params, xs),
+        to_numpy(analytic.log_observable_density(em.params, xs)),
+        xp=xp,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_differentiable_variant_ends_at_a_stationary_point(xp) -> None:
+    *_, model = _models()
+    xs = xp.asarray(_sample())
+    start = model.initialize_from_sample(0, xs)
+    fit = fit_lbfgs(model, start, xs, max_iter=300, tol=1e-11)
+    gradient = to_numpy(model.log_likelihood_gradient(fit.params, xs))
+    assert fit.log_likelihoods[-1] > fit.log_likelihoods[0] + 1.0
+    assert np.max(np.abs(gradient)) < 1e-4
+    assert_close(  # the returned parameters are the last (= best) point of the history
+        model.average_log_observable_density(fit.params, xs),
+        fit.log_likelihoods[-1],
+        xp=xp,
+        check_dtype=False,
+    )
+
+
+def test_every_accepted_step_increases_the_log_likelihood() -> None:
+    *_, model = _models()
+    xs = _sample(seed=4)
+    start = model.initialize_from_sample(3, xs)
+    for preconditioner in ("natural", "none"):
+        fit = fit_lbfgs(model, start, xs, max_iter=40, tol=None, preconditioner=preconditioner)
+        history = np.asarray(fit.log_likelihoods)
+        assert np.all(np.diff(history) > 0)
+        assert fit.n_iter == len(history) - 1 == fit.best_iter
+
+
+def test_a_step_that_leaves_the_valid_space_is_rejected() -> None:
+    *_, model = _models()
+    xs = _sample()
+    start = model.initialize_from_sample(0, xs)
+    value = float(model.average_log_observable_density(start, xs))
+    gradient = model.log_likelihood_gradient(start, xs)
+    # the unit step negates the noise precisions: no distribution there
+    obs = model.obs_man.dim
+    direction = np.zeros_like(start)
+    direction[:obs] = -2.0 * start[:obs]
+    direction = direction + 1e-3 * gradient
+    with pytest.raises(ValidationError):
+        model.average_log_observable_density(start + direction, xs)
+
+    def objective(theta: np.ndarray) -> float:
+        try:
+            return float(model.average_log_observable_density(theta, xs))
+        except ValidationError:
+            return -math.inf
+
+    accepted = _backtrack(objective, start, direction, value, gradient, 30, None)
+    if accepted is not None:  # a shorter step may help; it is valid and better
+        candidate, trial = accepted
+        assert trial > value
+        assert trial == float(model.average_log_observable_density(candidate, xs))
+
+
+def test_a_start_without_finite_likelihood_and_bad_arguments_are_refused() -> None:
+    *_, model = _models()
+    xs = _sample()
+    start = model.initialize_from_sample(0, xs)
+    with pytest.raises(ValidationError, match="preconditioner"):
+        fit_lbfgs(model, start, xs, preconditioner="newton")
+    with pytest.raises(ValidationError, match="gradient"):
+        fit_lbfgs(model, start, xs, gradient="numeric")
+    with pytest.raises(ValidationError, match="max_iter"):
+        fit_lbfgs(model, start, xs, max_iter=-1)
+    with pytest.raises(ValidationError, match="memory"):
+        fit_lbfgs(model, start, xs, memory=0)
+
+
+def test_fisher_products_match_the_jacobian_of_the_mean_map(xp) -> None:
+    _, analytic, differentiable = _models()
+    xs = xp.asarray(_sample(n=60))
+    rng = np.random.default_rng(0)
+    for model in (analytic, differentiable):
+        params = model.initialize_from_sample(0, xs)
+        dense = to_numpy(fisher_matrix(model, params))
+        # independent oracle: forward differences of to_mean, one coordinate at a time
+        base, step = to_numpy(model.to_mean(params)), 1e-6
+        columns = []
+        for i in range(model.dim):
+            unit = np.zeros(model.dim)
+            unit[i] = step
+            shifted = to_numpy(model.to_mean(params + xp.asarray(unit)))
+            columns.append((shifted - base) / step)
+        oracle = np.stack(columns, axis=1)
+        scale = np.max(np.abs(oracle))
+        assert np.max(np.abs(dense - oracle)) < 1e-3 * scale
+        assert np.all(np.linalg.eigvalsh(dense) > -1e-6 * scale)  # F is a covariance
+        vector = rng.normal(size=model.dim)
+        assert_close(
+            fisher_vector_product(model, params, xp.asarray(vector)),
+            oracle @ vector,
+            xp=xp,
+            rtol=1e-3,
+            atol=1e-3 * scale,
+        )
+        solved = to_numpy(
+            apply_inverse(inverse_operator(fisher_matrix(model, params)), xp.asarray(vector))
+        )
+        assert np.allclose(dense @ solved, vector, atol=1e-6 * np.max(np.abs(vector)) * 1e3)
+    params = analytic.initialize_from_sample(0, xs)
+    vector = xp.asarray(rng.normal(size=analytic.dim))
+    exact = to_numpy(inverse_fisher_product(analytic, params, vector))
+    solved = np.linalg.solve(to_numpy(fisher_matrix(analytic, params)), to_numpy(vector))
+    assert np.allclose(exact, solved, rtol=1e-4, atol=1e-4 * np.max(np.abs(solved)))
+    cg = to_numpy(natural_direction(analytic, params, vector, n_steps=analytic.dim))
+    assert float(np.dot(cg, to_numpy(vector))) > 0  # an ascent direction
+
+
+def test_noise_floor_projection_moves_only_the_small_noise_variances(xp) -> None:
+    *_, model = _models()
+    xs = xp.asarray(_sample())
+    params = model.initialize_from_sample(0, xs)
+    before = model.to_generative(params)
+    floor = float(np.sort(to_numpy(before.noise))[2])  # two variances lie below it
+    project = noise_floor_projection(model, floor)
+    assert project is not None
+    after = model.to_generative(project(params))
+    expected = np.maximum(to_numpy(before.noise), floor)
+    assert_close(after.noise, expected, xp=xp, rtol=1e-10)
+    for name in ("loadings", "bias", "weights"):
+        assert_close(getattr(after, name), to_numpy(getattr(before, name)), xp=xp, rtol=1e-10)
+    full = hx.differentiable_hmog(5, hx.PositiveDefinite, 2, hx.Diagonal, 2)
+    assert noise_floor_projection(full, floor) is None
+    assert noise_floor_projection(model, 0.0) is None
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_autodiff_gradients_give_the_closed_form_trajectory(xp, backend) -> None:
+    if xp_name(xp) != backend:
+        pytest.skip(f"autodiff check runs on {backend}")
+    *_, model = _models()
+    xs = xp.asarray(_sample(n=60))
+    start = model.initialize_from_sample(0, xs)
+    closed = fit_lbfgs(model, start, xs, max_iter=6, tol=None)
+    auto = fit_lbfgs(model, start, xs, max_iter=6, tol=None, gradient="autodiff")
+    assert closed.n_iter == auto.n_iter == 6
+    assert np.allclose(closed.log_likelihoods, auto.log_likelihoods, rtol=1e-9, atol=1e-9)
+    assert_close(auto.params, to_numpy(closed.params), xp=xp, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["natural", "lbfgs"])
+def test_estimator_symmetric_full_latent_reaches_the_em_fit(solver) -> None:
+    xs = _sample(n=200, seed=2)
+    em = hx.HMoG(n_components=2, n_factors=2, random_state=0, tol=1e-10, max_iter=2000).fit(xs)
+    symmetric = hx.HMoG(
+        n_components=2,
+        n_factors=2,
+        variant="symmetric",
+        latent_rep="full",
+        random_state=0,
+        solver=solver,
+        tol=1e-9,
+    ).fit(xs)
+    assert symmetric.converged_
+    assert abs(symmetric.score(xs) - em.score(xs)) < 1e-5
+    history = np.asarray(symmetric.log_likelihood_)
+    assert history[-1] >= history[0]
+
+
+def test_estimator_solver_choice_and_mini_batches_use_adam() -> None:
+    xs = _sample(n=120)
+    common = {"n_components": 2, "n_factors": 2, "variant": "differentiable", "random_state": 0}
+    with pytest.raises(ValueError, match="solver"):
+        hx.HMoG(**common, solver="sgd").fit(xs)
+    lbfgs = hx.HMoG(**common, max_iter=100).fit(xs)  # 'natural' means L-BFGS here
+    with pytest.warns(ConvergenceWarning):  # Adam does not get there in 30 steps
+        adam = hx.HMoG(**common, max_iter=30, solver="adam").fit(xs)
+    with pytest.warns(ConvergenceWarning):
+        batched = hx.HMoG(**common, max_iter=30, batch_size=40, tol=0.0).fit(xs)
+    assert lbfgs.score(xs) > adam.score(xs)
+    assert batched.n_iter_ == 30  # Adam's steps (L-BFGS would have converged or stopped)
+    assert len(adam.log_likelihood_) == adam.n_iter_ + 1
