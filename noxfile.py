@@ -139,6 +139,7 @@ def bench(session: nox.Session) -> None:
         return
     session.run("python", "benchmarks/bench_em.py", *session.posargs)
     session.run("python", "benchmarks/bench_missing.py")
+    session.run("python", "benchmarks/bench_gradient.py", env={"OMP_NUM_THREADS": "1"})
     session.run("python", "benchmarks/bench_quality.py")
 
 

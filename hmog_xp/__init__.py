@@ -21,7 +21,7 @@ Public API (everything else is private):
   :class:`OnlineEMFit`);
 * the scikit-learn style estimator :class:`HMoG` (fit / predict / transform / score / bic /
   sample / save / load);
-* gradient training on every backend: :class:`Adam`, :func:`fit_gradient`;
+* gradient training on every backend: :func:`fit_lbfgs`, :class:`Adam`, :func:`fit_gradient`;
 * validation switch: :func:`set_validation`, :func:`validation`; errors
   :class:`ValidationError`, :class:`BackendError`, :class:`ModelFileError`.
 """
@@ -38,6 +38,7 @@ from hmog_xp._backend import (
 )
 from hmog_xp._errors import BackendError, ValidationError
 from hmog_xp._files import ModelFileError
+from hmog_xp._lbfgs import fit_lbfgs
 from hmog_xp._validation import set_validation, validation
 from hmog_xp.em import EMFit, Regularization, em_steps, fit_em
 from hmog_xp.families import Categorical, ExponentialFamily, Normal
@@ -86,13 +87,13 @@ from hmog_xp.scale import (
 )
 
 if TYPE_CHECKING:
-    from hmog_xp.estimator import HMoG
+    from hmog_xp.estimator import HMoG, ModelSelection, select_model
 
 __version__ = "0.1.0.dev0"
 
 
 def __getattr__(name: str) -> Any:
-    """Import the estimator on first use (it pulls in scikit-learn, which is slow to import).
+    """Import the estimator and model selection on first use (scikit-learn is slow to import).
 
     Parameters
     ----------
@@ -104,10 +105,10 @@ def __getattr__(name: str) -> Any:
     object
         The attribute.
     """
-    if name == "HMoG":
-        from hmog_xp.estimator import HMoG
+    if name in ("HMoG", "ModelSelection", "select_model"):
+        from hmog_xp import estimator
 
-        return HMoG
+        return getattr(estimator, name)
     msg = f"module 'hmog_xp' has no attribute {name!r}"
     raise AttributeError(msg)
 
@@ -139,6 +140,7 @@ __all__ = [
     "Mixture",
     "MixtureParameters",
     "ModelFileError",
+    "ModelSelection",
     "NoClosedFormEMError",
     "Normal",
     "OnlineEMFit",
@@ -163,6 +165,7 @@ __all__ = [
     "fit_em",
     "fit_em_dask",
     "fit_gradient",
+    "fit_lbfgs",
     "fit_online",
     "get_backend",
     "grad",
@@ -171,6 +174,7 @@ __all__ = [
     "online_em_init",
     "online_em_update",
     "principal_component_analysis",
+    "select_model",
     "set_backend",
     "set_validation",
     "symmetric_hmog",

@@ -16,6 +16,7 @@ loop (``validation(False)``); the entry checks run once before it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -81,7 +82,10 @@ def fit_lbfgs(
         Initial inverse Hessian: the inverse Fisher matrix (``cg_steps`` conjugate-gradient
         steps on Fisher-vector products), or the scaled identity of plain L-BFGS.
     cg_steps : int, optional
-        Conjugate-gradient steps per natural-gradient solve.
+        Conjugate-gradient steps per natural-gradient solve (models of dimension above
+        2000 without a closed-form ``to_natural``).
+    refresh : int, optional
+        Accepted points between two dense Fisher matrices (dimension at most 2000).
     max_backtracks : int, optional
         Most halvings of the step in one line search; when none is accepted, the memory is
         cleared and a last natural-gradient (or gradient) step is tried before stopping.
@@ -140,7 +144,7 @@ def fit_lbfgs(
         else None
     )
 
-    def initial(theta: Any, grad: Any, pairs: list[tuple[Any, Any, Any]]) -> Any:
+    def initial(theta: Any, grad: Any, *, pairs: list[tuple[Any, Any, Any]]) -> Any:
         if natural is not None and pairs is not _PLAIN:
             direction = natural(theta, grad)
             if direction is not None:
@@ -156,13 +160,11 @@ def fit_lbfgs(
     with validation(False):
         grad = grad_fn(params, xs)
         while n_iter < max_iter:
-            direction = _two_loop(
-                grad, pairs, lambda vector, theta=params: initial(theta, vector, pairs), xp
-            )
+            direction = _two_loop(grad, pairs, functools.partial(initial, params, pairs=pairs), xp)
             slope = float(xp.sum(grad * direction))
             if not slope > 0 or not math.isfinite(slope):  # not an ascent direction: restart
                 pairs.clear()
-                direction = initial(params, grad, _PLAIN)
+                direction = initial(params, grad, pairs=_PLAIN)
                 slope = float(xp.sum(grad * direction))
                 if not slope > 0 or not math.isfinite(slope):
                     break
@@ -171,7 +173,7 @@ def fit_lbfgs(
             )
             if accepted is None and pairs:
                 pairs.clear()
-                direction = initial(params, grad, pairs)
+                direction = initial(params, grad, pairs=pairs)
                 accepted = _backtrack(
                     objective, params, direction, value, grad, max_backtracks, project
                 )

@@ -130,18 +130,18 @@ def natural_direction(model: _MeanMap, params: Any, gradient: Any, n_steps: int 
     residual = gradient
     search = gradient
     residual_norm = xp.sum(residual * residual)
-    tiny = xp.finfo(gradient.dtype).tiny
+    tiny = float(xp.finfo(gradient.dtype).smallest_normal)
+    zero, one = xp.zeros_like(residual_norm), xp.ones_like(residual_norm)
     for _ in range(n_steps):
         curved = fisher_vector_product(model, params, search)
         curvature = xp.sum(search * curved)
         good = curvature > tiny * (1.0 + residual_norm)
-        length = xp.where(good, residual_norm / xp.where(good, curvature, 1.0), 0.0)
+        length = xp.where(good, residual_norm / xp.where(good, curvature, one), zero)
         solution = solution + length * search
         residual = residual - length * curved
         new_norm = xp.sum(residual * residual)
-        ratio = xp.where(
-            residual_norm > tiny, new_norm / xp.where(residual_norm > tiny, residual_norm, 1.0), 0.0
-        )
+        moving = residual_norm > tiny
+        ratio = xp.where(moving, new_norm / xp.where(moving, residual_norm, one), zero)
         search = residual + ratio * search
         residual_norm = new_norm
     return solution
@@ -180,7 +180,7 @@ def fisher_matrix(model: _MeanMap, params: Any) -> Any:
 
 
 def inverse_operator(matrix: Any, rcond: float = 1e-10) -> tuple[Any, Any]:
-    """Eigenvectors and clipped inverse eigenvalues of a symmetric matrix, for ``F⁻¹ v``.
+    """Decompose a symmetric matrix for ``F⁻¹ v``: eigenvectors, clipped inverse eigenvalues.
 
     Eigenvalues below ``rcond`` times the largest (rounding, or directions the data do not
     determine) are raised to that floor, so the inverse is positive definite and bounded.

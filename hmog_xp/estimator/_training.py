@@ -12,6 +12,7 @@ from hmog_xp._lbfgs import fit_lbfgs
 from hmog_xp.em import accumulation_dtype, fit_em
 from hmog_xp.estimator._init import starting_point, user_starting_point
 from hmog_xp.estimator._rows import init_sample
+from hmog_xp.harmoniums.closed_form import ClosedFormEM
 from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog import (
     AnalyticHMoG,
@@ -391,7 +392,12 @@ def run_once(
             finished.append((params, result))
         return result
     full_batch = estimator.batch_size is None
-    if estimator.solver == "natural" and full_batch and getattr(model, "has_closed_form_em", 0):
+    if (
+        estimator.solver == "natural"
+        and full_batch
+        and isinstance(model, ClosedFormEM)
+        and model.has_closed_form_em
+    ):
         # A complete upper mixture (symmetric, full latent): the mirror map is closed form
         # and its unit natural-gradient step is EM's, accelerated by SQUAREM.
         fit = fit_em(
