@@ -243,6 +243,50 @@ class FittedMethods:
         total = self.score(X) * n_obs
         return -2.0 * total + self.n_parameters() * math.log(n_obs)
 
+    def icl(self, X: Any) -> float:
+        """Return the integrated completed likelihood criterion on ``X`` (lower is better).
+
+        BIC plus twice the entropy of the soft assignments (Biernacki, Celeux & Govaert
+        2000): it also penalises components that overlap, so it prefers well-separated
+        clusters where BIC may split one cluster into several components.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        float
+            ``bic(X) − 2 Σ_n Σ_k p(k | x_n) log p(k | x_n)``.
+        """
+        return self.bic(X) + 2.0 * self.assignment_entropy(X)
+
+    def assignment_entropy(self, X: Any) -> float:
+        """Return the total entropy of the posterior component probabilities of ``X``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        float
+            ``−Σ_n Σ_k p(k | x_n) log p(k | x_n)`` (0 when every sample is assigned with
+            certainty, ``N log K`` at most).
+        """
+        proba = self.predict_proba(X)
+        if is_dask_array(X):
+            import dask.array as da
+
+            terms = da.where(proba > 0, proba * da.log(da.where(proba > 0, proba, 1.0)), 0.0)
+            return -float(terms.sum().compute())
+        xp = B.array_namespace(proba)
+        positive = proba > 0
+        safe = xp.where(positive, proba, xp.ones_like(proba))
+        return -float(xp.sum(xp.where(positive, proba * xp.log(safe), xp.zeros_like(proba))))
+
     def aic(self, X: Any) -> float:
         """Return the Akaike information criterion on ``X`` (lower is better).
 
