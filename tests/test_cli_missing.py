@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import hmog_xp
 from hmog_xp.cli import main
-from hmog_xp.cli._io import _fast_table, format_exact, load_table, read_table, to_numpy
+from hmog_xp.cli._io import format_exact, load_table, read_table, to_numpy
 from tests.test_cli import _assert_one_line_error, _clusters, _write_csv, pytestmark
 
 __all__ = ["pytestmark"]
@@ -109,15 +109,6 @@ def test_holed_file_round_trip(tmp_path: pathlib.Path, holed_csv: pathlib.Path) 
     again = load_table(copy, allow_missing=True)
     np.testing.assert_array_equal(again.values, table)  # repr precision: bit for bit
     assert again.header == ["a", "b,c", "d", "e", "f"]
-
-
-def test_clean_files_keep_the_fast_path() -> None:
-    parsed = _fast_table("a,b\n1,2\n3,nan\n")
-    assert parsed is not None
-    np.testing.assert_array_equal(parsed[0], [[1, 2], [3, np.nan]])
-    assert parsed[2] == ["a", "b"]
-    assert _fast_table("1,2\n3,NA\n") is None  # the field-by-field reader takes it
-    assert _fast_table("1,2\n3,\n") is None
 
 
 @pytest.mark.parametrize(

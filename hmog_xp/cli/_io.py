@@ -19,7 +19,9 @@ import numpy as np
 
 from hmog_xp._backend.transfer import to_numpy
 from hmog_xp._files import atomic_write
-from hmog_xp.cli._holes import check_values, is_missing
+from hmog_xp.cli._columns import select_columns
+from hmog_xp.cli._holes import check_values
+from hmog_xp.cli._tables import read_raw
 
 __all__ = [
     "Table",
@@ -43,17 +45,23 @@ class Table:  # numpydoc ignore=PR02
     values : numpy.ndarray, shape (N, p)
         The observations, ``float64``, NaN where a value is missing.
     header : list of str, optional
-        The column names of the header line (CSV); None when there is none.
+        The names of the feature columns (from the header line); None when there is none.
     lines : numpy.ndarray of int, shape (N,), optional
         The 1-based file line of each row (CSV); None for a ``.npy`` array.
     path : pathlib.Path
         The file.
+    ids : list of str, optional
+        The ``--id-column`` cells, carried into the outputs; None without it.
+    id_name : str, optional
+        The id column's name.
     """
 
     values: np.ndarray
     header: list[str] | None
     lines: np.ndarray | None
     path: pathlib.Path
+    ids: list[str] | None = None
+    id_name: str | None = None
 
     @property
     def n_missing(self) -> int:
@@ -67,16 +75,6 @@ def _is_number(field: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_cell(field: str) -> bool:
-    """Whether a field can be a data cell: a number or a missing-value marker."""
-    return is_missing(field) or _is_number(field)
-
-
-def _is_blank(row: list[str]) -> bool:
-    """Whether a parsed CSV row is a blank line (no field, or one empty field)."""
-    return len(row) <= 1 and not any(row)
 
 
 def _read_text(path: pathlib.Path) -> str:
@@ -109,38 +107,6 @@ def _load_npy(path: pathlib.Path) -> np.ndarray:
     return array
 
 
-def _fast_table(text: str) -> tuple[np.ndarray, np.ndarray, list[str] | None] | None:
-    """Parse a clean numeric CSV with NumPy's reader; None when anything is unusual.
-
-    Returns the table, the 1-based line of each row, and the header's fields (or None).
-
-    The slow path (:func:`_table_from_rows`) then parses the file field by field and says
-    where the problem is.
-    """
-    text_lines = text.split("\n")
-    first = next((i for i, line in enumerate(text_lines) if line.strip()), None)
-    if first is None:
-        return None
-    try:
-        fields = [field.strip() for field in next(csv.reader([text_lines[first]]))]
-    except csv.Error:
-        return None
-    header = None if all(_is_cell(field) for field in fields) else fields
-    skip = first if header is None else first + 1
-    lines = [i + 1 for i in range(skip, len(text_lines)) if text_lines[i].strip()]
-    if not lines:
-        return None
-    try:
-        table = np.loadtxt(
-            io.StringIO(text), delimiter=",", skiprows=skip, ndmin=2, comments=None, quotechar='"'
-        )
-    except ValueError:
-        return None
-    if len(lines) != table.shape[0]:
-        return None
-    return np.asarray(table, dtype=np.float64), np.asarray(lines), header
-
-
 def _check_path(path: str | pathlib.Path) -> pathlib.Path:
     path = pathlib.Path(path)
     if not path.exists():
@@ -150,38 +116,6 @@ def _check_path(path: str | pathlib.Path) -> pathlib.Path:
         msg = f"{path} is a directory, expected a file"
         raise OSError(msg)
     return path
-
-
-def _table_from_rows(
-    rows: list[list[str]], path: pathlib.Path
-) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """Parse CSV rows into a float table (NaN for missing cells), row lines and the header."""
-    numbered = [(line, row) for line, row in enumerate(rows, start=1) if not _is_blank(row)]
-    header = None
-    if numbered and not all(_is_cell(field) for field in numbered[0][1]):
-        header = numbered[0][1]  # a header row: some field of the first line is not a number
-        numbered = numbered[1:]
-    if not numbered:
-        msg = f"{path} holds no data rows"
-        raise ValueError(msg)
-    n_columns = len(numbered[0][1])
-    table = np.empty((len(numbered), n_columns), dtype=np.float64)
-    for index, (line, row) in enumerate(numbered):
-        if len(row) != n_columns:
-            msg = (
-                f"{path}, line {line}: {len(row)} columns where the first data row has {n_columns}"
-            )
-            raise ValueError(msg)
-        for column, field in enumerate(row, start=1):
-            if is_missing(field):
-                table[index, column - 1] = np.nan
-                continue
-            try:
-                table[index, column - 1] = float(field)
-            except ValueError:
-                msg = f"{path}, line {line}, column {column}: {field!r} is not a number"
-                raise ValueError(msg) from None
-    return table, np.asarray([line for line, _ in numbered]), header
 
 
 def _read_npy_table(path: pathlib.Path) -> np.ndarray:
@@ -202,45 +136,57 @@ def _read_npy_table(path: pathlib.Path) -> np.ndarray:
     return table
 
 
-def load_table(path: str | pathlib.Path, *, allow_missing: bool = False) -> Table:
-    """Read a numeric data table, with its header, from a ``.npy`` or a CSV file.
+def load_table(
+    path: str | pathlib.Path,
+    *,
+    allow_missing: bool = False,
+    delimiter: str | bool | None = True,
+    header: bool | None = None,
+    columns: Sequence[str] | None = None,
+    drop: Sequence[str] | None = None,
+    id_column: str | None = None,
+) -> Table:
+    """Read a numeric data table, with its header, from a text, ``.npy`` or ``.parquet`` file.
 
     Parameters
     ----------
     path : str or path
-        A ``.npy`` file holding a 2-D numeric array (NaN for missing values), or a CSV file
-        (any other name): numbers separated by commas, one observation per line, an optional
-        header line (detected: a first line with a field that is neither a number nor a
-        missing value), blank lines ignored. Empty cells and ``NA`` / ``NaN`` (any case) are
-        missing values.
+        A ``.npy`` file holding a 2-D numeric array (NaN for missing values), a ``.parquet``
+        file (needs pandas and pyarrow), or a text table (any other name): fields separated
+        by commas, semicolons, tabs or whitespace (detected; tabs for ``.tsv``), one
+        observation per line, an optional header line (detected), blank lines ignored.
+        Empty cells and ``NA`` / ``NaN`` (any case) are missing values.
     allow_missing : bool, default False
         Whether missing values are accepted (as NaN) or refused.
+    delimiter : str, None or True, default True
+        The delimiter of a text file; True detects it, None means runs of whitespace.
+    header : bool, optional
+        Whether the first row of a text file is a header; detected when None.
+    columns, drop : sequence of str, optional
+        The feature columns / the columns that are not features, by name or 0-based index.
+    id_column : str, optional
+        A column carried into the outputs instead of used as a feature.
 
     Returns
     -------
     Table
-        The observations (``float64``, shape ``(N, p)``), the header and the row lines.
+        The observations (``float64``, shape ``(N, p)``), their names and the row lines.
 
     Raises
     ------
     OSError
         If the file is missing or unreadable.
     ValueError
-        If the content is not a 2-D numeric table, holds an infinite value, a missing value
-        without ``allow_missing``, or a row with no observed value; the message names the
-        file and the first bad line (CSV) or row (``.npy``) and column.
+        If the content is not a table, a feature column is not numeric, or it holds an
+        infinite value, a missing value without ``allow_missing``, or a row with no observed
+        value; the message names the file and the first bad line (or row) and column.
     """
     path = _check_path(path)
-    if path.suffix.lower() == ".npy":
-        values, lines, header = _read_npy_table(path), None, None
-    else:
-        text = _read_text(path)
-        parsed = _fast_table(text)
-        if parsed is None:
-            parsed = _table_from_rows(_parse_rows(text, path), path)
-        values, lines, header = parsed
-    check_values(values, path, lines, allow_missing=allow_missing)
-    return Table(values, header, lines, path)
+    npy = _read_npy_table(path) if path.suffix.lower() == ".npy" else None
+    raw = read_raw(path, delimiter=delimiter, header=header, npy=npy)
+    chosen = select_columns(raw, columns=columns, drop=drop, id_column=id_column)
+    check_values(chosen.values, path, raw.lines, allow_missing=allow_missing)
+    return Table(chosen.values, chosen.names, raw.lines, path, chosen.ids, chosen.id_name)
 
 
 def read_table(path: str | pathlib.Path, *, allow_missing: bool = False) -> np.ndarray:
@@ -310,7 +256,31 @@ def read_labels(path: str | pathlib.Path, n_rows: int) -> np.ndarray:
     return labels
 
 
-def format_table(values: np.ndarray, header: Sequence[str]) -> str:
+def _quote(field: str) -> str:
+    """One CSV field, quoted where needed (a comma, a quote, a line break, edge spaces)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([field])
+    text = out.getvalue()
+    return f'"{field}"' if text == field and field != field.strip() else text
+
+
+def _prefix(body: str, ids: tuple[str, Sequence[str]] | None, header: bool) -> str:
+    """Put the id column in front of every line of CSV text (after the header, if any)."""
+    if ids is None:
+        return body
+    name, cells = ids
+    lines = body.splitlines()
+    first = [f"{_quote(name)},{lines[0]}"] if header else []
+    rest = lines[1:] if header else lines
+    return (
+        "\n".join(first + [f"{_quote(c)},{line}" for c, line in zip(cells, rest, strict=False)])
+        + "\n"
+    )
+
+
+def format_table(
+    values: np.ndarray, header: Sequence[str], ids: tuple[str, Sequence[str]] | None = None
+) -> str:
     """Format a column or a table of numbers as CSV text with a header line.
 
     Parameters
@@ -318,7 +288,9 @@ def format_table(values: np.ndarray, header: Sequence[str]) -> str:
     values : numpy.ndarray, shape (N,) or (N, m)
         Integers (written as such) or floats (written with 6 significant digits).
     header : sequence of str
-        The column names, one per column.
+        Column names, one per column.
+    ids : tuple of (str, sequence of str), optional
+        An id column's name and its N cells, written as the first column.
 
     Returns
     -------
@@ -327,15 +299,19 @@ def format_table(values: np.ndarray, header: Sequence[str]) -> str:
     """
     table = values.reshape(values.shape[0], -1)
     out = io.StringIO()
-    out.write(",".join(header) + "\n")
+    out.write(",".join(_quote(name) for name in header) + "\n")
     if np.issubdtype(table.dtype, np.integer):
         np.savetxt(out, table, fmt="%d", delimiter=",")
     else:
         np.savetxt(out, table, fmt="%.6g", delimiter=",")
-    return out.getvalue()
+    return _prefix(out.getvalue(), ids, header=True)
 
 
-def format_exact(values: np.ndarray, header: Sequence[str] | None) -> str:
+def format_exact(
+    values: np.ndarray,
+    header: Sequence[str] | None,
+    ids: tuple[str, Sequence[str]] | None = None,
+) -> str:
     """Format a table as CSV text that reads back to the same ``float64`` values.
 
     Every number is written with Python's shortest round-trip representation (``repr``), so
@@ -346,7 +322,10 @@ def format_exact(values: np.ndarray, header: Sequence[str] | None) -> str:
     values : numpy.ndarray, shape (N, p)
         The table.
     header : sequence of str, optional
-        The column names (quoted where CSV needs it); no header line when None.
+        The column names (quoted where CSV needs it); no header line when None (nor for the
+        id column).
+    ids : tuple of (str, sequence of str), optional
+        An id column's name and its N cells, written as the first column.
 
     Returns
     -------
@@ -358,7 +337,7 @@ def format_exact(values: np.ndarray, header: Sequence[str] | None) -> str:
         csv.writer(out, lineterminator="\n").writerow(header)
     for row in np.asarray(values, dtype=np.float64).tolist():
         out.write(",".join(map(repr, row)) + "\n")
-    return out.getvalue()
+    return _prefix(out.getvalue(), ids, header=header is not None)
 
 
 def write_npy(path: str | pathlib.Path, values: np.ndarray) -> None:
