@@ -153,7 +153,8 @@ def docs(session: nox.Session) -> None:
     """
     session.install("-e", ".[docs]")
     env = {"HMOG_XP_BACKEND": "numpy", "MPLBACKEND": "Agg"}
-    for script in ("examples/toy_2d.py", "examples/digits_clustering.py"):
+    scripts = ("examples/toy_2d.py", "examples/digits_clustering.py", "examples/model_selection.py")
+    for script in scripts:
         session.run("python", script, "--out", "docs/_generated", env=env)
     session.run(
         "sphinx-build",

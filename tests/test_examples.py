@@ -1,4 +1,4 @@
-"""Smoke test of the documentation's toy example: it runs end to end and draws its figures.
+"""Smoke tests of the documentation's examples: they run end to end and draw their figures.
 
 Runs once, in the NumPy session (the example computes on NumPy whatever the backend).
 """
@@ -34,3 +34,18 @@ def test_toy_2d_draws_its_figures(tmp_path: Path, capsys: pytest.CaptureFixture[
         figure = tmp_path / f"{name}.png"
         assert figure.stat().st_size > 1000, figure
     assert "true model log-likelihood per point" in capsys.readouterr().out
+
+
+def test_model_selection_draws_its_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_namespace("numpy")  # skips outside the NumPy session
+    pytest.importorskip("matplotlib")
+    example = _load_example("model_selection")
+    example.main(
+        ["--out", str(tmp_path), "--max-components", "3", "--max-factors", "2", "--n-init", "1"]
+    )
+    assert (tmp_path / "model_selection.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "best by BIC" in out
+    assert "best by ICL" in out

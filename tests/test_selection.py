@@ -72,10 +72,16 @@ def test_the_table_reports_each_fit(selection: Any, sample: np.ndarray) -> None:
     assert selection.best_index_ == int(np.argmin(results["bic"]))
 
 
-def test_icl_ranks_by_icl(sample: np.ndarray) -> None:
+def test_icl_ranks_by_icl(sample: np.ndarray, selection: Any) -> None:
     chosen = select_model(sample, n_components=[2, 3], n_factors=2, criterion="icl", **FAST)
     assert chosen.results_["criterion"] == chosen.results_["icl"]
     assert chosen.best_params_["n_components"] == 3
+    reranked = selection.ranked_by("aic")
+    assert reranked.results_["criterion"] == selection.results_["aic"]
+    assert reranked.best_index_ == int(np.argmin(selection.results_["aic"]))
+    assert reranked.estimators_ is selection.estimators_
+    with pytest.raises(ValueError, match="criterion"):
+        selection.ranked_by("bayes")
 
 
 def test_warm_starts_never_end_below_the_cold_fits(sample: np.ndarray) -> None:

@@ -96,6 +96,26 @@ class ModelSelection:
             f"{len(self.estimators_)} models)"
         )
 
+    def ranked_by(self, criterion: str) -> ModelSelection:
+        """The same fits ranked by another criterion (nothing is refitted).
+
+        Parameters
+        ----------
+        criterion : {'bic', 'icl', 'aic'}
+            The criterion.
+
+        Returns
+        -------
+        ModelSelection
+            A selection over the same estimators whose ``criterion`` column and best model
+            follow ``criterion``.
+        """
+        if criterion not in CRITERIA:
+            msg = f"criterion must be one of {CRITERIA}; got {criterion!r}"
+            raise ValueError(msg)
+        results = {**self.results_, "criterion": list(self.results_[criterion])}
+        return ModelSelection(criterion, results, self.estimators_)
+
     def plot(self, ax: Any = None) -> Any:
         """Draw the criterion against ``K``, one line per ``d``, the best model marked.
 
