@@ -17,7 +17,13 @@ from sklearn.exceptions import ConvergenceWarning
 import hmog_xp
 from hmog_xp.cli import main
 from hmog_xp.cli._io import format_exact, load_table, read_table, to_numpy
-from tests.test_cli import _assert_one_line_error, _clusters, _write_csv, pytestmark
+from tests.test_cli import (
+    _assert_one_line_error,
+    _clusters,
+    _write_csv,
+    load_unnamed,
+    pytestmark,
+)
 
 __all__ = ["pytestmark"]
 
@@ -185,7 +191,7 @@ def test_fit_marginalize_matches_the_estimator(
     expected = to_numpy(est.predict(table))
     written = np.loadtxt(labels, delimiter=",", skiprows=1, dtype=np.int64)
     np.testing.assert_array_equal(written, expected)
-    loaded = hmog_xp.HMoG.load(model)
+    loaded = load_unnamed(model)
     assert loaded.missing == "marginalize"
     np.testing.assert_allclose(to_numpy(loaded.weights_), to_numpy(est.weights_), rtol=1e-9)
 
@@ -215,7 +221,7 @@ def test_predict_with_a_complete_data_model(
     )
     assert main(["predict", str(model), str(holed_csv), "--missing", "marginalize"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    est = hmog_xp.HMoG.load(model)
+    est = load_unnamed(model)
     est.missing = "marginalize"
     expected = to_numpy(est.predict(_holed()))
     np.testing.assert_array_equal(np.array(printed[1:], dtype=np.int64), expected)
@@ -235,7 +241,7 @@ def test_impute_writes_the_completed_table(
     table = _holed()
     holes = np.isnan(table)
     np.testing.assert_array_equal(result.values[~holes], table[~holes])  # exactly as read
-    est = hmog_xp.HMoG.load(model)
+    est = load_unnamed(model)
     imputed = to_numpy(est.impute(table))
     np.testing.assert_allclose(result.values[holes], imputed[holes], rtol=1e-12, atol=0)
 

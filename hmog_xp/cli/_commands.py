@@ -21,11 +21,11 @@ import numpy as np
 
 from hmog_xp import _backend as B
 from hmog_xp.cli._holes import check_columns_observed
-from hmog_xp.cli._io import format_table, load_table, read_labels, to_numpy, write_text
-from hmog_xp.cli._metrics import adjusted_rand_index, normalized_mutual_information
+from hmog_xp.cli._io import format_table, read_labels, table_from_args, to_numpy, write_text
 from hmog_xp.cli._outputs import check_outputs, model_path
 from hmog_xp.cli._plots import FigureData, write_figure
 from hmog_xp.cli._progress import ProgressBar
+from hmog_xp.cli._summary import model_summary, save_with_names, write_json
 
 #: Settings of ``hmog-xp demo`` (UCI digits, 1797 × 64). Pixels share one unit and are about
 #: equally noisy, so the noise is isotropic (probabilistic PCA; the estimator standardises it
@@ -249,6 +249,8 @@ def run_demo(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         The exit status, 0.
     """
     stream = sys.stdout if stream is None else stream
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     from hmog_xp.datasets import load_digits
 
     start = time.perf_counter()
@@ -272,8 +274,8 @@ def run_demo(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     rows.append(
         (
             "agreement",
-            f"ARI {adjusted_rand_index(digits, predicted):.3f}, "
-            f"NMI {normalized_mutual_information(digits, predicted):.3f} "
+            f"ARI {adjusted_rand_score(digits, predicted):.3f}, "
+            f"NMI {normalized_mutual_info_score(digits, predicted):.3f} "
             "(clusters vs true digits)",
         )
     )
@@ -330,18 +332,21 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     int
         The exit status, 0.
     """
-    stream = sys.stdout if stream is None else stream
+    json_target = getattr(args, "json", None)
+    if stream is None:  # with --json on stdout, the summary for people goes to stderr
+        stream = sys.stderr if json_target == "-" else sys.stdout
     check_outputs(
         {"DATA": args.data, "--true-labels": args.true_labels},
         {
             "--out": None if args.out is None else (args.out, model_path(args.out)),
             "--labels": args.labels,
             "--plot": args.plot,
+            "--json": None if json_target in (None, "-") else json_target,
         },
         figures=("--plot",),
     )
     start = time.perf_counter()
-    loaded = load_table(args.data, allow_missing=args.missing == "marginalize")
+    loaded = table_from_args(args, allow_missing=args.missing == "marginalize")
     if loaded.n_missing:
         check_columns_observed(loaded.values, loaded.path, loaded.header)
     table = loaded.values
@@ -355,9 +360,13 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     log_likelihood, bic = float(est.score(result.data)), float(est.bic(result.data))
     eval_seconds = time.perf_counter() - start
     rows = _model_rows(result, log_likelihood, bic, loaded.n_missing)
+    agreement = None
     if true is not None:
-        ari = adjusted_rand_index(true, predicted)
-        nmi = normalized_mutual_information(true, predicted)
+        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+        ari = float(adjusted_rand_score(true, predicted))
+        nmi = float(normalized_mutual_info_score(true, predicted))
+        agreement = {"ari": ari, "nmi": nmi}
         rows.append(("agreement", f"ARI {ari:.3f}, NMI {nmi:.3f} (vs {args.true_labels})"))
     rows.append(
         (
@@ -366,12 +375,12 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             f"predict+score {eval_seconds:.2f} s",
         )
     )
+    written = None
     if args.out is not None:
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        written = est.save(args.out)
+        written = save_with_names(est, args.out, loaded.header)
         rows.append(("saved", f"model written to {written}"))
     if args.labels is not None:
-        write_text(args.labels, format_table(predicted, ["cluster"]))
+        write_text(args.labels, format_table(predicted, ["cluster"], loaded.id_pair))
         rows.append(("labels", f"written to {args.labels}"))
     if args.plot is not None:
         name = pathlib.Path(args.data).name
@@ -383,4 +392,20 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         write_figure(args.plot, data)
         rows.append(("figure", str(args.plot)))
     _summary(rows, stream)
+    if json_target is not None:
+        summary = model_summary(est, result.data)
+        summary["settings"]["backend"] = result.backend
+        payload = {
+            "command": "fit",
+            "data": str(args.data),
+            **summary,
+            "n_missing": loaded.n_missing,
+            "feature_names": loaded.header,
+            "id_column": loaded.id_name,
+            "fit_seconds": result.fit_seconds,
+            "warnings": result.warnings,
+            "agreement": agreement,
+            "outputs": {"model": written, "labels": args.labels, "plot": args.plot},
+        }
+        write_json(json_target, payload)
     return 0

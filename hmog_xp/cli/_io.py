@@ -14,14 +14,15 @@ import io
 import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from hmog_xp._backend.transfer import to_numpy
 from hmog_xp._files import atomic_write
-from hmog_xp.cli._columns import select_columns
+from hmog_xp.cli._columns import parse_column_list, select_columns
 from hmog_xp.cli._holes import check_values
-from hmog_xp.cli._tables import read_raw
+from hmog_xp.cli._tables import parse_delimiter, read_raw
 
 __all__ = [
     "Table",
@@ -30,6 +31,7 @@ __all__ = [
     "load_table",
     "read_labels",
     "read_table",
+    "table_from_args",
     "to_numpy",
     "write_npy",
     "write_text",
@@ -62,6 +64,13 @@ class Table:  # numpydoc ignore=PR02
     path: pathlib.Path
     ids: list[str] | None = None
     id_name: str | None = None
+
+    @property
+    def id_pair(self) -> tuple[str, list[str]] | None:
+        """The id column's name and cells, for the writers; None without an id column."""
+        if self.ids is None or self.id_name is None:
+            return None
+        return self.id_name, self.ids
 
     @property
     def n_missing(self) -> int:
@@ -187,6 +196,33 @@ def load_table(
     chosen = select_columns(raw, columns=columns, drop=drop, id_column=id_column)
     check_values(chosen.values, path, raw.lines, allow_missing=allow_missing)
     return Table(chosen.values, chosen.names, raw.lines, path, chosen.ids, chosen.id_name)
+
+
+def table_from_args(args: Any, *, allow_missing: bool) -> Table:
+    """Read ``args.data`` with the command's reading options (``--delimiter`` and the rest).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``data``, ``delimiter``, ``header``, ``columns``, ``drop`` and ``id_column``.
+    allow_missing : bool
+        Whether missing values are accepted.
+
+    Returns
+    -------
+    Table
+        The table, as :func:`load_table` reads it.
+    """
+    delimiter = True if args.delimiter is None else parse_delimiter(args.delimiter)
+    return load_table(
+        args.data,
+        allow_missing=allow_missing,
+        delimiter=delimiter,
+        header=args.header,
+        columns=parse_column_list(args.columns),
+        drop=parse_column_list(args.drop),
+        id_column=args.id_column,
+    )
 
 
 def read_table(path: str | pathlib.Path, *, allow_missing: bool = False) -> np.ndarray:

@@ -129,7 +129,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         required=True,
         metavar="D",
-        help="number of latent factors (at most the number of columns)",
+        help="number of latent factors (fewer than the number of feature columns)",
     )
     parser.add_argument(
         "--noise",
@@ -168,17 +168,80 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     _add_backend(parser)
 
 
+def _add_table_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "reading DATA",
+        "Text files: the delimiter and a header line are detected (.tsv files are "
+        "tab-separated). Columns are named by header name or by 0-based index (a header "
+        "name wins). A column that is not numeric must be dropped or be the id column.",
+    )
+    group.add_argument(
+        "--delimiter",
+        metavar="SEP",
+        help="field separator of a text file: comma, semicolon, tab, whitespace or one "
+        "character (default: detected)",
+    )
+    header = group.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header",
+        dest="header",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the first row is a header (default: detected)",
+    )
+    header.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_const",
+        const=False,
+        help="the first row is data",
+    )
+    group.add_argument(
+        "--columns",
+        metavar="A,B,3",
+        help="use only these feature columns, in this order (names or 0-based indices)",
+    )
+    group.add_argument(
+        "--drop", metavar="A,3", help="columns that are not features (names or 0-based indices)"
+    )
+    group.add_argument(
+        "--id-column",
+        metavar="NAME|INDEX",
+        help="a column that is not a feature but is written as the first column of every "
+        "output (labels, probabilities, scores, completed tables)",
+    )
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE.json",
+        help="write a machine-readable summary (settings, sizes, log-likelihood, BIC, "
+        "convergence, output files) to FILE.json, or to stdout without a name",
+    )
+
+
 def _add_fit(commands: argparse._SubParsersAction) -> None:
     fit = commands.add_parser(
         "fit",
         help="fit a model to a CSV or .npy table; save it, its labels and a figure",
-        description="Fit an HMoG to DATA: a .npy array or a comma-separated file, one "
-        "observation per line (a header line is detected and skipped). Empty, NA and NaN "
+        description="Fit an HMoG to DATA: a text table (comma, semicolon, tab or "
+        "whitespace separated; one observation per line; a header line is detected), a .npy "
+        "array or a .parquet file (with the extra hmog-xp[parquet]). The header's column "
+        "names are saved with the model. Empty, NA and NaN "
         "cells (NaN in a .npy array) are missing values: refused unless --missing "
         "marginalize. Infinite values are always refused.",
     )
-    fit.add_argument("data", metavar="DATA", help="the observations (.csv or .npy)")
+    fit.add_argument(
+        "data", metavar="DATA", help="the observations (.csv, .tsv, .txt, .npy, .parquet)"
+    )
     _add_model_options(fit)
+    _add_table_options(fit)
+    _add_json(fit)
     fit.add_argument(
         "--missing",
         choices=list(_MISSING),
@@ -188,7 +251,11 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
         "random) and saves the setting with the model",
     )
     fit.add_argument("--out", metavar="MODEL.npz", help="save the fitted model here")
-    fit.add_argument("--labels", metavar="FILE.csv", help="write each row's cluster here")
+    fit.add_argument(
+        "--labels",
+        metavar="FILE.csv",
+        help="write each row's cluster here (after the id column, with --id-column)",
+    )
     fit.add_argument("--plot", metavar="FIG.png", help="write the summary figure here")
     fit.add_argument(
         "--image-shape", metavar="RxC", help="draw component means as R×C images (e.g. 8x8)"
@@ -202,24 +269,34 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
 def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
-        help="predict the clusters (or probabilities, or missing values) of rows with a "
-        "saved model",
+        help="predict the clusters (or probabilities, factor scores, missing values) of rows "
+        "with a saved model",
         description="Print (or write) the most probable cluster of every row of DATA, with "
-        "--proba the probability of every cluster, or with --impute DATA completed, using a "
-        "model saved by `fit --out`. Empty, NA and NaN cells (NaN in a .npy array) are "
+        "--proba the probability of every cluster, with --transform its factor scores, or "
+        "with --impute DATA completed, using a model saved by `fit --out`. When the model "
+        "and DATA both have column names, columns are matched by name (reordered if needed; "
+        "a different set of names is refused); otherwise by position. Output is comma-"
+        "separated. Empty, NA and NaN cells (NaN in a .npy array) are "
         "missing values; with --missing marginalize a row is judged by its observed entries "
         "(the exact marginal under the model).",
     )
     predict.add_argument("model", metavar="MODEL", help="a model saved by `hmog-xp fit --out`")
-    predict.add_argument("data", metavar="DATA", help="the observations (.csv or .npy)")
+    predict.add_argument(
+        "data", metavar="DATA", help="the observations (.csv, .tsv, .txt, .npy, .parquet)"
+    )
     output = predict.add_mutually_exclusive_group()
     output.add_argument("--proba", action="store_true", help="output cluster probabilities")
+    output.add_argument(
+        "--transform",
+        action="store_true",
+        help="output factor scores E[y | x] (columns factor_1 .. factor_d)",
+    )
     output.add_argument(
         "--impute",
         action="store_true",
         help="output DATA with every missing value replaced by its conditional mean given "
-        "the row's observed entries (same columns and header line; observed values written "
-        "back exactly); implies --missing marginalize unless --missing is given",
+        "the row's observed entries (the feature columns and their header line; observed "
+        "values written back exactly); implies --missing marginalize unless --missing is given",
     )
     predict.add_argument(
         "--missing",
@@ -232,8 +309,10 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "--out",
         metavar="FILE.csv",
         help="write here instead of stdout (with --impute, a name ending in .npy writes a "
-        ".npy array)",
+        ".npy array of the feature columns)",
     )
+    _add_table_options(predict)
+    _add_json(predict)
     _add_backend(predict)
     predict.set_defaults(command="predict")
 

@@ -20,12 +20,13 @@ from hmog_xp.cli._io import (
     Table,
     format_exact,
     format_table,
-    load_table,
+    table_from_args,
     to_numpy,
     write_npy,
     write_text,
 )
 from hmog_xp.cli._outputs import check_outputs
+from hmog_xp.cli._summary import model_summary, write_json
 
 
 def load_model(path: str | pathlib.Path, backend: str | None) -> Any:
@@ -88,6 +89,57 @@ def _completed(estimator: Any, table: Table, data: Any) -> np.ndarray:
     return np.where(np.isnan(values), imputed, values)  # observed entries exactly as read
 
 
+def match_columns(estimator: Any, table: Table, args: argparse.Namespace) -> Table:
+    """Put DATA's columns in the model's order by name; by position when either has no names.
+
+    Parameters
+    ----------
+    estimator : HMoG
+        The loaded model (``feature_names_in_`` when it was fitted to named columns).
+    table : Table
+        The selected feature columns of DATA.
+    args : argparse.Namespace
+        ``data`` and ``model`` (named in the messages).
+
+    Returns
+    -------
+    Table
+        ``table`` with its columns reordered to the model's.
+
+    Raises
+    ------
+    ValueError
+        When the names differ (listing the missing and unexpected ones) or, by position,
+        the column counts differ.
+    """
+    names = getattr(estimator, "feature_names_in_", None)
+    expected = int(estimator.n_features_in_)
+    if names is not None and table.header is not None:
+        wanted = [str(name) for name in names]
+        if table.header == wanted:
+            return table
+        missing = [name for name in wanted if name not in table.header]
+        unexpected = [name for name in table.header if name not in wanted]
+        if missing or unexpected or len(set(table.header)) != len(table.header):
+            msg = (
+                f"{args.data} does not have the columns the model {args.model} was fitted to: "
+                f"missing {missing}, unexpected {unexpected} (set columns aside with --drop "
+                "or --id-column)"
+            )
+            raise ValueError(msg)
+        order = [table.header.index(name) for name in wanted]
+        return Table(
+            table.values[:, order], wanted, table.lines, table.path, table.ids, table.id_name
+        )
+    if table.values.shape[1] != expected:
+        msg = (
+            f"{args.data} has {table.values.shape[1]} columns but the model {args.model} was "
+            f"fitted to {expected}"
+        )
+        raise ValueError(msg)
+    return table
+
+
 def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Predict clusters (or probabilities, or missing values) of a data file with a saved model.
 
@@ -104,17 +156,21 @@ def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         The exit status, 0.
     """
     stream = sys.stdout if stream is None else stream
-    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out})
+    json_target = getattr(args, "json", None)
+    if json_target == "-" and args.out is None:
+        msg = "--json without a file name writes to stdout: give --out for the predictions"
+        raise ValueError(msg)
+    check_outputs(
+        {"MODEL": args.model, "DATA": args.data},
+        {"--out": args.out, "--json": None if json_target in (None, "-") else json_target},
+    )
     estimator = load_model(args.model, args.backend)
     missing = missing_policy(args, estimator)
-    table = load_table(args.data, allow_missing=missing == "marginalize")
-    expected = int(estimator.n_features_in_)
-    if table.values.shape[1] != expected:
-        msg = (
-            f"{args.data} has {table.values.shape[1]} columns but the model {args.model} was "
-            f"fitted to {expected}"
-        )
-        raise ValueError(msg)
+    table = match_columns(
+        estimator, table_from_args(args, allow_missing=missing == "marginalize"), args
+    )
+    if hasattr(estimator, "feature_names_in_"):  # matched: the arrays below carry no names
+        del estimator.feature_names_in_
     estimator.missing = missing
     _, xp = namespace(args.backend)
     data = to_backend(table.values, xp)
@@ -126,18 +182,36 @@ def run_predict(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             write_npy(args.out, completed)
             sys.stderr.write(f"hmog-xp: wrote {what} of {n_rows} rows to {args.out}\n")
             return 0
-        text = format_exact(completed, table.header)
+        text = format_exact(completed, table.header, table.id_pair)
     elif args.proba:
         values = to_numpy(estimator.predict_proba(data)).astype(np.float64)
-        text = format_table(values, [f"p{k}" for k in range(values.shape[1])])
+        text = format_table(values, [f"p{k}" for k in range(values.shape[1])], table.id_pair)
         what = "probabilities"
+    elif getattr(args, "transform", False):
+        values = to_numpy(estimator.transform(data)).astype(np.float64)
+        names = [f"factor_{j + 1}" for j in range(values.shape[1])]
+        text = format_table(values, names, table.id_pair)
+        what = "factor scores"
     else:
         values = to_numpy(estimator.predict(data)).astype(np.int64)
-        text = format_table(values, ["cluster"])
+        text = format_table(values, ["cluster"], table.id_pair)
         what = "labels"
     if args.out is None:
         stream.write(text)
     else:
         write_text(args.out, text)
         sys.stderr.write(f"hmog-xp: wrote {what} of {n_rows} rows to {args.out}\n")
+    if json_target is not None:
+        payload = {
+            "command": "predict",
+            "model": str(args.model),
+            "data": str(args.data),
+            "output": what,
+            **model_summary(estimator, data),
+            "n_missing": table.n_missing,
+            "feature_names": table.header,
+            "id_column": table.id_name,
+            "outputs": {"out": args.out},
+        }
+        write_json(json_target, payload)
     return 0

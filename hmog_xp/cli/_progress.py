@@ -1,19 +1,20 @@
-"""A one-line text progress bar for fitting, redrawn in place with a carriage return."""
+"""The fitting progress bar: tqdm's, drawn on a terminal only.
+
+Redrawing a line in place needs a carriage return, which a log file would keep; so the bar is
+drawn only when its stream is a terminal (and not ``--quiet``), and nothing at all otherwise.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
-import time
-from typing import TextIO
+from typing import Any, TextIO
 
 
 class ProgressBar:
-    """Draw ``label [#####.....] it/total  log-lik value`` on one line of a text stream.
+    """Show fitting progress (iteration out of ``max_iter``, average log-likelihood) with tqdm.
 
-    Use it as the estimator's ``callback``: every call redraws the line (at most every
-    ``interval`` seconds, and always on the last iteration); :meth:`close` ends the line.
-    A disabled bar draws nothing.
+    Use it as the estimator's ``callback``; :meth:`close` ends the line.
 
     Parameters
     ----------
@@ -23,12 +24,9 @@ class ProgressBar:
         Text in front of the bar.
     stream : text stream, optional
         Where to draw; ``sys.stderr`` when None.
-    width : int, default 30
-        Number of characters inside the brackets.
     enabled : bool, default True
-        Whether to draw at all.
-    interval : float, default 0.05
-        Minimum seconds between redraws.
+        Whether to draw at all (``--quiet`` turns it off). A stream that is not a terminal
+        gets nothing either.
     """
 
     def __init__(
@@ -37,72 +35,52 @@ class ProgressBar:
         *,
         label: str = "fit",
         stream: TextIO | None = None,
-        width: int = 30,
         enabled: bool = True,
-        interval: float = 0.05,
     ) -> None:
         self.total = max(int(total), 1)
-        self.label = label
         self.stream = sys.stderr if stream is None else stream
-        self.width = max(int(width), 1)
-        self.enabled = enabled
-        self.interval = interval
         self.iteration = 0
         self.value = math.nan
-        self._last_draw = -math.inf
-        self._drawn = False
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(enabled and callable(isatty) and isatty())
+        self._bar: Any = None
+        if self.enabled:
+            from tqdm.auto import tqdm
 
-    def line(self) -> str:
-        """Return the bar's current text (without the carriage return).
-
-        Returns
-        -------
-        str
-            For example ``'fit [######........] 12/50  log-lik -41.2031'``.
-        """
-        fraction = min(self.iteration / self.total, 1.0)
-        filled = round(fraction * self.width)
-        bar = "#" * filled + "." * (self.width - filled)
-        digits = len(str(self.total))
-        value = "   ..." if math.isnan(self.value) else f"{self.value:.4f}"
-        return f"{self.label} [{bar}] {self.iteration:>{digits}}/{self.total}  log-lik {value}"
+            self._bar = tqdm(
+                total=self.total, desc=label, file=self.stream, leave=True, dynamic_ncols=True
+            )
 
     def __call__(self, iteration: int, log_likelihood: float) -> None:
-        """Record one iteration and redraw the line.
+        """Record one iteration and update the bar.
 
         Parameters
         ----------
         iteration : int
-            The iteration just finished (counted from 1; a count from 0 is accepted too).
+            The iteration just finished (counted from 1).
         log_likelihood : float
             The average log-likelihood after it.
         """
         self.iteration = int(iteration)
         self.value = float(log_likelihood)
-        if not self.enabled:
+        if self._bar is None:
             return
-        now = time.perf_counter()
-        if now - self._last_draw < self.interval and self.iteration < self.total:
-            return
-        self._last_draw = now
-        self._draw()
-
-    def _draw(self) -> None:
-        self.stream.write("\r" + self.line())
-        self.stream.flush()
-        self._drawn = True
+        self._bar.n = min(self.iteration, self.total)
+        self._bar.set_postfix_str(f"log-lik {self.value:.4f}", refresh=False)
+        self._bar.refresh()
 
     def close(self, note: str = "") -> None:
-        """Redraw the final state and end the line.
+        """Draw the final state and end the line.
 
         Parameters
         ----------
         note : str, default ''
             Text appended after the bar (e.g. ``'converged'``).
         """
-        if not self.enabled:
+        if self._bar is None:
             return
-        if self._drawn or self.iteration > 0:
-            self.stream.write("\r" + self.line() + (f"  {note}" if note else "") + "\n")
-            self.stream.flush()
-        self._drawn = False
+        if note:
+            self._bar.set_postfix_str(f"log-lik {self.value:.4f} {note}", refresh=False)
+        self._bar.refresh()
+        self._bar.close()
+        self._bar = None
