@@ -258,10 +258,10 @@ def _fast_numbers(lines: list[str], sep: str | None) -> np.ndarray | None:
     """Parse clean numeric lines with NumPy's reader; None when anything is unusual."""
     if not lines:
         return None
-    quote = {} if sep is None else {"quotechar": '"'}
+    quote = None if sep is None else '"'
     try:
         table = np.loadtxt(
-            io.StringIO("\n".join(lines)), delimiter=sep, ndmin=2, comments=None, **quote
+            io.StringIO("\n".join(lines)), delimiter=sep, ndmin=2, comments=None, quotechar=quote
         )
     except ValueError:
         return None
