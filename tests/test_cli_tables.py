@@ -126,6 +126,9 @@ def test_semicolon_file_with_labels_and_holes_to_every_output(
     holed = table.copy()
     holed[3::10, 1] = np.nan
     read = ["--id-column", "id", "--drop", "label"]
+    _assert_one_line_error(  # the hole is named by its place in the file, not among features
+        main(["fit", str(data), *FIT, *read]), capsys, "line 5 (row index 3), column 3 ('b')"
+    )
     labels, report = tmp_path / "labels.csv", tmp_path / "fit.json"
     args = ["fit", str(data), *FIT, *read, "--missing", "marginalize", "--out", str(model)]
     assert main([*args, "--labels", str(labels), "--json", str(report)]) == 0

@@ -33,12 +33,15 @@ class Selection:  # numpydoc ignore=PR02
         The id column's cells (as text); None without ``--id-column``.
     id_name : str, optional
         The id column's header name (``'id'`` when the file has no header).
+    numbers : list of int
+        The 1-based place in the file of each feature column.
     """
 
     values: np.ndarray
     names: list[str] | None
     ids: list[str] | None
     id_name: str | None
+    numbers: list[int]
 
 
 def parse_column_list(text: str | None) -> list[str] | None:
@@ -176,7 +179,8 @@ def select_columns(
             _refuse_text(raw, j)
     values = np.stack([raw.columns[j] for j in chosen], axis=1).astype(np.float64)
     names = None if raw.names is None else [raw.names[j] for j in chosen]
+    numbers = [j + 1 for j in chosen]
     if id_index is None:
-        return Selection(values, names, None, None)
+        return Selection(values, names, None, None, numbers)
     id_name = "id" if raw.names is None else raw.names[id_index]
-    return Selection(values, names, _id_text(raw.columns[id_index]), id_name)
+    return Selection(values, names, _id_text(raw.columns[id_index]), id_name, numbers)

@@ -348,7 +348,7 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     start = time.perf_counter()
     loaded = table_from_args(args, allow_missing=args.missing == "marginalize")
     if loaded.n_missing:
-        check_columns_observed(loaded.values, loaded.path, loaded.header)
+        check_columns_observed(loaded.values, loaded.path, loaded.header, loaded.numbers)
     table = loaded.values
     true = None if args.true_labels is None else read_labels(args.true_labels, table.shape[0])
     image_shape = _image_shape(args.image_shape, table.shape[1])

@@ -39,9 +39,17 @@ def is_missing(field: str) -> bool:
     return field.strip().lower() in MISSING_MARKERS
 
 
-def _where(path: pathlib.Path, lines: np.ndarray | None, row: int, column: int | None) -> str:
+def _where(
+    path: pathlib.Path,
+    lines: np.ndarray | None,
+    row: int,
+    column: int | None,
+    labels: Sequence[str] | None = None,
+) -> str:
     place = f"line {int(lines[row])} (row index {row})" if lines is not None else f"row index {row}"
-    return f"{path}, {place}" + ("" if column is None else f", column {column + 1}")
+    if column is None:
+        return f"{path}, {place}"
+    return f"{path}, {place}, column {column + 1 if labels is None else labels[column]}"
 
 
 def _first(mask: np.ndarray) -> tuple[int, int]:
@@ -50,7 +58,12 @@ def _first(mask: np.ndarray) -> tuple[int, int]:
 
 
 def check_values(
-    values: np.ndarray, path: pathlib.Path, lines: np.ndarray | None, *, allow_missing: bool
+    values: np.ndarray,
+    path: pathlib.Path,
+    lines: np.ndarray | None,
+    *,
+    allow_missing: bool,
+    labels: Sequence[str] | None = None,
 ) -> None:
     """Refuse infinite values, and missing ones unless allowed; refuse rows with no value.
 
@@ -64,6 +77,9 @@ def check_values(
         The 1-based file line of each row (CSV); None for a ``.npy`` array.
     allow_missing : bool
         Whether missing values are accepted (``--missing marginalize``).
+    labels : sequence of str, optional
+        How the messages name each column (its place in the file, when columns were
+        chosen); its 1-based position in ``values`` when None.
 
     Raises
     ------
@@ -79,7 +95,7 @@ def check_values(
     if infinite.any():
         row, column = _first(infinite)
         msg = (
-            f"{_where(path, lines, row, column)}: {values[row, column]} is not a finite "
+            f"{_where(path, lines, row, column, labels)}: {values[row, column]} is not a finite "
             "number; infinite values are refused (only empty, NA and NaN cells are missing "
             "values)"
         )
@@ -89,7 +105,7 @@ def check_values(
         row, column = _first(holes)
         count = int(holes.sum())
         msg = (
-            f"{_where(path, lines, row, column)}: missing value (an empty, NA or NaN cell; "
+            f"{_where(path, lines, row, column, labels)}: missing value (an empty, NA or NaN cell; "
             f"{count} of {values.size} entries are missing); pass {MISSING_OPTION} to use "
             "the observed entries of each row"
         )
@@ -102,7 +118,10 @@ def check_values(
 
 
 def check_columns_observed(
-    values: np.ndarray, path: pathlib.Path, header: Sequence[str] | None
+    values: np.ndarray,
+    path: pathlib.Path,
+    header: Sequence[str] | None,
+    numbers: Sequence[int] | None = None,
 ) -> None:
     """Refuse a table with a column whose every value is missing (nothing to fit it to).
 
@@ -114,6 +133,9 @@ def check_columns_observed(
         The file it was read from.
     header : sequence of str, optional
         The column names, when the file has a header line.
+    numbers : sequence of int, optional
+        The 1-based place of each column in the file (when columns were chosen); its place
+        in ``values`` when None.
 
     Raises
     ------
@@ -124,5 +146,6 @@ def check_columns_observed(
     if empty.any():
         column = int(np.flatnonzero(empty)[0])
         name = "" if header is None else f" ({header[column]!r})"
-        msg = f"{path}, column {column + 1}{name}: every value is missing; remove the column"
+        number = column + 1 if numbers is None else numbers[column]
+        msg = f"{path}, column {number}{name}: every value is missing; remove the column"
         raise ValueError(msg)

@@ -56,6 +56,8 @@ class Table:  # numpydoc ignore=PR02
         The ``--id-column`` cells, carried into the outputs; None without it.
     id_name : str, optional
         The id column's name.
+    numbers : list of int, optional
+        The 1-based place of each feature column in the file (None: 1 to p).
     """
 
     values: np.ndarray
@@ -64,6 +66,7 @@ class Table:  # numpydoc ignore=PR02
     path: pathlib.Path
     ids: list[str] | None = None
     id_name: str | None = None
+    numbers: list[int] | None = None
 
     @property
     def id_pair(self) -> tuple[str, list[str]] | None:
@@ -194,8 +197,12 @@ def load_table(
     npy = _read_npy_table(path) if path.suffix.lower() == ".npy" else None
     raw = read_raw(path, delimiter=delimiter, header=header, npy=npy)
     chosen = select_columns(raw, columns=columns, drop=drop, id_column=id_column)
-    check_values(chosen.values, path, raw.lines, allow_missing=allow_missing)
-    return Table(chosen.values, chosen.names, raw.lines, path, chosen.ids, chosen.id_name)
+    numbers = chosen.numbers
+    labels = None if numbers == list(range(1, len(numbers) + 1)) else [str(n) for n in numbers]
+    if labels is not None and chosen.names is not None:
+        labels = [f"{n} ({name!r})" for n, name in zip(labels, chosen.names, strict=True)]
+    check_values(chosen.values, path, raw.lines, allow_missing=allow_missing, labels=labels)
+    return Table(chosen.values, chosen.names, raw.lines, path, chosen.ids, chosen.id_name, numbers)
 
 
 def table_from_args(args: Any, *, allow_missing: bool) -> Table:

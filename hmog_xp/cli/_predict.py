@@ -128,8 +128,15 @@ def match_columns(estimator: Any, table: Table, args: argparse.Namespace) -> Tab
             )
             raise ValueError(msg)
         order = [table.header.index(name) for name in wanted]
+        numbers = None if table.numbers is None else [table.numbers[j] for j in order]
         return Table(
-            table.values[:, order], wanted, table.lines, table.path, table.ids, table.id_name
+            table.values[:, order],
+            wanted,
+            table.lines,
+            table.path,
+            table.ids,
+            table.id_name,
+            numbers,
         )
     if table.values.shape[1] != expected:
         msg = (
