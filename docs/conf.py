@@ -32,6 +32,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # Bundles MathJax 3 into _static/mathjax, so formulas render offline (no CDN).
+    "sphinx-mathjax-offline",
     "numpydoc",
     "myst_parser",
 ]
