@@ -221,3 +221,14 @@ def test_parquet_without_pyarrow_names_the_extra(
     monkeypatch.setitem(__import__("sys").modules, "fastparquet", None)
     with pytest.raises(ValueError, match=r"hmog-xp\[parquet\]"):
         load_table(path)
+
+
+def test_factor_help_matches_its_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    assert main(["fit", "--help"]) == 0
+    assert "fewer than the number of feature columns" in " ".join(capsys.readouterr().out.split())
+    path = tmp_path / "t.csv"
+    path.write_text(_text(","))
+    _assert_one_line_error(main(["fit", str(path), "-k", "1", "-d", "3"]), capsys, "smaller")
+    assert main(["fit", str(path), "-k", "1", "-d", "2", "--quiet", "--max-iter", "2"]) == 0

@@ -393,7 +393,7 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         rows.append(("figure", str(args.plot)))
     _summary(rows, stream)
     if json_target is not None:
-        summary = model_summary(est, result.data)
+        summary = model_summary(est, result.data, (log_likelihood, bic))
         summary["settings"]["backend"] = result.backend
         payload = {
             "command": "fit",

@@ -15,7 +15,9 @@ from hmog_xp.cli._io import write_text
 __all__ = ["model_summary", "save_with_names", "write_json"]
 
 
-def model_summary(estimator: Any, data: Any) -> dict[str, Any]:
+def model_summary(
+    estimator: Any, data: Any, scores: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """Collect a fitted model's settings and its fit to ``data`` as JSON-ready values.
 
     Parameters
@@ -24,6 +26,8 @@ def model_summary(estimator: Any, data: Any) -> dict[str, Any]:
         The fitted estimator.
     data : array, shape (N, p)
         The observations (in the estimator's backend).
+    scores : tuple of float, optional
+        The average log-likelihood and the BIC of ``data`` when already computed.
 
     Returns
     -------
@@ -39,12 +43,14 @@ def model_summary(estimator: Any, data: Any) -> dict[str, Any]:
         "backend": estimator.backend,
         "missing": getattr(estimator, "missing", "error"),
     }
+    if scores is None:
+        scores = float(estimator.score(data)), float(estimator.bic(data))
     return {
         "settings": settings,
         "n_samples": int(data.shape[0]),
         "n_features": int(data.shape[1]),
-        "log_likelihood": float(estimator.score(data)),
-        "bic": float(estimator.bic(data)),
+        "log_likelihood": scores[0],
+        "bic": scores[1],
         "converged": bool(estimator.converged_),
         "n_iter": int(estimator.n_iter_),
     }
