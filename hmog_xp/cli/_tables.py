@@ -270,12 +270,24 @@ def _fast_numbers(lines: list[str], sep: str | None) -> np.ndarray | None:
     return np.asarray(table, dtype=np.float64)
 
 
-def _numeric_column(cells: np.ndarray) -> np.ndarray:
+def _case_variants(word: str) -> list[str]:
+    variants = [""]
+    for char in word:
+        variants = [v + c for v in variants for c in {char.lower(), char.upper()}]
+    return variants
+
+
+#: Every spelling of the missing-value markers (any case), for a vectorised look-up.
+_MARKER_SPELLINGS = sorted({v for m in MISSING_MARKERS for v in _case_variants(m)})
+
+
+def _numeric_column(cells: np.ndarray, holes: np.ndarray | None = None) -> np.ndarray:
     """The column as ``float64`` (NaN for holes), or its text when some cell is no number."""
-    lowered = np.char.lower(cells.astype(str))
-    holes = np.isin(lowered, list(MISSING_MARKERS))
+    cells = cells.astype(str, copy=False)
+    if holes is None:
+        holes = np.isin(cells, _MARKER_SPELLINGS)
     try:
-        return np.where(holes, "nan", cells.astype(str)).astype(np.float64)
+        return np.where(holes, "nan", cells).astype(np.float64)
     except ValueError:
         return cells.astype(object)
 
@@ -301,7 +313,11 @@ def _read_text_table(
         msg = f"{path}: the header has {len(names)} names but the data rows have {width} columns"
         raise ValueError(msg)
     cells = np.asarray(rows, dtype=str).reshape(len(rows), width)
-    columns = [_numeric_column(cells[:, j]) for j in range(width)]
+    holes = np.isin(cells, _MARKER_SPELLINGS)
+    try:  # every column numeric: one conversion
+        columns = list(np.where(holes, "nan", cells).astype(np.float64).T)
+    except ValueError:
+        columns = [_numeric_column(cells[:, j], holes[:, j]) for j in range(width)]
     return RawTable(path, names, columns, np.asarray(lines))
 
 
