@@ -8,6 +8,10 @@ that is no longer positive definite) is retried with half the step size, so the 
 returns an invalid model. The loop returns the best parameters it has seen (by the full-data
 average log-likelihood it tracks), so a run that diverges (too large a learning rate) never
 returns a model worse than its start.
+
+Adam is for mini-batches and end-to-end use; to reach the maximum likelihood of a full batch,
+:func:`hmog_xp.fit_lbfgs` (L-BFGS preconditioned by the inverse Fisher matrix) gets there
+without tuning and is what :class:`hmog_xp.HMoG` uses by default.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         finite; optima above the floor do not move). Unit-free: in the data's units the floor
         of column ``j`` is ``noise_floor · scale_[j]²``, relative to the column's variance.
     learning_rate : float, default=0.01
-        Adam step size (gradient-trained variants).
+        Adam step size (gradient-trained variants with ``solver='adam'`` or mini-batches).
     batch_size : int or None, default=None
         Mini-batch size for gradient training (None: full batch).
     solver : {'natural', 'lbfgs', 'adam'}, default='natural'
