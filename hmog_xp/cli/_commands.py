@@ -111,6 +111,11 @@ def to_backend(table: np.ndarray, xp: ModuleType) -> Any:
     return xp.asarray(table, dtype=B.default_float_dtype(xp))
 
 
+def _single(value: int | tuple[int, ...]) -> int:
+    """The one value of ``-k`` or ``-d`` (a parsed grid of one candidate, or an int)."""
+    return value[0] if isinstance(value, tuple) else int(value)
+
+
 def _check_sizes(table: np.ndarray, n_components: int, n_factors: int) -> None:
     n, p = table.shape
     if n_components > n:
@@ -143,13 +148,14 @@ def fit_model(table: np.ndarray, args: argparse.Namespace, *, label: str) -> Fit
     """
     from hmog_xp import HMoG
 
-    _check_sizes(table, args.components, args.factors)
+    n_components, n_factors = (_single(value) for value in (args.components, args.factors))
+    _check_sizes(table, n_components, n_factors)
     name, xp = namespace(args.backend)
     data = to_backend(table, xp)
     bar = ProgressBar(args.max_iter, label=label, enabled=not args.quiet)
     estimator = HMoG(
-        n_components=args.components,
-        n_factors=args.factors,
+        n_components=n_components,
+        n_factors=n_factors,
         noise=args.noise,
         variant=args.variant,
         max_iter=args.max_iter,
@@ -353,7 +359,14 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     true = None if args.true_labels is None else read_labels(args.true_labels, table.shape[0])
     image_shape = _image_shape(args.image_shape, table.shape[1])
     read_seconds = time.perf_counter() - start
-    result = fit_model(table, args, label="EM" if args.variant == "analytic" else "Adam")
+    from hmog_xp.cli._select import is_grid, select_for_command, selection_table
+
+    selection = None
+    if is_grid(args):
+        result, selection = select_for_command(table, args)
+        selection_table(selection, stream)
+    else:
+        result = fit_model(table, args, label="EM" if args.variant == "analytic" else "Adam")
     est = result.estimator
     start = time.perf_counter()
     predicted = to_numpy(est.predict(result.data)).astype(np.int64)
@@ -407,5 +420,11 @@ def run_fit(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             "agreement": agreement,
             "outputs": {"model": written, "labels": args.labels, "plot": args.plot},
         }
+        if selection is not None:
+            payload["selection"] = {
+                "ranked_by": selection.criterion,
+                "best": selection.best_params_,
+                "results": selection.results_,
+            }
         write_json(json_target, payload)
     return 0

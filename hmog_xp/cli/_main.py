@@ -19,6 +19,7 @@ from hmog_xp.cli._commands import (
     run_fit,
 )
 from hmog_xp.cli._predict import run_predict
+from hmog_xp.cli._select import int_grid
 
 PROG = "hmog-xp"
 
@@ -118,18 +119,33 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-k",
         "--components",
-        type=_positive_int,
+        type=int_grid,
         required=True,
         metavar="K",
-        help="number of mixture components (clusters)",
+        help=(
+            "number of mixture components (clusters); a range 2:8 or a list 2,3,5 fits "
+            "every candidate and keeps the best by --criterion"
+        ),
     )
     parser.add_argument(
         "-d",
         "--factors",
-        type=_positive_int,
+        type=int_grid,
         required=True,
         metavar="D",
-        help="number of latent factors (fewer than the number of feature columns)",
+        help=(
+            "number of latent factors, fewer than the number of feature columns; a range "
+            "1:5 or a list is searched like -k"
+        ),
+    )
+    parser.add_argument(
+        "--criterion",
+        choices=["bic", "icl", "aic"],
+        default="bic",
+        help=(
+            "what chooses K and d when -k or -d has several values (lower is better): bic "
+            "(default), icl (BIC + twice the assignment entropy: well-separated clusters), aic"
+        ),
     )
     parser.add_argument(
         "--noise",

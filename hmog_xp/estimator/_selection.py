@@ -253,7 +253,7 @@ def select_model(
         Also start every ``K`` from the best ``K − 1`` model (same ``d``) with a component
         split in two, keeping the more likely fit.
     progress : bool, default=False
-        Show a progress bar (tqdm) over the grid.
+        Show a progress bar (tqdm) over the grid, when stderr is a terminal.
     **hmog_params
         Any other :class:`HMoG` hyper-parameters (``noise``, ``n_init``, ``random_state``,
         ``missing``, ...).
@@ -330,4 +330,5 @@ def _progress_bar(total: int) -> Any:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency of the command
         return None
-    return tqdm(total=total, desc="select_model", unit="fit")
+    # disable=None: drawn only on a terminal, so log files get no carriage returns.
+    return tqdm(total=total, desc="select_model", unit="fit", disable=None)
