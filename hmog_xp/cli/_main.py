@@ -177,7 +177,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=1e-6,
         metavar="EPS",
-        help="variance floor added to covariances (1e-6)",
+        help=(
+            "floor on the eigenvalues of the latent component covariances, relative to unit "
+            "latent variance (1e-6; the demo uses 0.05)"
+        ),
     )
     parser.add_argument("--seed", type=_seed, default=None, metavar="N", help="random seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
