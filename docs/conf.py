@@ -61,17 +61,19 @@ numpydoc_xref_param_type = False
 
 # -- pages -----------------------------------------------------------------------------------
 myst_heading_anchors = 3
-pygments_style = "sphinx"
-html_theme = "alabaster"
+# The theme of NumPy, SciPy and pandas: searchable, a navigation bar, dark mode, and its
+# assets served from the site itself (nothing loads from the network).
+html_theme = "pydata_sphinx_theme"
 html_title = f"hmog_xp {release}"
 html_static_path: list[str] = []
 html_theme_options = {
-    "description": "Hierarchical mixtures of Gaussians on any Array API backend",
-    "fixed_sidebar": True,
-    "page_width": "1100px",
-    "sidebar_width": "240px",
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
+html_sidebars: dict[str, list[str]] = {}
 
 # The example pages include figures that the example scripts draw. Say how to make them
 # before Sphinx reports each missing image on its own.
