@@ -12,14 +12,59 @@ latent coordinates are untouched; the prior precision they imply grows by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp.reps import Diagonal, Scale
 
 
-def noise_floor_projection(model: Any, floor: float) -> Callable[[Any], Any] | None:
+@dataclass(frozen=True)
+class NoiseFloor:
+    """``project(params)``: noise variances raised to at least ``1 / ceiling``.
+
+    A frozen dataclass (equal for equal models and floors), so the compiled line-search
+    kernel that takes it as a static argument is reused by the next fit.
+
+    Parameters
+    ----------
+    model : HMoG variant
+        The model (diagonal or isotropic noise).
+    ceiling : float
+        Largest noise precision, ``1 / floor``.
+    """
+
+    model: Any
+    ceiling: float
+
+    def __call__(self, params: Any) -> Any:
+        """Project natural parameters onto the noise floor.
+
+        Parameters
+        ----------
+        params : array, shape (..., dim)
+            Natural parameters.
+
+        Returns
+        -------
+        array, shape (..., dim)
+            The projected parameters.
+        """
+        xp = B.array_namespace(params)
+        obs_man = self.model.obs_man
+        rows, cols = self.model.int_shape
+        obs_end = obs_man.dim
+        lkl_end = obs_end + rows * cols
+        location, precision = obs_man.split_location_precision(params[..., :obs_end])
+        lowered = xp.minimum(precision, xp.full_like(precision, self.ceiling))
+        ratio = lowered / precision
+        interaction = xp.reshape(params[..., obs_end:lkl_end], (rows, cols))
+        scaled = xp.reshape(interaction * ratio[:, None], (rows * cols,))
+        obs = obs_man.join_location_precision(location * ratio, lowered)
+        return xp.concat([obs, scaled, params[..., lkl_end:]], axis=-1)
+
+
+def noise_floor_projection(model: Any, floor: float) -> NoiseFloor | None:
     """The projection onto noise variances of at least ``floor``, or None (full noise).
 
     Parameters
@@ -31,26 +76,10 @@ def noise_floor_projection(model: Any, floor: float) -> Callable[[Any], Any] | N
 
     Returns
     -------
-    callable or None
+    NoiseFloor or None
         ``project(params) -> params`` (shape ``(dim,)`` both) for diagonal or isotropic
         noise; None for full noise (no elementwise floor) or ``floor <= 0``.
     """
-    obs_man = model.obs_man
-    if floor <= 0 or not isinstance(obs_man.rep, Diagonal | Scale):
+    if floor <= 0 or not isinstance(model.obs_man.rep, Diagonal | Scale):
         return None
-    ceiling = 1.0 / float(floor)
-    rows, cols = model.int_shape
-    obs_end = obs_man.dim
-    lkl_end = obs_end + rows * cols
-
-    def project(params: Any) -> Any:
-        xp = B.array_namespace(params)
-        location, precision = obs_man.split_location_precision(params[..., :obs_end])
-        lowered = xp.minimum(precision, xp.full_like(precision, ceiling))
-        ratio = lowered / precision
-        interaction = xp.reshape(params[..., obs_end:lkl_end], (rows, cols))
-        scaled = xp.reshape(interaction * ratio[:, None], (rows * cols,))
-        obs = obs_man.join_location_precision(location * ratio, lowered)
-        return xp.concat([obs, scaled, params[..., lkl_end:]], axis=-1)
-
-    return project
+    return NoiseFloor(model, 1.0 / float(floor))

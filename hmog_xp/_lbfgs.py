@@ -9,14 +9,16 @@ the Armijo condition holds; a point whose parameters describe no distribution (a
 that is not positive definite, a non-finite log-likelihood) scores ``−∞`` and is rejected, so
 every accepted step increases the log-likelihood and the run never ends below its start.
 
-Host synchronisations happen only where a decision needs a number: the objective at each
-trial point, the slope ``gᵀd`` and the curvature ``sᵀy``. Value checks are off inside the
-loop (``validation(False)``); the entry checks run once before it.
+Host synchronisations happen only where a decision needs a number: one read per trial point
+of the line search (the slopes, the objective and the curvature ``sᵀy`` together, usually
+one trial a step) and one per dense Fisher refresh. Value checks are off inside the loop
+(``validation(False)``); the entry checks run once before it. On JAX the kernels between two
+reads are compiled (:mod:`hmog_xp._gradient_kernels`) once per model and data shape, so a
+second fit of the same shapes compiles nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -24,15 +26,25 @@ from typing import Any, Protocol
 from hmog_xp import _backend as B
 from hmog_xp._em_loop import has_converged
 from hmog_xp._errors import ValidationError
-from hmog_xp._natural import NaturalPreconditioner
+from hmog_xp._gradient_kernels import (
+    compiled_dense_operator,
+    compiled_direction,
+    compiled_push,
+    compiled_trial,
+    compiles,
+    dense_operator,
+    host_floats,
+    push_pair,
+    trial,
+    two_loop_direction,
+)
+from hmog_xp._natural import DENSE_LIMIT, has_inverse_map
 from hmog_xp._validation import validation
 from hmog_xp.optim import GradientFit
 
 #: Armijo constant of the sufficient-increase condition.
 ARMIJO = 1e-4
 PRECONDITIONERS = ("natural", "none")
-#: Marker for "no curvature pairs, no preconditioner": a unit-length gradient step.
-_PLAIN: list[tuple[Any, Any, Any]] = []
 #: Optimisers of the estimator's gradient-trained variants (``HMoG(solver=...)``).
 SOLVERS = ("natural", "lbfgs", "adam")
 
@@ -94,7 +106,9 @@ def fit_lbfgs(
     project : callable, optional
         ``project(params) -> params`` applied to every trial point (a bound such as the
         noise floor of :func:`hmog_xp._bounds.noise_floor_projection`); the sufficient
-        increase is then measured along the projected step.
+        increase is then measured along the projected step, and a start outside the bound
+        is projected first. It is static in the compiled kernels: pass a value-hashable
+        object (the noise floor is a frozen dataclass) so a second fit does not recompile.
     callback : callable, optional
         ``callback(step, log_likelihood)`` after each accepted step.
 
@@ -121,74 +135,36 @@ def fit_lbfgs(
     if not isinstance(memory, int) or memory < 1:
         msg = f"memory must be a positive int; got {memory!r}"
         raise ValidationError(msg)
-    xp = B.array_namespace(params, xs)
-    value = float(model.average_log_observable_density(params, xs))  # entry checks on
-    if not math.isfinite(value):
-        msg = f"the starting parameters have a non-finite log-likelihood ({value})"
-        raise ValidationError(msg)
-    if gradient == "closed-form":
-        grad_fn = model.log_likelihood_gradient
-    else:
-        grad_fn = B.grad(lambda theta, batch: model.average_log_observable_density(theta, batch))
-
-    def objective(theta: Any) -> float:
-        try:
-            result = float(model.average_log_observable_density(theta, xs))
-        except (ValidationError, ValueError, ArithmeticError):
-            return -math.inf
-        return result if math.isfinite(result) else -math.inf
-
-    natural = (
-        NaturalPreconditioner(model, int(params.shape[-1]), cg_steps, refresh)
-        if preconditioner == "natural"
-        else None
-    )
-
-    def initial(theta: Any, grad: Any, *, pairs: list[tuple[Any, Any, Any]]) -> Any:
-        if natural is not None and pairs is not _PLAIN:
-            direction = natural(theta, grad)
-            if direction is not None:
-                return direction
-        if not pairs:  # first step of plain L-BFGS: unit length
-            return grad / (1.0 + xp.sqrt(xp.sum(grad * grad)))
-        _, change, inverse = pairs[-1]  # H₀ = (sᵀy / yᵀy) I
-        return grad / (inverse * xp.sum(change * change))
-
-    history = [value]
-    pairs: list[tuple[Any, Any, Any]] = []  # (s, y, 1 / sᵀy) with y = g_old − g_new
+    compiled = compiles(model)
+    autodiff = gradient == "autodiff"
+    natural = _Natural(model, int(params.shape[-1]), preconditioner, cg_steps, refresh, compiled)
+    empty = _empty_memory(params, memory)
     n_iter, converged = 0, False
+    params, value, grad = _start(model, project, autodiff, params, xs, compiled)
+    history = [value]
     with validation(False):
-        grad = grad_fn(params, xs)
+        search = _LineSearch(model, project, autodiff, xs, max_backtracks, compiled)
+        pairs, stack = 0, empty
         while n_iter < max_iter:
-            direction = _two_loop(grad, pairs, functools.partial(initial, params, pairs=pairs), xp)
-            slope = float(xp.sum(grad * direction))
-            if not slope > 0 or not math.isfinite(slope):  # not an ascent direction: restart
-                pairs.clear()
-                direction = initial(params, grad, pairs=_PLAIN)
-                slope = float(xp.sum(grad * direction))
-                if not slope > 0 or not math.isfinite(slope):
-                    break
-            accepted = _backtrack(
-                objective, params, direction, value, grad, max_backtracks, project
-            )
-            if accepted is None and pairs:
-                pairs.clear()
-                direction = initial(params, grad, pairs=pairs)
-                accepted = _backtrack(
-                    objective, params, direction, value, grad, max_backtracks, project
+            operator = natural.operator(params, n_iter)
+            accepted = search(params, value, grad, natural.direction(params, grad, stack, operator))
+            if accepted is _BAD_DIRECTION:  # not an ascent direction: restart from −∇ℓ
+                pairs, stack = 0, empty
+                plain = natural.direction(params, grad, stack, None, plain=True)
+                accepted = search(params, value, grad, plain)
+            elif accepted is None and pairs:  # clear the memory, one preconditioned step
+                pairs, stack = 0, empty
+                accepted = search(
+                    params, value, grad, natural.direction(params, grad, stack, operator)
                 )
-            if accepted is None:
+            if accepted is None or accepted is _BAD_DIRECTION:
                 break
-            candidate, new_value = accepted
-            new_grad = grad_fn(candidate, xs)
-            step = candidate - params
-            change = grad - new_grad
-            curvature = float(xp.sum(step * change))
+            candidate, value, new_grad, curvature = accepted
             if math.isfinite(curvature) and curvature > 0:  # y = −Δg: sᵀy > 0 where concave
-                pairs.append((step, change, 1.0 / curvature))
-                if len(pairs) > memory:
-                    pairs.pop(0)
-            params, value, grad = candidate, new_value, new_grad
+                push = compiled_push if compiled else push_pair
+                stack = push(stack, candidate - params, grad - new_grad, curvature)
+                pairs = min(pairs + 1, memory)
+            params, grad = candidate, new_grad
             n_iter += 1
             history.append(value)
             if callback is not None:
@@ -200,57 +176,155 @@ def fit_lbfgs(
     return GradientFit(params, history, n_iter, converged, len(history) - 1)
 
 
-def _two_loop(
-    grad: Any, pairs: list[tuple[Any, Any, Any]], initial: Callable[[Any], Any], xp: Any
-) -> Any:
-    """L-BFGS direction ``H g``: the two-loop recursion with ``H₀`` applied by ``initial``.
-
-    The pairs are those of the minimiser of ``−ℓ``: ``s`` the step, ``y = g_old − g_new``
-    the change of the gradient of ``−ℓ`` (``sᵀy > 0`` where ``ℓ`` is concave along ``s``).
-    """
-    query = grad
-    alphas = []
-    for step, change, inverse in reversed(pairs):
-        alpha = inverse * xp.sum(step * query)
-        alphas.append(alpha)
-        query = query - alpha * change
-    result = initial(query)
-    for (step, change, inverse), alpha in zip(pairs, reversed(alphas), strict=True):
-        beta = inverse * xp.sum(change * result)
-        result = result + step * (alpha - beta)
-    return result
+def _empty_memory(params: Any, memory: int) -> tuple[Any, Any, Any]:
+    xp = B.array_namespace(params)
+    device = B.device_of(params)
+    zeros = xp.zeros((memory, int(params.shape[-1])), dtype=params.dtype, device=device)
+    return zeros, zeros, xp.zeros((memory,), dtype=params.dtype, device=device)
 
 
-def _backtrack(
-    objective: Callable[[Any], float],
-    params: Any,
-    direction: Any,
-    value: float,
-    grad: Any,
-    max_backtracks: int,
+def _start(
+    model: Any,
     project: Callable[[Any], Any] | None,
-) -> tuple[Any, float] | None:
-    """The first of ``α = 1, ½, ¼, …`` with ``ℓ(θ + αd) >= ℓ(θ) + c α gᵀd`` (Armijo).
+    autodiff: bool,
+    params: Any,
+    xs: Any,
+    compiled: bool,
+) -> tuple[Any, float, Any]:
+    """Check the inputs once; return the (projected) start, its ``ℓ`` and gradient.
 
-    Invalid points score ``−∞`` and are rejected like any insufficient increase. The step
-    after a failure is the minimiser of the quadratic through ``ℓ(θ)``, the slope and the
-    failed value, kept within ``[α/10, α/2]``.
+    A model with ``_check_sample`` (every variant) checks shapes, backends and finite data
+    there; any other model is checked by an eager evaluation of ``ℓ``. The value and the
+    gradient then come from the trial kernel at a zero step (compiled once with the loop's).
     """
-    xp = B.array_namespace(params, direction)
-    slope = float(xp.sum(grad * direction))
-    alpha = 1.0
-    for _ in range(max_backtracks + 1):
-        candidate = params + alpha * direction
-        if project is not None:  # the slope along the projected step
-            candidate = project(candidate)
-            slope = float(xp.sum(grad * (candidate - params))) / alpha
-        trial = objective(candidate)
-        if trial >= value + ARMIJO * alpha * slope and trial > value:
-            return candidate, trial
-        if math.isfinite(trial):
-            drop = value + alpha * slope - trial  # > 0 when the quadratic model has a max
+    check = getattr(model, "_check_sample", None)
+    if check is None or not compiled:
+        value = float(model.average_log_observable_density(params, xs))  # entry checks on
+    else:
+        check(xs, params)
+        model._check_params(params)
+        value = 0.0
+    if math.isfinite(value):
+        zeros = B.array_namespace(params).zeros_like(params)
+        evaluate = compiled_trial if compiled else trial
+        try:
+            with validation(False):
+                params, grad, stats = evaluate(
+                    model, project, autodiff, params, zeros, 1.0, zeros, xs
+                )
+            value = host_floats(stats)[2]
+        except (ValidationError, ValueError, ArithmeticError):
+            value = math.nan
+    if not math.isfinite(value):
+        msg = f"the starting parameters have a non-finite log-likelihood ({value})"
+        raise ValidationError(msg)
+    return params, value, grad
+
+
+class _Natural:
+    """``H₀`` of the two-loop recursion and, for small models, the dense Fisher refresh.
+
+    Models of dimension at most :data:`~hmog_xp._natural.DENSE_LIMIT` form ``F`` and reuse
+    its eigendecomposition for ``refresh`` accepted points (one host read per refresh: is
+    ``F`` finite; if not, the previous one is kept, or none is used); larger models apply
+    ``F⁻¹`` matrix-free inside the direction kernel (the closed-form mirror map where
+    ``to_natural`` exists, conjugate gradients otherwise).
+    """
+
+    def __init__(
+        self, model: Any, dim: int, preconditioner: str, cg_steps: int, refresh: int, compiled: bool
+    ) -> None:
+        self.model, self.cg_steps, self.refresh, self.compiled = model, cg_steps, refresh, compiled
+        if preconditioner == "none":
+            self.mode = "identity"
+        elif dim <= DENSE_LIMIT:
+            self.mode = "dense"
+        else:
+            self.mode = "exact" if has_inverse_map(model) else "cg"
+        self._operator: tuple[Any, Any] | None = None
+        self._built_at = -refresh
+
+    def operator(self, params: Any, point: int) -> tuple[Any, Any] | None:
+        """The dense operator at accepted point ``point`` (rebuilt every ``refresh``)."""
+        if self.mode != "dense":
+            return None
+        if self._operator is None or point - self._built_at >= self.refresh:
+            self._built_at = point  # a failed build waits for the next refresh too
+            build = compiled_dense_operator if self.compiled else dense_operator
+            try:
+                operator, finite = build(self.model, params)
+            except (ValidationError, ValueError, ArithmeticError):
+                return self._operator
+            if bool(finite):  # the refresh decision: one host read
+                self._operator = operator
+        return self._operator
+
+    def direction(
+        self,
+        params: Any,
+        grad: Any,
+        stack: tuple[Any, Any, Any],
+        operator: tuple[Any, Any] | None,
+        *,
+        plain: bool = False,
+    ) -> Any:
+        """The two-loop direction; ``plain``: the unit-length gradient (a restart)."""
+        mode = "identity" if plain or (self.mode == "dense" and operator is None) else self.mode
+        model = self.model if mode in ("exact", "cg") else None
+        compute = compiled_direction if self.compiled else two_loop_direction
+        try:
+            return compute(mode, model, self.cg_steps, params, grad, stack, operator)
+        except (ValidationError, ValueError, ArithmeticError):
+            return compute("identity", None, self.cg_steps, params, grad, stack, None)
+
+
+#: Marker of a search direction along which ``ℓ`` does not increase (``gᵀd <= 0``).
+_BAD_DIRECTION: Any = object()
+
+
+class _LineSearch:
+    """Backtracking from ``α = 1`` until the Armijo condition holds; one host read a trial.
+
+    Each trial point is evaluated by one kernel (value, gradient, slopes, curvature) and its
+    four numbers are read together. Invalid points (non-finite ``ℓ``, or an error of the
+    eager backends) are rejected like any insufficient increase. The step after a failure is
+    the maximiser of the quadratic through ``ℓ(θ)``, the slope and the failed value, kept
+    within ``[α/10, α/2]``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        project: Callable[[Any], Any] | None,
+        autodiff: bool,
+        xs: Any,
+        max_backtracks: int,
+        compiled: bool,
+    ) -> None:
+        self.model, self.project, self.autodiff, self.xs = model, project, autodiff, xs
+        self.max_backtracks = max_backtracks
+        self.evaluate = compiled_trial if compiled else trial
+
+    def __call__(self, params: Any, value: float, grad: Any, direction: Any) -> Any:
+        """``(candidate, ℓ, gradient, sᵀy)``, None (no step found) or ``_BAD_DIRECTION``."""
+        alpha = 1.0
+        for _ in range(self.max_backtracks + 1):
+            try:
+                candidate, new_grad, stats = self.evaluate(
+                    self.model, self.project, self.autodiff, params, direction, alpha, grad, self.xs
+                )
+                raw_slope, slope, trial_value, curvature = host_floats(stats)
+            except (ValidationError, ValueError, ArithmeticError):
+                alpha *= 0.5
+                continue
+            if not raw_slope > 0 or not math.isfinite(raw_slope):
+                return _BAD_DIRECTION
+            if not math.isfinite(trial_value):
+                alpha *= 0.5
+                continue
+            if trial_value >= value + ARMIJO * alpha * slope and trial_value > value:
+                return candidate, trial_value, new_grad, curvature
+            drop = value + alpha * slope - trial_value  # > 0 when the quadratic has a max
             shrink = 0.5 * alpha * slope / drop if drop > 0 else 0.5
             alpha *= min(max(shrink, 0.1), 0.5)
-        else:
-            alpha *= 0.5
-    return None
+        return None

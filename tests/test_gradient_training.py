@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 import hmog_xp as hx
 from hmog_xp._bounds import noise_floor_projection
 from hmog_xp._errors import ValidationError
-from hmog_xp._lbfgs import _backtrack, fit_lbfgs
+from hmog_xp._lbfgs import _BAD_DIRECTION, _LineSearch, fit_lbfgs
 from hmog_xp._natural import (
     apply_inverse,
     fisher_matrix,
@@ -110,21 +110,24 @@ def test_a_step_that_leaves_the_valid_space_is_rejected() -> None:
     obs = model.obs_man.dim
     direction = np.zeros_like(start)
     direction[:obs] = -2.0 * start[:obs]
-    direction = direction + 1e-3 * gradient
+    lift = 2.0 * max(0.0, -float(np.dot(gradient, direction))) / float(np.dot(gradient, gradient))
+    direction = direction + (lift + 1e-3) * gradient  # uphill, yet the unit step is invalid
     with pytest.raises(ValidationError):
         model.average_log_observable_density(start + direction, xs)
 
-    def objective(theta: np.ndarray) -> float:
-        try:
-            return float(model.average_log_observable_density(theta, xs))
-        except ValidationError:
-            return -math.inf
-
-    accepted = _backtrack(objective, start, direction, value, gradient, 30, None)
+    slope = float(np.dot(gradient, direction))
+    assert slope > 0
+    search = _LineSearch(model, None, False, xs, 30, compiled=False)
+    accepted = search(start, value, gradient, direction)
+    assert accepted is not _BAD_DIRECTION
     if accepted is not None:  # a shorter step may help; it is valid and better
-        candidate, trial = accepted
+        candidate, trial, new_gradient, curvature = accepted
         assert trial > value
         assert trial == float(model.average_log_observable_density(candidate, xs))
+        assert_close(new_gradient, model.log_likelihood_gradient(candidate, xs), xp=np)
+        step, change = candidate - start, gradient - new_gradient
+        assert curvature == pytest.approx(float(np.dot(step, change)), rel=1e-12)
+    assert search(start, value, gradient, -direction) is _BAD_DIRECTION
 
 
 def test_a_start_without_finite_likelihood_and_bad_arguments_are_refused() -> None:
