@@ -93,6 +93,26 @@ def value_and_gradient(model: Any, autodiff: bool, theta: Any, xs: Any) -> tuple
     return model.average_log_observable_density(theta, xs), model.log_likelihood_gradient(theta, xs)
 
 
+def average_log_likelihood(model: Any, theta: Any, xs: Any) -> Any:
+    """``model.average_log_observable_density(theta, xs)`` (a kernel of its own).
+
+    Parameters
+    ----------
+    model : model
+        The model (static).
+    theta : array, shape (dim,)
+        Natural parameters.
+    xs : array, shape (N, p)
+        Observations.
+
+    Returns
+    -------
+    array, shape ()
+        Average log-likelihood.
+    """
+    return model.average_log_observable_density(theta, xs)
+
+
 def trial(
     model: Any,
     project: Callable[[Any], Any] | None,
@@ -265,27 +285,51 @@ def dense_operator(model: Any, params: Any) -> tuple[tuple[Any, Any], Any]:
     return inverse_operator(safe, RCOND), finite
 
 
-def adam_trial(
-    model: Any,
-    autodiff: bool,
-    optimizer: Any,
-    params: Any,
-    state: Any,
-    scale: Any,
-    batch: Any,
-) -> tuple[Any, Any, Any, Any]:
-    """One Adam step on ``batch`` and the batch's average log-likelihood after it.
+def batch_gradient(model: Any, autodiff: bool, theta: Any, xs: Any) -> Any:
+    """The gradient of the average log-likelihood (closed form or autodiff).
 
     Parameters
     ----------
     model : model
         The model (static).
     autodiff : bool
-        Gradient by autodiff (static).
+        Differentiate with JAX or PyTorch instead of the closed form (static).
+    theta : array, shape (dim,)
+        Natural parameters.
+    xs : array, shape (N, p)
+        Observations (a mini-batch).
+
+    Returns
+    -------
+    array, shape (dim,)
+        The gradient.
+    """
+    if autodiff:
+        return B.grad(model.average_log_observable_density)(theta, xs)
+    return model.log_likelihood_gradient(theta, xs)
+
+
+def adam_trial(
+    model: Any,
+    optimizer: Any,
+    params: Any,
+    direction: Any,
+    state: Any,
+    scale: Any,
+    batch: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """One Adam step along ``direction`` and ``batch``'s average log-likelihood after it.
+
+    Parameters
+    ----------
+    model : model
+        The model (static).
     optimizer : Adam
         The optimiser (static).
     params : array, shape (dim,)
         Current parameters.
+    direction : array, shape (dim,)
+        The gradient on ``batch`` at ``params``.
     state : AdamState
         Current moments.
     scale : float or array, shape ()
@@ -302,18 +346,15 @@ def adam_trial(
     value : array, shape ()
         ``ℓ`` of ``candidate`` on ``batch`` (the one host read of the step).
     """
-    if autodiff:
-        gradient = B.grad(model.average_log_observable_density)(params, batch)
-    else:
-        gradient = model.log_likelihood_gradient(params, batch)
-    candidate, new_state = optimizer.step(params, gradient, state, scale)
+    candidate, new_state = optimizer.step(params, direction, state, scale)
     value = model.average_log_observable_density(candidate, batch)
     return candidate, new_state.first, new_state.second, value
 
 
-compiled_value_and_gradient = B.jit(value_and_gradient, static_argnums=(0, 1))
+compiled_average = B.jit(average_log_likelihood, static_argnums=(0,))
 compiled_trial = B.jit(trial, static_argnums=(0, 1, 2))
 compiled_direction = B.jit(two_loop_direction, static_argnums=(0, 1, 2))
 compiled_push = B.jit(push_pair)
 compiled_dense_operator = B.jit(dense_operator, static_argnums=(0,))
-compiled_adam_trial = B.jit(adam_trial, static_argnums=(0, 1, 2))
+compiled_gradient = B.jit(batch_gradient, static_argnums=(0, 1))
+compiled_adam_trial = B.jit(adam_trial, static_argnums=(0, 1))

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from hmog_xp import _backend as B
 from hmog_xp._em_loop import has_converged
-from hmog_xp._errors import ValidationError
+from hmog_xp._errors import BackendError, ValidationError
 from hmog_xp._gradient_kernels import (
     compiled_dense_operator,
     compiled_direction,
@@ -213,6 +213,8 @@ def _start(
                     model, project, autodiff, params, zeros, 1.0, zeros, xs
                 )
             value = host_floats(stats)[2]
+        except BackendError:  # no autodiff on this backend
+            raise
         except (ValidationError, ValueError, ArithmeticError):
             value = math.nan
     if not math.isfinite(value):

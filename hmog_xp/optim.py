@@ -5,9 +5,15 @@ The log-likelihood gradient of every HMoG variant is available in closed form
 equally use the backend's autodiff of ``average_log_observable_density``
 (``gradient="autodiff"``). A step that would leave the space of valid parameters (a precision
 that is no longer positive definite) is retried with half the step size, so the loop never
-returns an invalid model. The loop returns the best parameters it has seen (by the full-data
-average log-likelihood it tracks), so a run that diverges (too large a learning rate) never
-returns a model worse than its start.
+returns an invalid model. The loop returns the best parameters it has seen (by the scores it
+tracks), so a run that diverges (too large a learning rate) never returns a model worse than
+its start on the full batch.
+
+Each step scores the batch it stepped on: the average log-likelihood of that batch at the
+new parameters, computed with the step in one kernel (compiled once per model and batch
+shape on JAX) and read on the host once; value checks are off inside the loop. Without
+mini-batches that is the full-data log-likelihood; with them it is a noisy estimate, and
+the full data is scored only at the start.
 
 Adam is for mini-batches and end-to-end use; to reach the maximum likelihood of a full batch,
 :func:`hmog_xp.fit_lbfgs` (L-BFGS preconditioned by the inverse Fisher matrix) gets there
@@ -23,7 +29,16 @@ from typing import Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
 from hmog_xp._em_loop import has_converged
-from hmog_xp._errors import ValidationError
+from hmog_xp._errors import BackendError, ValidationError
+from hmog_xp._gradient_kernels import (
+    adam_trial,
+    batch_gradient,
+    compiled_adam_trial,
+    compiled_average,
+    compiled_gradient,
+    compiles,
+)
+from hmog_xp._validation import validation
 
 
 class AdamState(NamedTuple):
@@ -135,8 +150,9 @@ class GradientFit(NamedTuple):
         The best natural parameters seen: those of ``log_likelihoods[best_iter]``, the
         largest entry (the last iterate unless the run went downhill, e.g. diverged).
     log_likelihoods : list of float
-        Average log-likelihood of the full data after each step (the first entry is the
-        starting point): the whole history, not only up to ``best_iter``.
+        Average log-likelihood after each step (the first entry: the starting point, on the
+        full data): the whole history, not only up to ``best_iter``. :func:`fit_gradient`
+        scores each step on the batch it stepped on (the full data without mini-batches).
     n_iter : int
         Number of optimiser steps taken.
     converged : bool
@@ -193,18 +209,20 @@ def fit_gradient(
         How many times a step that leaves the valid parameter space is halved before the
         loop stops there (returning the best parameters so far, see Returns).
     tol : float, optional
-        Stop early when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` for the full-data average
-        log-likelihood ``ℓ`` (default: run all ``n_steps``).
+        Stop early when ``|ℓ_t − ℓ_{t−1}| <= tol · |ℓ_t|`` for the scores ``ℓ`` of the
+        history (the batches' with mini-batches; default: run all ``n_steps``).
     callback : callable, optional
         Called as ``callback(step, log_likelihood)`` after each step.
 
     Returns
     -------
     GradientFit
-        The best parameters seen (never worse than the start: ``log_likelihoods[0]``), the
-        step that reached them and the log-likelihood history. The loop stops early when
-        no step size down to ``2**-max_backoff`` times the learning rate gives valid
-        parameters with a finite log-likelihood (for example after a non-finite gradient);
+        The best parameters seen by the history's scores (never worse than the start
+        ``log_likelihoods[0]`` by them), the step that reached them and the history: entry
+        ``t`` is the average log-likelihood of step ``t``'s batch after step ``t``. The
+        loop stops early when no step size down to ``2**-max_backoff`` times the learning
+        rate gives valid parameters with a finite log-likelihood (for example after a
+        non-finite gradient);
         ``n_iter`` then says how many steps were taken.
 
     Raises
@@ -225,13 +243,11 @@ def fit_gradient(
         msg = f"batch_size must be between 1 and N={n_obs}; got {batch_size!r}"
         raise ValidationError(msg)
     optimizer = Adam() if optimizer is None else optimizer
-    if gradient == "closed-form":
-        grad_fn = model.log_likelihood_gradient
-    else:
-        grad_fn = B.grad(lambda theta, batch: model.average_log_observable_density(theta, batch))
+    compiled = compiles(model)
+    autodiff = gradient == "autodiff"
     source = B.random_source(rng, xp, B.device_of(xs))
     state = optimizer.init(params)
-    history = [float(model.average_log_observable_density(params, xs))]
+    history = [_start_value(model, params, xs, compiled)]
     if not math.isfinite(history[0]):
         msg = f"the starting parameters have a non-finite log-likelihood ({history[0]})"
         raise ValidationError(msg)
@@ -239,54 +255,76 @@ def fit_gradient(
     order = xp.arange(n_obs, device=B.device_of(xs))
     position = n_obs  # forces a shuffle before the first mini-batch
     n_iter, converged = 0, False
-    for n_iter in range(1, n_steps + 1):
-        if size < n_obs:
-            if position + size > n_obs:
-                order = xp.argsort(source.uniform((n_obs,), dtype=xs.dtype))
-                position = 0
-            batch = xp.take(xs, order[position : position + size], axis=0)
-            position += size
-        else:
-            batch = xs
-        direction = grad_fn(params, batch)
-        step = _safe_step(model, optimizer, params, direction, state, xs, max_backoff)
-        if step is None:  # no valid step: stop with the best parameters so far
-            n_iter -= 1
-            break
-        params, state, value = step
-        history.append(value)
-        if value > history[best_iter]:
-            best, best_iter = params, n_iter
-        if callback is not None:
-            callback(n_iter, value)
-        if tol is not None and has_converged(history, tol):
-            converged = True
-            break
+    kernel = compiled_adam_trial if compiled else adam_trial
+    grad_fn = compiled_gradient if compiled else batch_gradient
+    with validation(False):
+        for n_iter in range(1, n_steps + 1):
+            if size < n_obs:
+                if position + size > n_obs:
+                    order = xp.argsort(source.uniform((n_obs,), dtype=xs.dtype))
+                    position = 0
+                batch = xp.take(xs, order[position : position + size], axis=0)
+                position += size
+            else:
+                batch = xs
+            direction = grad_fn(model, autodiff, params, batch)
+            step = _safe_step(
+                kernel, model, optimizer, params, direction, state, batch, max_backoff
+            )
+            if step is None:  # no valid step: stop with the best parameters so far
+                n_iter -= 1
+                break
+            params, state, value = step
+            history.append(value)
+            if value > history[best_iter]:
+                best, best_iter = params, n_iter
+            if callback is not None:
+                callback(n_iter, value)
+            if tol is not None and has_converged(history, tol):
+                converged = True
+                break
     return GradientFit(best, history, n_iter, converged, best_iter)
 
 
+def _start_value(model: Any, params: Any, xs: Any, compiled: bool) -> float:
+    """``ℓ`` of the start on the full data, the inputs checked once (as :func:`fit_lbfgs`)."""
+    check = getattr(model, "_check_sample", None)
+    if check is None or not compiled:
+        return float(model.average_log_observable_density(params, xs))  # entry checks on
+    check(xs, params)
+    model._check_params(params)
+    with validation(False):
+        return float(compiled_average(model, params, xs))
+
+
 def _safe_step(
+    kernel: Callable[..., Any],
     model: _Trainable,
     optimizer: Adam,
     params: Any,
     direction: Any,
     state: AdamState,
-    xs: Any,
+    batch: Any,
     max_backoff: int,
 ) -> tuple[Any, AdamState, float] | None:
-    """One Adam step, halved until the new parameters are valid (finite log-likelihood).
+    """One Adam step, halved until the new parameters are valid (finite ``ℓ`` on the batch).
 
-    None when no step size down to ``2**-max_backoff`` works (or the direction is not
-    finite, which no step size cures).
+    Each try is one kernel call (the update and the batch's ``ℓ`` after it) and one host
+    read; the gradient is computed once before. None when no step size down to
+    ``2**-max_backoff`` works (or the direction is not finite, which no step size cures).
     """
     scale = 1.0
     for _ in range(max_backoff + 1):
-        candidate, new_state = optimizer.step(params, direction, state, scale)
         try:
-            value = float(model.average_log_observable_density(candidate, xs))
-        except ValidationError:
-            value = float("nan")
-        if math.isfinite(value):
-            return candidate, new_state, value
+            candidate, first, second, value = kernel(
+                model, optimizer, params, direction, state, scale, batch
+            )
+            score = float(value)
+        except BackendError:  # no autodiff on this backend: not a bad step
+            raise
+        except (ValidationError, ValueError, ArithmeticError):
+            score = math.nan
+        if math.isfinite(score):
+            return candidate, AdamState(first, second, state.step + 1), score
         scale *= 0.5
     return None

@@ -9,8 +9,6 @@ the generative parameters for the noise-floor projection.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
@@ -253,3 +251,37 @@ def test_estimator_solver_choice_and_mini_batches_use_adam() -> None:
     assert lbfgs.score(xs) > adam.score(xs)
     assert batched.n_iter_ == 30  # Adam's steps (L-BFGS would have converged or stopped)
     assert len(adam.log_likelihood_) == adam.n_iter_ + 1
+
+
+def test_a_second_fit_of_the_same_shapes_compiles_nothing(xp, monkeypatch) -> None:
+    if xp_name(xp) != "jax":
+        pytest.skip("compilation is JAX's (the other backends run the same kernels eagerly)")
+    model_type = type(_models()[2])
+    traced = []
+    original = model_type.log_likelihood_gradient
+
+    def counting(self, params, xs):  # runs while JAX traces a kernel, not when it reuses one
+        traced.append(xs.shape)
+        return original(self, params, xs)
+
+    monkeypatch.setattr(model_type, "log_likelihood_gradient", counting)
+    fits = []
+    for seed in (1, 2):  # new data, new but equal models and projections
+        *_, model = _models()
+        host = _sample(n=40, seed=seed)
+        xs, start = xp.asarray(host), xp.asarray(model.initialize_from_sample(0, host))
+        project = noise_floor_projection(model, 1e-3)
+        fits.append(fit_lbfgs(model, start, xs, max_iter=4, tol=None, project=project))
+        fits.append(hx.fit_gradient(model, start, xs, n_steps=3, batch_size=20, rng=0))
+        if seed == 1:
+            first = len(traced)
+            assert first > 0
+    assert len(traced) == first  # the second round reused every compiled kernel
+    # the compiled loop takes the eager loop's path (same start, same data; the Fisher matrix
+    # is a finite difference, so rounding differences grow to about ε^½ relative)
+    *_, model = _models()
+    start = model.initialize_from_sample(0, host)
+    eager = fit_lbfgs(
+        model, start, host, max_iter=4, tol=None, project=noise_floor_projection(model, 1e-3)
+    )
+    assert np.allclose(fits[2].log_likelihoods, eager.log_likelihoods, rtol=1e-6, atol=0)
