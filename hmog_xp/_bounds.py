@@ -20,7 +20,7 @@ from hmog_xp.reps import Diagonal, Scale
 
 
 @dataclass(frozen=True)
-class NoiseFloor:
+class NoiseFloor:  # numpydoc ignore=PR02
     """``project(params)``: noise variances raised to at least ``1 / ceiling``.
 
     A frozen dataclass (equal for equal models and floors), so the compiled line-search

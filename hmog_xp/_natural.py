@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from hmog_xp import _backend as B
-from hmog_xp._errors import ValidationError
 
 #: Largest dimension whose Fisher matrix is formed and eigendecomposed (else CG solves).
 DENSE_LIMIT = 2000
@@ -224,76 +223,3 @@ def apply_inverse(operator: tuple[Any, Any], vector: Any) -> Any:
     vectors, inverse_values = operator
     xp = B.array_namespace(vectors, vector)
     return xp.matmul(vectors, inverse_values * xp.matmul(xp.matrix_transpose(vectors), vector))
-
-
-class NaturalPreconditioner:
-    """``v ↦ F(θ)⁻¹ v`` for L-BFGS's initial inverse Hessian, the cheapest exact way.
-
-    Models of dimension at most :data:`DENSE_LIMIT` form ``F`` (:func:`fisher_matrix`) and
-    reuse its eigendecomposition for ``refresh`` points; larger models with a closed-form
-    ``to_natural`` use :func:`inverse_fisher_product`, the others :func:`natural_direction`.
-    Where ``F`` cannot be formed at a point (a shifted point left the domain, a non-finite
-    entry) the previous decomposition is kept, or None is returned (no preconditioning); a
-    non-finite direction of the matrix-free solves shows as a non-finite slope, on which the
-    caller falls back to the gradient.
-
-    Parameters
-    ----------
-    model : model with ``to_mean``
-        The exponential family.
-    dim : int
-        Its dimension.
-    cg_steps : int, optional
-        Conjugate-gradient steps of :func:`natural_direction`.
-    refresh : int, optional
-        Points between two dense Fisher matrices.
-    """
-
-    def __init__(self, model: Any, dim: int, cg_steps: int = 20, refresh: int = 10) -> None:
-        self.model = model
-        self.dense = dim <= DENSE_LIMIT
-        self.exact = not self.dense and has_inverse_map(model)
-        self.cg_steps = cg_steps
-        self.refresh = refresh
-        self._operator: tuple[Any, Any] | None = None
-        self._at: Any = None
-        self._age = refresh
-
-    def __call__(self, params: Any, vector: Any) -> Any | None:
-        """Apply ``F(θ)⁻¹`` (approximately) to ``vector``.
-
-        Parameters
-        ----------
-        params : array, shape (dim,)
-            Natural parameters ``θ``.
-        vector : array, shape (dim,)
-            A gradient.
-
-        Returns
-        -------
-        array, shape (dim,) or None
-            The natural direction, None where no Fisher matrix is available.
-        """
-        if not self.dense:
-            try:
-                if self.exact:
-                    return inverse_fisher_product(self.model, params, vector)
-                return natural_direction(self.model, params, vector, self.cg_steps)
-            except (ValidationError, ValueError, ArithmeticError):
-                return None
-        if self._at is not params:
-            self._at = params
-            self._age += 1
-            if self._age >= self.refresh or self._operator is None:
-                self._update(params)
-        return None if self._operator is None else apply_inverse(self._operator, vector)
-
-    def _update(self, params: Any) -> None:
-        xp = B.array_namespace(params)
-        try:
-            matrix = fisher_matrix(self.model, params)
-        except (ValidationError, ValueError, ArithmeticError):
-            return
-        if bool(xp.all(xp.isfinite(matrix))):  # the refresh decision: one sync
-            self._operator = inverse_operator(matrix, RCOND)
-            self._age = 0
