@@ -160,7 +160,8 @@ def trial(
     if project is not None:
         candidate = project(candidate)
     step = candidate - params
-    value, new_grad = value_and_gradient(model, autodiff, candidate, xs)
+    with B.ignoring_overflow(xp, invalid=True):  # a point off the domain scores non-finite
+        value, new_grad = value_and_gradient(model, autodiff, candidate, xs)
     stats = xp.stack(
         [
             xp.sum(grad * direction),
