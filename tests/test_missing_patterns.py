@@ -14,7 +14,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import hmog_xp as hx
-from hmog_xp.estimator._training import marginalized_model
+from hmog_xp.estimator._missing import marginalized_model
 from hmog_xp.hmog._missing_patterns import pattern_codes
 from tests.helpers import assert_close, to_numpy
 

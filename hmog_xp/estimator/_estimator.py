@@ -16,14 +16,16 @@ from hmog_xp import _backend as B
 from hmog_xp.estimator import _persist
 from hmog_xp.estimator._inference import FittedMethods
 from hmog_xp.estimator._inputs import check_fit_data, to_caller
-from hmog_xp.estimator._params import check_hyperparameters, model_for
-from hmog_xp.estimator._scale import is_dask_array, known_chunks, partial_fit, prepare_dask
-from hmog_xp.estimator._training import (
-    RunResult,
+from hmog_xp.estimator._missing import (
     average_log_density_shift,
     check_observed_columns,
     has_missing_entries,
     marginalized_model,
+)
+from hmog_xp.estimator._params import check_hyperparameters, model_for
+from hmog_xp.estimator._scale import is_dask_array, known_chunks, partial_fit, prepare_dask
+from hmog_xp.estimator._training import (
+    RunResult,
     run_once,
     standardization_for,
 )

@@ -24,16 +24,18 @@ from sklearn.utils import check_random_state
 from hmog_xp import _backend as B
 from hmog_xp._backend.transfer import backend_of_array, transfer
 from hmog_xp.estimator._inputs import check_fit_data
+from hmog_xp.estimator._missing import (
+    average_log_density_shift,
+    check_observed_columns,
+    has_missing_entries,
+    mean_filled,
+)
 from hmog_xp.estimator._params import check_hyperparameters, model_for
 from hmog_xp.estimator._rows import INIT_ROWS, init_rows
 from hmog_xp.estimator._training import (
     RunResult,
-    average_log_density_shift,
-    check_observed_columns,
     em_regularization,
-    has_missing_entries,
     initial_params,
-    mean_filled,
     standardization_for,
 )
 from hmog_xp.hmog import MarginalizedHMoG, Standardization
