@@ -20,6 +20,7 @@ from hmog_xp.hmog._missing import (
     component_terms,
     impute_conditional_mean,
     observed_posteriors,
+    split_missing,
 )
 
 __all__ = ["MarginalInference"]
@@ -66,9 +67,7 @@ class MarginalInference:
         size = self.estep_chunk_size(n_rows)
         parts = []
         for start in range(0, n_rows, size):
-            rows = xs[start : min(start + size, n_rows), ...]
-            observed = xp.logical_not(xp.isnan(rows))
-            filled = xp.where(observed, rows, xp.zeros_like(rows))
+            filled, observed = split_missing(xs[start : min(start + size, n_rows), ...])
             posteriors = observed_posteriors(self.model, params, filled, observed, terms)
             parts.append(per_rows(posteriors, filled, observed))
         return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)

@@ -19,7 +19,13 @@ from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums.closed_form import ClosedFormEM, check_closed_form_em
 from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog._marginal_inference import MarginalInference
-from hmog_xp.hmog._missing import SMALL_DIM, assemble_statistics, chunk_sums, component_terms
+from hmog_xp.hmog._missing import (
+    SMALL_DIM,
+    assemble_statistics,
+    chunk_sums,
+    component_terms,
+    split_missing,
+)
 from hmog_xp.hmog._missing_patterns import MissingPatterns, pattern_terms
 from hmog_xp.reps import PositiveDefinite
 
@@ -205,10 +211,7 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
             grouped = pattern_terms(terms, self.patterns)  # once per pattern, not per row
 
         def _sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
-            xp = B.array_namespace(chunk)
-            observed = xp.logical_not(xp.isnan(chunk))
-            zero = xp.zeros((), dtype=chunk.dtype, device=B.device_of(chunk))
-            filled = xp.where(observed, chunk, zero)  # a 0-d fill: no (m, p) zeros
+            filled, observed = split_missing(chunk)
             return chunk_sums(model, params, filled, observed, weights, terms, grouped)
 
         return _sums

@@ -45,6 +45,7 @@ __all__ = [
     "impute_conditional_mean",
     "observed_posteriors",
     "row_sums",
+    "split_missing",
 ]
 
 #: Latent dimensions up to which the per-row systems are factorised entry by entry.
@@ -108,6 +109,27 @@ def impute_conditional_mean(posteriors: ObservedPosteriors, xs: Any, observed: A
     latent = xp.sum(probs[:, :, None] * posteriors.latent_means, axis=-2)  # E[y | x_O]
     predicted = latent @ xp.matrix_transpose(posteriors.loadings) + posteriors.bias
     return xp.where(observed, xs, predicted)
+
+
+def split_missing(chunk: Any) -> tuple[Any, Any]:
+    """Split rows with NaN holes into finite values and the observed-entry mask.
+
+    Parameters
+    ----------
+    chunk : array, shape (m, p)
+        Observations (NaN: missing).
+
+    Returns
+    -------
+    filled : array, shape (m, p)
+        ``chunk`` with every NaN replaced by 0 (a 0-d fill: no ``(m, p)`` zeros).
+    observed : array of bool, shape (m, p)
+        Which entries are observed.
+    """
+    xp = B.array_namespace(chunk)
+    observed = xp.logical_not(xp.isnan(chunk))
+    zero = xp.zeros((), dtype=chunk.dtype, device=B.device_of(chunk))
+    return xp.where(observed, chunk, zero), observed
 
 
 class ComponentTerms(NamedTuple):
