@@ -93,15 +93,17 @@ def repeat(step: Callable[[Any], Any], n_steps: int, start: Any) -> Any:
         ``step(params) -> params``.
     n_steps : int
         Number of applications.
-    start : array
-        Initial value.
+    start : array or tuple of arrays
+        Initial value (a tuple is carried as is: ``step`` maps it to a tuple of the same
+        shapes and dtypes).
 
     Returns
     -------
-    array
+    array or tuple of arrays
         ``step`` applied ``n_steps`` times to ``start``.
     """
-    if type(start).__module__.startswith(("jax", "jaxlib")):
+    leaf = start[0] if isinstance(start, tuple) else start
+    if type(leaf).__module__.startswith(("jax", "jaxlib")):
         import jax
 
         return jax.lax.fori_loop(0, n_steps, lambda _, value: step(value), start)

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hmog_xp import _backend as B
 from hmog_xp.estimator import _persist
+from hmog_xp.estimator._fitted import fitted_state
 from hmog_xp.estimator._inference import FittedMethods
 from hmog_xp.estimator._inputs import check_fit_data, to_caller
 from hmog_xp.estimator._missing import (
@@ -29,7 +30,7 @@ from hmog_xp.estimator._training import (
     run_once,
     standardization_for,
 )
-from hmog_xp.hmog import Standardization, canonical_latent_basis
+from hmog_xp.hmog import Standardization
 
 
 class HMoG(FittedMethods, DensityMixin, BaseEstimator):
@@ -366,16 +367,13 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         """
         if standardization is None:
             standardization = Standardization.identity(model.obs_man.n, params)
-        # One latent basis whatever the backend or the path: p(x) and labels are unchanged.
-        params = canonical_latent_basis(model, params)
+        params, self.params_, generative = fitted_state(model, params, standardization)
         self.model_ = model
         self._standard_params = params
         self._standardization = standardization
         self.location_ = standardization.location
         self.scale_ = standardization.scale
-        self.params_ = standardization.params_to_data(model, params)
         self._compute_name = B.backend_name_of(B.array_namespace(params))
-        generative = standardization.generative_to_data(model, model.to_generative(params))
         self.weights_ = generative.weights
         self.means_ = generative.means
         self.covariances_ = generative.covariances

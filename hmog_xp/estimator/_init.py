@@ -81,21 +81,52 @@ def _candidate(
         assignments = random_partition(n_obs, k, chooser, data)
     else:
         assignments = lloyd_assignments(data, kmeans_plus_plus(data, k, chooser))
+    diagonal = model.obs_man.rep == Diagonal() and kind != "scores"
+    loadings, noise, posterior, scores = _compiled_factors(
+        data, assignments, d, diagonal, noise_floor
+    )
+    if k > 1 and kind == "scores":
+        assignments = lloyd_assignments(scores, kmeans_plus_plus(scores, k, chooser))
+    return _compiled_assembly(
+        model, data, loadings, noise, posterior, scores, assignments, reg_covar
+    )
+
+
+def _factors(
+    data: Any, assignments: Any, n_factors: int, diagonal_noise: bool, noise_floor: float
+) -> tuple[Any, Any, Any, Any]:
+    """Loadings and noise of the within-group covariance, factor scores and their spread.
+
+    The scores are ``E[y | x]`` under the prior ``N(0, I)``; ``posterior`` is their posterior
+    covariance, shape ``(d, d)``.
+    """
+    xp = B.array_namespace(data, assignments)
     loadings, noise = factor_loadings(
         within_covariance(data, assignments),
-        d,
-        model.obs_man.rep == Diagonal() and kind != "scores",
+        n_factors,
+        diagonal_noise,
         noise_floor,
         FACTOR_ITERATIONS,
     )
-    bias = xp.mean(data, axis=0)
-    # Factor scores E[y | x] under the prior N(0, I), and their posterior covariance.
     scaled = loadings / noise[:, None]
-    eye = xp.eye(d, dtype=data.dtype, device=device)
+    eye = xp.eye(n_factors, dtype=data.dtype, device=B.device_of(data))
     posterior = xp.linalg.inv(eye + xp.matrix_transpose(loadings) @ scaled)
-    scores = (data - bias) @ scaled @ posterior
-    if k > 1 and kind == "scores":
-        assignments = lloyd_assignments(scores, kmeans_plus_plus(scores, k, chooser))
+    scores = (data - xp.mean(data, axis=0)) @ scaled @ posterior
+    return loadings, noise, posterior, scores
+
+
+def _assembly(
+    model: HierarchicalMixtureOfGaussians,
+    data: Any,
+    loadings: Any,
+    noise: Any,
+    posterior: Any,
+    scores: Any,
+    assignments: Any,
+    reg_covar: float,
+) -> Any:
+    """Natural parameters from the loadings, the noise and the groups of the factor scores."""
+    xp = B.array_namespace(data, scores)
     moments = mixture_moments(scores, assignments, reg_covar)
     covariances = moments.covariances + posterior
     upper = model.posterior_upper
@@ -108,9 +139,20 @@ def _candidate(
     covariances = rep.unpack(rep.pack(covariances), family.n)
     upper_params = upper.from_generative(moments.weights, moments.means, covariances)
     likelihood = model.lower_harmonium.likelihood_parameters(
-        loadings, bias, noise_storage(model, noise)
+        loadings, xp.mean(data, axis=0), noise_storage(model, noise)
     )
     return model._upper_for_prior(likelihood, upper_params)
+
+
+_compiled_factors = B.jit(_factors, static_argnums=(2, 3, 4))
+_compiled_assembly = B.jit(_assembly, static_argnums=(0, 7))
+
+
+def _average_log_density(model: HierarchicalMixtureOfGaussians, params: Any, xs: Any) -> Any:
+    return model.average_log_observable_density(params, xs)
+
+
+_compiled_log_density = B.jit(_average_log_density, static_argnums=(0,))
 
 
 def starting_point(
@@ -157,7 +199,7 @@ def starting_point(
         kinds = ["partition", "scores"]
     candidates = [_candidate(model, data, kind, seed, reg_covar, noise_floor) for kind in kinds]
     if len(candidates) > 1:  # keep the more likely start (one host read each)
-        scores = [float(model.average_log_observable_density(c, data)) for c in candidates]
+        scores = [float(_compiled_log_density(model, c, data)) for c in candidates]
         candidates = [candidates[scores.index(max(scores))]]
     return xp.astype(candidates[0], xs.dtype, copy=False)
 

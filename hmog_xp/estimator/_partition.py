@@ -2,7 +2,10 @@
 
 See :mod:`hmog_xp.estimator._init` for how a start combines them. Everything here takes and
 returns arrays of one namespace; the random choices come from a host-side
-:class:`random.Random`, so every backend makes the same choices for one seed.
+:class:`random.Random`, so every backend makes the same choices for one seed. The kernels
+have no host reads and fixed-count loops (``repeat``: one ``lax.fori_loop`` on JAX), so on
+JAX each is compiled once per shape (``B.jit``) instead of dispatching hundreds of small
+operations, each compiled on first use.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import random
 from typing import Any
 
 from hmog_xp import _backend as B
+from hmog_xp._backend.chunks import repeat
 from hmog_xp.harmoniums import column_signs
 from hmog_xp.hmog import HierarchicalMixtureOfGaussians, HMoGParameters
 
@@ -34,6 +38,10 @@ FACTOR_ITERATIONS = 30
 def kmeans_plus_plus(scores: Any, n_clusters: int, chooser: random.Random) -> Any:
     """Choose ``n_clusters`` centres by k-means++ (``D²``) seeding.
 
+    The host draws the first centre's row and one uniform per further centre; the choices
+    themselves (a cumulative sum of the squared distances, inverted at the uniform) are made
+    on the device in one compiled call, with no host read.
+
     Parameters
     ----------
     scores : array, shape (N, d)
@@ -49,21 +57,40 @@ def kmeans_plus_plus(scores: Any, n_clusters: int, chooser: random.Random) -> An
         Centres (rows of ``scores``).
     """
     xp = B.array_namespace(scores)
-    n_obs = scores.shape[0]
-    centres = [scores[chooser.randrange(n_obs), :]]
-    distances = xp.sum((scores - centres[0]) ** 2, axis=-1)
-    for _ in range(1, n_clusters):
+    device = B.device_of(scores)
+    first = xp.asarray([chooser.randrange(scores.shape[0])], dtype=xp.int64, device=device)
+    uniforms = [chooser.random() for _ in range(1, n_clusters)]
+    targets = xp.asarray(uniforms, dtype=scores.dtype, device=device)
+    return _compiled_seeding(scores, first, targets)
+
+
+def _seeding(scores: Any, first: Any, targets: Any) -> Any:
+    """k-means++ centres from the first row index ``(1,)`` and ``K − 1`` uniforms."""
+    xp = B.array_namespace(scores, targets)
+    n_obs, n_cols = scores.shape
+    k = targets.shape[0] + 1
+    labels = xp.arange(k, dtype=first.dtype, device=B.device_of(scores))
+    start = xp.take(scores, first, axis=0)
+    centres = xp.broadcast_to(start, (k, n_cols))
+    distances = xp.sum((scores - start) ** 2, axis=-1)
+    last = xp.asarray(n_obs - 1, dtype=first.dtype, device=B.device_of(scores))
+
+    def choose(carry: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+        centres, distances, step = carry  # step: the index of the centre to choose
         cumulative = xp.cumulative_sum(distances)
-        total = float(cumulative[-1])
-        target = chooser.random()
-        if total > 0.0:
-            index = int(xp.sum(xp.astype(cumulative < target * total, xp.int64)))
-        else:  # every point coincides with a centre: any point will do
-            index = int(target * n_obs)
-        centre = scores[min(index, n_obs - 1), :]
-        centres.append(centre)
+        total = cumulative[-1]
+        target = xp.take(targets, xp.reshape(step - 1, (1,)))[0]
+        inverted = xp.sum(xp.astype(cumulative < target * total, first.dtype))
+        # Every point coincides with a centre when the total is 0: any point will do.
+        anywhere = xp.astype(xp.floor(target * n_obs), first.dtype)
+        index = xp.minimum(xp.where(total > 0.0, inverted, anywhere), last)
+        centre = xp.take(scores, xp.reshape(index, (1,)), axis=0)
+        centres = xp.where((labels == step)[:, None], centre, centres)
         distances = xp.minimum(distances, xp.sum((scores - centre) ** 2, axis=-1))
-    return xp.stack(centres)
+        return centres, distances, step + 1
+
+    step = xp.asarray(1, dtype=first.dtype, device=B.device_of(scores))
+    return repeat(choose, k - 1, (centres, distances, step))[0]
 
 
 def lloyd_assignments(scores: Any, centres: Any, n_iterations: int = _LLOYD_ITERATIONS) -> Any:
@@ -83,20 +110,28 @@ def lloyd_assignments(scores: Any, centres: Any, n_iterations: int = _LLOYD_ITER
     array, shape (N, K)
         One-hot assignment of every point to its nearest centre.
     """
+    return _compiled_lloyd(scores, centres, n_iterations)
+
+
+def _lloyd(scores: Any, centres: Any, n_iterations: int) -> Any:
     xp = B.array_namespace(scores, centres)
     k = centres.shape[0]
     labels = xp.arange(k, device=B.device_of(scores))
     squared = xp.sum(scores**2, axis=-1, keepdims=True)
-    one_hot = None
-    for _ in range(n_iterations + 1):
+
+    def assign(centres: Any) -> Any:
         distances = squared - 2.0 * scores @ xp.matrix_transpose(centres)
         distances = distances + xp.sum(centres**2, axis=-1)
         nearest = xp.argmin(distances, axis=-1)
-        one_hot = xp.astype(nearest[:, None] == labels[None, :], scores.dtype)
+        return xp.astype(nearest[:, None] == labels[None, :], scores.dtype)
+
+    def update(centres: Any) -> Any:
+        one_hot = assign(centres)
         counts = xp.sum(one_hot, axis=0)
         updated = (xp.matrix_transpose(one_hot) @ scores) / xp.maximum(counts, 1.0)[:, None]
-        centres = xp.where(counts[:, None] > 0, updated, centres)
-    return one_hot
+        return xp.where(counts[:, None] > 0, updated, centres)
+
+    return assign(repeat(update, n_iterations, centres))
 
 
 def mixture_moments(scores: Any, responsibilities: Any, reg_covar: float) -> HMoGParameters:
@@ -127,15 +162,22 @@ def mixture_moments(scores: Any, responsibilities: Any, reg_covar: float) -> HMo
     pooled_mean = xp.mean(scores, axis=0)
     centred = scores - pooled_mean
     pooled = xp.matrix_transpose(centred) @ centred / n_obs
-    sums = xp.matrix_transpose(responsibilities) @ scores
-    means = (sums + pooled_mean) / (counts + 1.0)[:, None]
-    scatter = []
-    for component in range(k):  # K GEMMs of (d, N) x (N, d): no (N, K, d) temporary
-        deviations = scores - means[component, :]
-        weighted = responsibilities[:, component : component + 1] * deviations
-        scatter.append(xp.matrix_transpose(weighted) @ deviations)
+    sums = xp.matrix_transpose(responsibilities) @ centred
+    offsets = sums / (counts + 1.0)[:, None]  # shrunk towards the pooled mean by one point
+    means = pooled_mean + offsets
+    # Scatter about the means, Σ r (x − m)(x − m)ᵀ = Σ r x xᵀ − m sᵀ − s mᵀ + n m mᵀ with
+    # x centred on the pooled mean: one (K, N) x (N, d²) GEMM, no (N, K, d) temporary.
+    outer = xp.reshape(centred[:, :, None] * centred[:, None, :], (n_obs, d * d))
+    second = xp.reshape(xp.matrix_transpose(responsibilities) @ outer, (k, d, d))
+    cross = offsets[:, :, None] * sums[:, None, :]
+    scatter = (
+        second
+        - cross
+        - xp.matrix_transpose(cross)
+        + counts[:, None, None] * offsets[:, :, None] * offsets[:, None, :]
+    )
     identity = xp.eye(d, dtype=scores.dtype, device=B.device_of(scores))
-    shrunk = (xp.stack(scatter) + pooled) / (counts + 1.0)[:, None, None]
+    shrunk = (scatter + pooled) / (counts + 1.0)[:, None, None]
     covariances = shrunk + reg_covar * identity
     weights = (counts + 1.0) / (n_obs + k)
     return HMoGParameters(weights, means, covariances, None, None, None)
@@ -232,15 +274,18 @@ def factor_loadings(
         )
 
     if diagonal_noise:
-        noise, loadings = variances, None
-        for _ in range(n_iterations):
+
+        def profile(state: tuple[Any, Any]) -> tuple[Any, Any]:
+            noise, _ = state
             root = xp.sqrt(noise)
             values, vectors, _ = leading(covariance / (root[:, None] * root[None, :]))
             lift = xp.sqrt(xp.maximum(values - 1.0, xp.zeros_like(values)))
             loadings = root[:, None] * vectors * lift
-            noise = xp.maximum(variances - xp.sum(loadings**2, axis=1), lowest)
-        if loadings is None:  # no iteration: all variance is noise
-            loadings = xp.zeros((p, top), dtype=dtype, device=device)
+            return xp.maximum(variances - xp.sum(loadings**2, axis=1), lowest), loadings
+
+        # No iteration: all variance is noise, and the loadings are zero.
+        zeros = xp.zeros((p, top), dtype=dtype, device=device)
+        noise, loadings = repeat(profile, n_iterations, (variances, zeros))
     else:
         values, vectors, rest = leading(covariance)
         variance = xp.maximum(xp.mean(rest), lowest) if p > top else lowest
@@ -272,3 +317,7 @@ def noise_storage(model: HierarchicalMixtureOfGaussians, noise: Any) -> Any:
     rep = model.obs_man.rep
     eye = xp.eye(noise.shape[0], dtype=noise.dtype, device=B.device_of(noise))
     return rep.pack(noise[:, None] * eye)
+
+
+_compiled_seeding = B.jit(_seeding)
+_compiled_lloyd = B.jit(_lloyd, static_argnums=(2,))

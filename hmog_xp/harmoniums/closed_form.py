@@ -133,7 +133,11 @@ class ChunkedEStep(ABC):
             self._check_sample(xs, params)
         if params is not None:
             self._check_params(params)
-            self.log_partition_function(params)
+            # One compiled evaluation on JAX (eager, with its checks, elsewhere); where it
+            # is not finite, the eager call names what is wrong.
+            value = _compiled_log_partition(self, params)
+            if not bool(B.array_namespace(value).isfinite(value)):
+                self.log_partition_function(params)
 
     @abstractmethod
     def estep_sums(self, params: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
@@ -438,3 +442,10 @@ def harmonium_log_likelihood(
         + log_partition_sum / n_obs
         - model.log_partition_function(params)
     )
+
+
+def _log_partition(model: ClosedFormEM, params: Any) -> Any:
+    return model.log_partition_function(params)
+
+
+_compiled_log_partition = B.jit(_log_partition, static_argnums=(0,))
