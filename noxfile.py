@@ -128,16 +128,20 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """EM speed (``bench_em.py``, ``bench_missing.py``) and fit quality (``bench_quality.py``).
 
-    Not part of the default sessions. Arguments after ``--`` go to
-    ``benchmarks/bench_em.py`` (e.g. ``-- --cases S`` or ``-- --huge``); ``-- quality ARGS``
-    runs only ``benchmarks/bench_quality.py`` with ``ARGS`` (e.g. ``-- quality --fa-start``).
+    Not part of the default sessions. ``bench_em.py`` runs with one BLAS thread
+    (``OMP_NUM_THREADS=1``): the wine-size row W, cases S, L and S32 on every CPU backend with
+    the two- and four-GEMM floors and scikit-learn, then the first-fit (compile) table of
+    ``bench_first_fit.py`` (``--first-fit``). Arguments after ``--`` replace those defaults
+    (e.g. ``-- --cases S`` or ``-- --huge --first-fit``); ``-- quality ARGS`` runs only
+    ``benchmarks/bench_quality.py`` with ``ARGS`` (e.g. ``-- quality --fa-start``).
     """
     session.install("-r", "backends/jax.txt", "-r", "backends/torch.txt")
     session.install("-e", ".[test]")
     if session.posargs[:1] == ["quality"]:
         session.run("python", "benchmarks/bench_quality.py", *session.posargs[1:])
         return
-    session.run("python", "benchmarks/bench_em.py", *session.posargs)
+    em_args = session.posargs or ["--first-fit"]
+    session.run("python", "benchmarks/bench_em.py", *em_args, env={"OMP_NUM_THREADS": "1"})
     session.run("python", "benchmarks/bench_missing.py")
     session.run("python", "benchmarks/bench_gradient.py", env={"OMP_NUM_THREADS": "1"})
     session.run("python", "benchmarks/bench_quality.py")
