@@ -4,7 +4,9 @@
 blocks of ``xs`` and adds the results: a Python loop of slices on eager backends, one
 ``lax.scan`` over a padded ``(n_chunks, chunk, p)`` view on JAX (padded rows get weight 0), so
 a jitted caller compiles once and never materialises per-observation arrays for all ``N``.
-``fn`` must weight every per-row contribution by ``weights``.
+``fn`` must weight every per-row contribution by ``weights``. ``map_rows(fn, arrays,
+chunk_size)`` applies a row-wise ``fn`` block by block and stacks the results (``lax.map``
+over padded blocks on JAX), and ``repeat`` runs a fixed number of steps (``lax.fori_loop``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,64 @@ def _scan_chunks(fn: Callable[[Any, Any], Sums], xs: Any, size: int) -> Sums:
 
     total, _ = jax.lax.scan(body, start, (blocks, block_weights))
     return tuple(total)
+
+
+def map_rows(fn: Callable[..., Any], arrays: tuple[Any, ...], chunk_size: int) -> Any:
+    """Return ``fn(*blocks)`` for consecutive row blocks of ``arrays``, concatenated by row.
+
+    Eager backends loop over slices; JAX runs one ``lax.map`` over zero-padded blocks
+    (the padded rows' results are dropped), so a compiled caller traces ``fn`` once
+    whatever the number of rows.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*blocks) -> array of shape (m, ...)``, one result row per input row; it must
+        give finite results for rows of zeros (the padding).
+    arrays : tuple of arrays
+        Arrays with the same number ``N >= 1`` of rows (axis 0).
+    chunk_size : int
+        Rows per block (``>= 1``).
+
+    Returns
+    -------
+    array, shape (N, ...)
+        The results of every row, in order.
+    """
+    n_obs = arrays[0].shape[0]
+    size = max(1, min(int(chunk_size), n_obs))
+    if n_obs <= size:
+        return fn(*arrays)
+    if type(arrays[0]).__module__.startswith(("jax", "jaxlib")):
+        return _map_blocks(fn, arrays, size)
+    parts = [
+        fn(*(a[start : min(start + size, n_obs), ...] for a in arrays))
+        for start in range(0, n_obs, size)
+    ]
+    xp = _namespace_of(parts[0])
+    return xp.concat(parts, axis=0)
+
+
+def _map_blocks(fn: Callable[..., Any], arrays: tuple[Any, ...], size: int) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    n_obs = arrays[0].shape[0]
+    n_chunks = math.ceil(n_obs / size)
+    padding = n_chunks * size - n_obs
+
+    def blocks(a: Any) -> Any:
+        padded = jnp.concatenate([a, jnp.zeros((padding, *a.shape[1:]), dtype=a.dtype)])
+        return padded.reshape(n_chunks, size, *a.shape[1:])
+
+    mapped = jax.lax.map(lambda block: fn(*block), tuple(blocks(a) for a in arrays))
+    return mapped.reshape(n_chunks * size, *mapped.shape[2:])[:n_obs]
+
+
+def _namespace_of(array: Any) -> ModuleType:
+    from hmog_xp._backend._registry import array_namespace
+
+    return array_namespace(array)
 
 
 def repeat(step: Callable[[Any], Any], n_steps: int, start: Any) -> Any:

@@ -74,7 +74,7 @@ class FittedMethods:
         if is_dask_array(X):
             return lazy_method(self, X, method)  # type: ignore[arg-type]
         zs, caller_xp = self._standardized(X)
-        result = getattr(self._inference_model(), model_method)(self._standard_params, zs)
+        result = _model_method(self._inference_model(), model_method, self._standard_params, zs)
         if method == "score_samples":
             result = result + self._log_density_shift(zs)
         return to_caller(result, caller_xp)
@@ -166,7 +166,7 @@ class FittedMethods:
             return float(lazy.mean().compute())
         zs, _ = self._standardized(X)
         model = self._inference_model()
-        average = model.average_log_observable_density(self._standard_params, zs)
+        average = _model_method(model, "average_log_observable_density", self._standard_params, zs)
         shift = self._log_density_shift(zs)
         if not isinstance(shift, float):
             shift = float(B.array_namespace(zs).mean(shift))
@@ -326,3 +326,21 @@ class FittedMethods:
         xs = self._standardization.unstandardize(zs)
         caller_xp = B.namespace_for(self._caller_name)
         return to_caller(xs, caller_xp), to_caller(labels, caller_xp)
+
+
+def _call(model: Any, name: str, params: Any, zs: Any) -> Any:
+    return getattr(model, name)(params, zs)
+
+
+_compiled_call = B.jit(_call, static_argnums=(0, 1))
+
+
+def _model_method(model: Any, name: str, params: Any, zs: Any) -> Any:
+    """``model.<name>(params, zs)``: one compiled function on JAX for a complete-data model.
+
+    The marginalising wrapper looks at the data for NaN entries first (a host read), so it
+    runs as is.
+    """
+    if isinstance(model, MarginalizedHMoG):
+        return _call(model, name, params, zs)
+    return _compiled_call(model, name, params, zs)

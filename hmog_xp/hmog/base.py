@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hmog_xp import _backend as B
+from hmog_xp._backend.chunks import map_rows
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums import LinearGaussianModel, Mixture
@@ -184,16 +185,17 @@ class HierarchicalMixtureOfGaussians(ReadableHMoG, Harmonium, HMoGEStep):
         obs_terms = F.observable_terms(self.obs_man, obs) if observable else None
         plain = None if obs_terms is None else F.plain_observable(self.obs_man, obs, flat)
         size = self.estep_chunk_size(max(n_rows, 1))
-        parts = []
-        for start in range(0, max(n_rows, 1), size):
-            stop = min(start + size, n_rows)
-            rows, upper_man = flat[start:stop, ...], self.posterior_upper
-            plain_rows = None if plain is None else plain[start:stop]
+
+        def block(rows: Any, plain_rows: Any = None) -> Any:
             posteriors = F.chunk_posteriors(
-                upper_man, terms, rows, interaction, obs_terms, plain_rows
+                self.posterior_upper, terms, rows, interaction, obs_terms, plain_rows
             )
-            parts.append(per_rows(posteriors))
-        values = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+            return per_rows(posteriors)
+
+        if n_rows == 0:
+            values = block(flat, plain)
+        else:
+            values = map_rows(block, (flat,) if plain is None else (flat, plain), size)
         return xp.reshape(values, (*x.shape[:-1], *values.shape[1:]))
 
     def _joint_log_partition(self, params: Any, x: Any) -> Any:
