@@ -25,6 +25,15 @@ from hmog_xp._natural import (
     inverse_operator,
     natural_direction,
 )
+from hmog_xp.estimator import _training as training
+from hmog_xp.estimator._gradient_start import (
+    _gram,
+    em_warm_start,
+    kl_posterior_precisions,
+    pooled_basis,
+    project_to_family,
+)
+from hmog_xp.harmoniums.stabilizers import Regularization
 from tests.helpers import assert_close, to_numpy, xp_name
 
 
@@ -285,3 +294,147 @@ def test_a_second_fit_of_the_same_shapes_compiles_nothing(xp, monkeypatch) -> No
         model, start, host, max_iter=4, tol=None, project=noise_floor_projection(model, 1e-3)
     )
     assert np.allclose(fits[2].log_likelihoods, eager.log_likelihoods, rtol=1e-6, atol=0)
+
+
+# -- warm start of the differentiable variant: EM's fit projected into its family ----------
+
+
+def _three_groups(n: int = 240, p: int = 6, seed: int = 3) -> np.ndarray:
+    """Three latent groups with correlated, unequal covariances (off the diagonal family)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[2.5, 0.0], [-2.0, 1.5], [0.0, -2.5]])
+    shapes = np.array([[[1.0, 0.8], [0.8, 1.0]], [[0.6, -0.4], [-0.4, 0.5]], [[0.3, 0], [0, 1]]])
+    groups = rng.integers(0, 3, size=n)
+    latent = centres[groups] + np.einsum(
+        "nij,nj->ni", np.linalg.cholesky(shapes[groups]), rng.normal(size=(n, 2))
+    )
+    xs = latent @ rng.normal(size=(p, 2)).T + 0.3 * rng.normal(size=(n, p))
+    return (xs - xs.mean(0)) / xs.std(0)
+
+
+@pytest.mark.parametrize("rep", [hx.Diagonal, hx.Scale])
+def test_kl_posterior_precisions_match_the_stationarity_conditions(xp, rep) -> None:
+    rng = np.random.default_rng(0)
+    d, k = 3, 4
+    factor = rng.normal(size=(5, d))
+    gram = factor.T @ factor  # G = AᵀΨ⁻¹A: positive semi-definite, not diagonal
+    roots = rng.normal(size=(k, d, d))
+    covariances = roots @ np.swapaxes(roots, -1, -2) + 0.2 * np.eye(d)
+    values = to_numpy(kl_posterior_precisions(rep(), xp.asarray(gram), xp.asarray(covariances)))
+    assert values.shape == (k, d)
+    precisions = values[..., None] * np.eye(d) - gram
+    assert np.all(np.linalg.eigvalsh(precisions) > 0)  # D_k − G stays positive definite
+    implied = np.diagonal(np.linalg.inv(precisions), axis1=-2, axis2=-1)
+    target = np.diagonal(covariances, axis1=-2, axis2=-1)
+    if rep is hx.Scale:  # one value per component; its optimum matches the trace
+        assert np.allclose(values, values[:, :1])
+        implied, target = implied.sum(-1), target.sum(-1)
+    # ∂KL/∂D = ½ (Σ − (D − G)⁻¹) restricted to the rep vanishes at the minimum
+    assert np.allclose(implied, target, rtol=1e-9, atol=0)
+
+
+def test_pooled_basis_diagonalises_the_gram_and_the_pooled_precision(xp) -> None:
+    rng = np.random.default_rng(1)
+    d, k = 3, 2
+    factor = rng.normal(size=(6, d))
+    gram = factor.T @ factor
+    roots = rng.normal(size=(k, d, d))
+    precisions = roots @ np.swapaxes(roots, -1, -2) + 0.5 * np.eye(d)
+    weights = np.array([0.3, 0.7])
+    basis = to_numpy(pooled_basis(xp.asarray(gram), xp.asarray(precisions), xp.asarray(weights)))
+    pooled = np.einsum("k,kij->ij", weights, precisions)
+    assert np.allclose(basis.T @ pooled @ basis, np.eye(d), atol=1e-10)
+    rotated = basis.T @ gram @ basis
+    assert np.allclose(rotated, np.diag(np.diag(rotated)), atol=1e-10)
+    # the oracle: the generalised eigenvalues of (G, M), ascending
+    assert np.allclose(
+        np.diag(rotated), np.sort(np.linalg.eigvals(np.linalg.solve(pooled, gram)).real)
+    )
+    assert np.all(np.sum(basis**3, axis=0) > 0)  # the sign convention
+
+
+@pytest.mark.parametrize("rep", [hx.Diagonal, hx.Scale])
+def test_projection_maps_a_point_of_the_family_to_itself(xp, rep) -> None:
+    model = hx.differentiable_hmog(6, hx.Diagonal, 2, rep, 3)
+    rng = np.random.default_rng(5)
+    loadings, noise = rng.normal(size=(6, 2)), rng.uniform(0.2, 1.0, size=6)
+    gram = loadings.T @ (loadings / noise[:, None])  # not diagonal: the pooled basis differs
+    assert abs(gram[0, 1]) > 0.1 * np.sqrt(gram[0, 0] * gram[1, 1])
+    # posterior precisions D_k in the rep, different per component; Σ_k = (D_k − G)⁻¹
+    spread = rng.uniform(0.5, 2.0, size=(3, 1 if rep is hx.Scale else 2))
+    posterior = np.sum(np.abs(gram), axis=1).max() + spread
+    covariances = np.linalg.inv(posterior[..., None] * np.eye(2) - gram)
+    weights, means, bias = np.array([0.2, 0.3, 0.5]), rng.normal(size=(3, 2)), rng.normal(size=6)
+    parts = (weights, means, covariances, loadings, bias, noise)
+    params = model.from_generative(*(xp.asarray(part) for part in parts))
+    lkl_params, _ = model.split_conjugated(params)
+    assert_close(_gram(model, lkl_params), gram, xp=xp, rtol=1e-10)
+    projected = project_to_family(model, lkl_params, model.to_generative(params))
+    assert_close(projected, to_numpy(params), xp=xp, rtol=1e-7, atol=1e-7)
+
+
+def test_projection_of_an_em_fit_is_a_valid_point_near_it(xp) -> None:
+    analytic = hx.analytic_hmog(6, hx.Diagonal, 2, 3)
+    model = hx.differentiable_hmog(6, hx.Diagonal, 2, hx.Diagonal, 3)
+    xs = xp.asarray(_three_groups())
+    em = hx.fit_em(analytic, analytic.initialize_from_sample(0, xs), xs, max_iter=300)
+    lkl_params, _ = analytic.split_conjugated(em.params)
+    projected = project_to_family(model, lkl_params, analytic.to_generative(em.params))
+    generative = model.to_generative(projected)
+    # the posterior precisions Σ_k⁻¹ + AᵀΨ⁻¹A are diagonal: a point of the family
+    loadings, noise = to_numpy(generative.loadings), to_numpy(generative.noise)
+    posterior = np.linalg.inv(to_numpy(generative.covariances)) + loadings.T @ (
+        loadings / noise[:, None]
+    )
+    off = posterior - np.einsum("kii->ki", posterior)[..., None] * np.eye(2)
+    assert np.max(np.abs(off)) < 1e-8 * np.max(np.abs(posterior))
+    # same weights, and close to EM's density (within the family's restriction)
+    assert_close(generative.weights, to_numpy(analytic.to_generative(em.params).weights), xp=xp)
+    warm = float(model.average_log_observable_density(projected, xs))
+    cold = float(model.average_log_observable_density(model.initialize_from_sample(0, xs), xs))
+    assert cold < warm <= em.log_likelihoods[-1] + 1e-9
+
+
+def test_warm_started_fit_ends_at_least_as_high_as_the_cold_one(xp) -> None:
+    model = hx.differentiable_hmog(6, hx.Diagonal, 2, hx.Diagonal, 3)
+    host = _three_groups()
+    xs = xp.asarray(host)
+    settings = hx.HMoG(n_components=3, n_factors=2, variant="differentiable", max_iter=300)
+    cold = model.initialize_from_sample(0, xs)
+    regularization = Regularization(1e-6, 1e-6, 1e-12)
+    warm = em_warm_start(model, xs, xs, 0, cold, settings, regularization)
+    steps = 150 if xp_name(xp) != "jax" else 60  # eager JAX compiles each new shape
+    fits = [fit_lbfgs(model, start, xs, max_iter=steps, tol=1e-12) for start in (cold, warm)]
+    cold_fit, warm_fit = fits
+    assert warm_fit.log_likelihoods[0] > cold_fit.log_likelihoods[0]
+    assert warm_fit.log_likelihoods[-1] >= cold_fit.log_likelihoods[-1] - 1e-9
+    # first-order conditions at the warm fit's end, against autodiff-free NumPy data
+    gradient = to_numpy(model.log_likelihood_gradient(warm_fit.params, xs))
+    assert np.max(np.abs(gradient)) < 1e-4
+
+
+def test_estimator_warm_starts_only_from_its_own_starts(monkeypatch) -> None:
+    calls = []
+    original = training.em_warm_start
+
+    def recording(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "em_warm_start", recording)
+    xs = _three_groups(n=150)
+    common = {"n_components": 3, "n_factors": 2, "random_state": 0, "max_iter": 300}
+    warm = hx.HMoG(**common, variant="differentiable").fit(xs)
+    assert len(calls) == 1
+    assert isinstance(calls[0], hx.DifferentiableHMoG)
+    with pytest.warns(ConvergenceWarning):
+        hx.HMoG(**{**common, "max_iter": 5}, variant="differentiable", solver="adam").fit(xs)
+    hx.HMoG(**common, variant="symmetric", latent_rep="diagonal").fit(xs)
+    assert len(calls) == 1  # Adam and the symmetric variant keep the usual start
+
+    def user_start(model, data, seed):  # the user's parameters are used as given
+        return warm.params_
+
+    user = hx.HMoG(**common, variant="differentiable", init=user_start).fit(xs)
+    assert len(calls) == 1
+    assert user.score(xs) >= warm.score(xs) - 1e-9

@@ -10,6 +10,7 @@ from hmog_xp import _backend as B
 from hmog_xp._bounds import noise_floor_projection
 from hmog_xp._lbfgs import fit_lbfgs
 from hmog_xp.em import accumulation_dtype, fit_em
+from hmog_xp.estimator._gradient_start import em_warm_start, has_warm_start
 from hmog_xp.estimator._init import starting_point, user_starting_point
 from hmog_xp.estimator._missing import mean_filled
 from hmog_xp.estimator._rows import init_sample
@@ -305,6 +306,10 @@ def run_once(
         )
         return RunResult(fit.params, fit.log_likelihoods, fit.n_iter, fit.converged)
     if estimator.solver != "adam" and full_batch:
+        if isinstance(estimator.init, str) and has_warm_start(model):
+            # Start from a closed-form EM fit projected into the family, if more likely.
+            regularization = em_regularization(estimator, accumulation_dtype(xp, xs.dtype), xp)
+            params = em_warm_start(model, xs, sample, seed, params, estimator, regularization)
         # L-BFGS preconditioned by the inverse Fisher matrix; the noise floor is a bound.
         trace = fit_lbfgs(
             model,
