@@ -145,8 +145,14 @@ def array_namespace(*arrays: Any) -> ModuleType:
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool))]
     if not real:
         return get_namespace()
+    # The namespace is a function of the arrays' types: look it up once per combination
+    # (array_api_compat's inspection costs microseconds, and small fits ask thousands of times).
+    types = frozenset(type(a) for a in real)
+    cached = _NAMESPACES.get(types)
+    if cached is not None:
+        return cached
     try:
-        return _compat_namespace(*real)
+        namespace = _compat_namespace(*real)
     except TypeError as exc:
         kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in real})
         msg = (
@@ -154,6 +160,12 @@ def array_namespace(*arrays: Any) -> ModuleType:
             f"convert them to one backend, e.g. with that backend's asarray"
         )
         raise BackendError(msg) from exc
+    _NAMESPACES[types] = namespace
+    return namespace
+
+
+#: :func:`array_namespace` of every combination of array types seen so far.
+_NAMESPACES: dict[frozenset[type], ModuleType] = {}
 
 
 class _DefaultBackend:
