@@ -36,6 +36,7 @@ from hmog_xp._backend.linalg import (
     solve_triangular,
 )
 from hmog_xp._backend.random import RandomSource, random_source
+from hmog_xp._backend.threads import compute_threads as compute_threads
 from hmog_xp._backend.transfer import distinct_rows
 
 __all__ = [

@@ -181,6 +181,17 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of str
         Feature names, when ``fit`` saw a frame with string column names.
+
+    Notes
+    -----
+    Small fits run single-threaded. When one EM step's work ``N · (p · d + K · d²)`` is
+    below ``1e7`` (about 20 ms on one core), :meth:`fit`, :meth:`partial_fit` and
+    :func:`~hmog_xp.select_model` limit PyTorch's intra-op threads and NumPy's BLAS threads
+    to one for the fit and restore them afterwards: on such sizes thread start-up and
+    spinning cost more than they save (a wine fit on PyTorch with two threads: 8.7 s before,
+    1.2 s now; see the user guide's backends page). Larger fits use your settings, which
+    are never raised. JAX (whose XLA thread pool is fixed at start-up), CuPy and Dask
+    arrays are not affected.
     """
 
     def __init__(
@@ -270,10 +281,13 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
             X = known_chunks(X)  # one pass if the chunk sizes are unknown
             model, run, caller_xp, standardization, shift = prepare_dask(self, X, hyper)
             n_obs = int(X.shape[0])
+            compute_xp, work = None, 0.0  # Dask's scheduler decides its threads
         else:
             xs, caller_xp = check_fit_data(self, X)
             n_obs = int(xs.shape[0])
             model = model_for(hyper, xs.shape[0], xs.shape[1])
+            compute_xp = B.array_namespace(xs)
+            work = B.threads.step_work(xs, model.n_components, model.lat_dim)
             missing = hyper.missing == "marginalize" and has_missing_entries(xs)
             if missing:
                 check_observed_columns(xs)
@@ -289,11 +303,12 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
                     hyper, model, zs, seed, callback, standardization, finished, marginalized
                 )
 
-        runs = [
-            run(int(seed), self._progress(restart, shift)) for restart, seed in enumerate(seeds)
-        ]
-        best = max(runs, key=lambda result: result.log_likelihood)
-        self._set_fitted(model, best.params, caller_xp, standardization)
+        with B.compute_threads(compute_xp, work):  # small work: one thread (class Notes)
+            runs = [
+                run(int(seed), self._progress(restart, shift)) for restart, seed in enumerate(seeds)
+            ]
+            best = max(runs, key=lambda result: result.log_likelihood)
+            self._set_fitted(model, best.params, caller_xp, standardization)
         self.converged_ = bool(best.converged)
         self.n_iter_ = int(best.n_iter)
         self.log_likelihood_ = [float(value) + shift for value in best.log_likelihoods]
@@ -330,7 +345,13 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         """
         if getattr(self, "_online_state", None) is None:
             check_hyperparameters(self)
-        partial_fit(self, X)
+            name = self.backend or B.transfer.backend_of_array(X) or "numpy"
+            n_factors = self.n_factors or 10  # at least the default's d: never underestimates
+        else:
+            name, n_factors = self._compute_name, self.model_.lat_dim
+        work = B.threads.step_work(X, self.n_components, n_factors)
+        with B.compute_threads(name, work):  # small batches: one thread (class Notes)
+            partial_fit(self, X)
         return self
 
     def _progress(self, restart: int, shift: float) -> Callable[[int, float], None] | None:

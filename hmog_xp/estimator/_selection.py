@@ -285,37 +285,41 @@ def select_model(
     grid = [(d, k) for d in ds for k in ks]
     bar = _progress_bar(len(grid)) if progress else None
     previous: dict[int, HMoG] = {}  # best fit of the last K for each d
-    for d, k in grid:
-        est, seconds = _fit_quietly(clone(template).set_params(n_components=k, n_factors=d), X)
-        neighbour = previous.get(d)
-        if warm_start and neighbour is not None and neighbour.n_components == k - 1:
-            warm = clone(template).set_params(
-                n_components=k, n_factors=d, init=split_start(neighbour), n_init=1
-            )
-            warm, warm_seconds = _fit_quietly(warm, X)
-            seconds += warm_seconds
-            if warm.lower_bound_ > est.lower_bound_:
-                est = warm
-        previous[d] = est
-        scores = {"bic": est.bic(X), "aic": est.aic(X)}
-        entropy = est.assignment_entropy(X) if k > 1 else 0.0
-        scores["icl"] = scores["bic"] + 2.0 * entropy
-        row = {
-            "n_components": k,
-            "n_factors": d,
-            "criterion": scores[criterion],
-            **scores,
-            "log_likelihood": float(est.lower_bound_),
-            "n_iter": int(est.n_iter_),
-            "converged": bool(est.converged_),
-            "fit_time": seconds,
-        }
-        for column in COLUMNS:
-            results[column].append(row[column])
-        estimators.append(est)
-        if bar is not None:
-            bar.set_postfix_str(f"K={k} d={d} {criterion}={scores[criterion]:.6g}")
-            bar.update(1)
+    # Small grids run single-threaded (see HMoG's Notes); Dask arrays keep their scheduler's.
+    foreign = hasattr(X, "shape") and hasattr(X, "dtype")  # an array of no hmog_xp backend
+    name = template.backend or B.transfer.backend_of_array(X) or (None if foreign else "numpy")
+    with B.compute_threads(name, B.threads.step_work(X, max(ks), max(ds))):
+        for d, k in grid:
+            est, seconds = _fit_quietly(clone(template).set_params(n_components=k, n_factors=d), X)
+            neighbour = previous.get(d)
+            if warm_start and neighbour is not None and neighbour.n_components == k - 1:
+                warm = clone(template).set_params(
+                    n_components=k, n_factors=d, init=split_start(neighbour), n_init=1
+                )
+                warm, warm_seconds = _fit_quietly(warm, X)
+                seconds += warm_seconds
+                if warm.lower_bound_ > est.lower_bound_:
+                    est = warm
+            previous[d] = est
+            scores = {"bic": est.bic(X), "aic": est.aic(X)}
+            entropy = est.assignment_entropy(X) if k > 1 else 0.0
+            scores["icl"] = scores["bic"] + 2.0 * entropy
+            row = {
+                "n_components": k,
+                "n_factors": d,
+                "criterion": scores[criterion],
+                **scores,
+                "log_likelihood": float(est.lower_bound_),
+                "n_iter": int(est.n_iter_),
+                "converged": bool(est.converged_),
+                "fit_time": seconds,
+            }
+            for column in COLUMNS:
+                results[column].append(row[column])
+            estimators.append(est)
+            if bar is not None:
+                bar.set_postfix_str(f"K={k} d={d} {criterion}={scores[criterion]:.6g}")
+                bar.update(1)
     if bar is not None:
         bar.close()
     if not all(math.isfinite(value) for value in results["criterion"]):
