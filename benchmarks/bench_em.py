@@ -23,7 +23,9 @@ For each case and installed CPU backend this measures, in the same process:
 
 Times are the MEDIAN of ``--repeat`` runs after one warm-up (``--repeat-small`` runs for W,
 whose step takes about a millisecond). Ratios compare numbers of this run only. Run with one BLAS
-thread (``OMP_NUM_THREADS=1``) on a shared machine; the thread settings print with the table.
+thread (``OMP_NUM_THREADS=1``) on a shared machine; the thread settings and load print with the
+table. JAX's CPU thread pool ignores ``OMP_NUM_THREADS``: pin it as well with
+``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``.
 ``--first-fit`` adds the compile-time table of ``bench_first_fit.py`` (fresh interpreters).
 Results print as tables with the issue's targets and are written as JSON to
 ``benchmarks/results/``.
