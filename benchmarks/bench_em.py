@@ -297,7 +297,7 @@ def _check(label: str, value: float | None, target: float, strict: bool = False)
     if value is None:
         return f"target  {label}: not measured"
     holds = value < target if strict else value <= target
-    verdict = "holds" if holds else f"MISSED by {value / target:.1f} x"
+    verdict = "holds" if holds else f"MISSED by {value / target:.2f} x"
     return f"target  {label} {'<' if strict else '<='} {target:g}: {value:.2f}, {verdict}"
 
 

@@ -206,7 +206,7 @@ def run_first_fit(
 def _verdict(value: float | None, target: float) -> str:
     if value is None:
         return "not measured"
-    state = "holds" if value <= target else f"MISSED by {value / target:.1f} x"
+    state = "holds" if value <= target else f"MISSED by {value / target:.2f} x"
     return f"{value:.2f} s, target {target:g} s: {state}"
 
 
