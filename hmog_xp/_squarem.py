@@ -86,12 +86,12 @@ def extrapolate(start: Any, once: Any, twice: Any, halvings: int = 0) -> Any:
         xp.finfo(start.dtype).smallest_normal, dtype=start.dtype, device=B.device_of(start)
     )
     alpha = xp.minimum(-r_norm / xp.maximum(v_norm, tiny), -xp.ones_like(r_norm))
-    alpha = (alpha + 1.0) / float(2**halvings) - 1.0
+    alpha = (alpha + 1.0) * 0.5**halvings - 1.0  # halvings may be traced: one compilation
     return start - 2.0 * alpha * r + alpha * alpha * v
 
 
 #: One compiled function on JAX (its dozen operations would otherwise each compile on first use).
-_compiled_extrapolate = B.jit(extrapolate, static_argnums=(3,))
+_compiled_extrapolate = B.jit(extrapolate)
 
 
 def _finite(value: Any) -> float:
