@@ -393,6 +393,16 @@ def test_projection_of_an_em_fit_is_a_valid_point_near_it(xp) -> None:
     warm = float(model.average_log_observable_density(projected, xs))
     cold = float(model.average_log_observable_density(model.initialize_from_sample(0, xs), xs))
     assert cold < warm <= em.log_likelihoods[-1] + 1e-9
+    # the symmetric family with diagonal differences gets the same prior: its precisions
+    # differ across components only on the diagonal, and the density is the same
+    symmetric = hx.symmetric_hmog(6, hx.Diagonal, 2, hx.Diagonal, 3)
+    lifted = project_to_family(symmetric, lkl_params, analytic.to_generative(em.params))
+    precisions = np.linalg.inv(to_numpy(symmetric.to_generative(lifted).covariances))
+    differences = precisions[1:] - precisions[:1]
+    assert np.max(np.abs(differences[:, 0, 1])) < 1e-8 * np.max(np.abs(precisions))
+    assert float(symmetric.average_log_observable_density(lifted, xs)) == pytest.approx(
+        warm, rel=1e-10
+    )
 
 
 def test_warm_started_fit_ends_at_least_as_high_as_the_cold_one(xp) -> None:
@@ -429,12 +439,16 @@ def test_estimator_warm_starts_only_from_its_own_starts(monkeypatch) -> None:
     assert isinstance(calls[0], hx.DifferentiableHMoG)
     with pytest.warns(ConvergenceWarning):
         hx.HMoG(**{**common, "max_iter": 5}, variant="differentiable", solver="adam").fit(xs)
-    hx.HMoG(**common, variant="symmetric", latent_rep="diagonal").fit(xs)
-    assert len(calls) == 1  # Adam and the symmetric variant keep the usual start
+    hx.HMoG(**common, variant="symmetric", latent_rep="full", solver="lbfgs").fit(xs)
+    assert len(calls) == 1  # Adam and the complete symmetric family keep the usual start
+    restricted = hx.HMoG(**common, variant="symmetric", latent_rep="diagonal").fit(xs)
+    assert len(calls) == 2
+    assert isinstance(calls[1], hx.SymmetricHMoG)
+    assert restricted.score(xs) >= warm.score(xs) - 1e-6  # a larger family than warm's
 
     def user_start(model, data, seed):  # the user's parameters are used as given
         return warm.params_
 
     user = hx.HMoG(**common, variant="differentiable", init=user_start).fit(xs)
-    assert len(calls) == 1
+    assert len(calls) == 2
     assert user.score(xs) >= warm.score(xs) - 1e-9

@@ -1,35 +1,41 @@
-"""Warm start of the differentiable HMoG: a closed-form EM fit projected into its family.
+"""Warm start of the restricted HMoG families: a closed-form EM fit projected into them.
 
-The differentiable variant (restricted posteriors, e.g. diagonal) has no closed-form
-M-step and its preconditioned L-BFGS climbs slowly from the k-means start on hard data.
+The differentiable variant (restricted posteriors, e.g. diagonal) and the symmetric one
+whose components differ only in a restricted ``lat_rep`` have no closed-form M-step, and
+the preconditioned L-BFGS climbs slowly from the k-means start on hard data.
 :func:`em_warm_start` instead
 
 1. fits the **analytic** HMoG of the same shapes by closed-form EM (SQUAREM, the
-   estimator's stabilisers), from the analytic model's usual start;
-2. **projects** that fit into the differentiable family (:func:`project_to_family`);
-3. keeps the projection if it is more likely than the usual (cold) start of the
-   differentiable model; L-BFGS then runs from the kept start.
+   estimator's stabilisers, ``max_iter`` and ``tol``) from the analytic model's usual
+   start;
+2. **projects** that fit into the model's family (:func:`project_to_family`);
+3. keeps the projection if it is more likely than the model's usual (cold) start;
+   L-BFGS then runs from the kept start (its own ``max_iter`` steps).
 
 The projection. The analytic fit has prior components ``N(μ_k, Σ_k)`` and likelihood
-``x | y ~ N(A y + b, Ψ)``; the differentiable family needs posterior precisions
-``Σ_k⁻¹ + AᵀΨ⁻¹A`` of the posterior rep (diagonal, isotropic). ``p(x)`` is unchanged by an
-invertible change of latent basis ``y ↦ V⁻¹ y`` (``A ↦ A V``, ``Σ_k ↦ V⁻¹ Σ_k V⁻ᵀ``), so
-the basis is chosen first: ``V`` diagonalises both ``G = AᵀΨ⁻¹A`` and the pooled prior
-precision ``M = Σ_k π_k Σ_k⁻¹`` (``VᵀMV = I``, ``VᵀGV`` diagonal; a generalised eigenproblem),
-so only the components' deviations from ``M`` are off-diagonal. Then each component's prior
-precision becomes ``Q_k = D_k − G'`` with ``D_k`` in the posterior rep minimising
-``KL(N(μ_k', Σ_k') ‖ N(μ_k', Q_k⁻¹))`` (convex in ``D_k``; at the optimum the diagonal of
-``Q_k⁻¹`` matches that of ``Σ_k'``, or its trace for the isotropic rep), solved by damped
-Newton steps; weights, means, loadings, bias and noise are kept. A point of the family is
-mapped to itself (its ``Σ_k'`` already has that form: the minimum, ``KL = 0``, is unique).
+``x | y ~ N(A y + b, Ψ)``. The differentiable family needs posterior precisions
+``Σ_k⁻¹ + AᵀΨ⁻¹A = D_k`` of the posterior rep (diagonal, isotropic); the symmetric family
+needs prior precisions that differ across components only in that rep. Both hold for
+``Σ_k⁻¹ = D_k − G``, ``G = AᵀΨ⁻¹A``, with ``D_k`` in the rep, which is what the projection
+builds. ``p(x)`` is unchanged by a change of latent basis ``y ↦ V⁻¹ y`` (``A ↦ A V``,
+``Σ_k ↦ V⁻¹ Σ_k V⁻ᵀ``), so a basis is chosen first: the given one or the **pooled** one,
+in which ``G`` and the pooled prior precision ``M = Σ_k π_k Σ_k⁻¹`` are both diagonal
+(``VᵀMV = I``; a generalised eigenproblem), so only the components' deviations from ``M``
+are off-diagonal. In that basis each ``D_k`` minimises ``KL(N(μ_k, Σ_k) ‖ N(μ_k,
+(D_k − G)⁻¹))`` (convex in ``D_k``; at the minimum the diagonal of ``(D_k − G)⁻¹`` is that
+of ``Σ_k``, or its trace for the isotropic rep), solved by damped Newton steps; weights,
+means, loadings, bias and noise are kept. Of the two bases the one with the smaller
+``Σ_k π_k KL`` is kept, so a point of the differentiable family (``KL = 0`` in its own
+basis) is mapped to itself.
 
-Measured on raw digits (``K = 10``, ``d = 10``, NumPy, ``OMP_NUM_THREADS=1``; see the user
-guide's gradient page): among the bases ``I``, eigenvectors of ``G``, the pooled one above
-and a joint approximate diagonalisation of the posterior precisions (log-det criterion),
-the pooled basis gives the most likely projection after L-BFGS (−36.75 standardised, EM's
-optimum −34.21; eigenvectors of ``G``: −37.74; the joint diagonalisation: −2533; keeping
-``diag(Σ_k'⁻¹ + G')`` as the posterior precision instead of the KL choice: −95545). On wine
-every basis ends within 0.002 nats of the others.
+Measured on raw digits (``K = 10``, ``d = 10``, NumPy, ``OMP_NUM_THREADS=1``, EM's
+200-step fit at −34.21 standardised; scripts ``/work/measure/h14_*.py`` of issue 14), the
+differentiable model after L-BFGS from the projection: pooled basis −36.75 (projection
+−37.31, ``Σ π KL`` 10.7), eigenvectors of ``G`` −37.74 (11.3), EM's own basis −442
+(1.5e6), a joint approximate diagonalisation of the posterior precisions (log-det
+criterion) −2533; keeping ``diag(Σ_k⁻¹ + G)`` as ``D_k`` instead of the KL choice:
+−95545. The cold start ends at −43.22 (200 steps) and −41.77 (496 steps, converged). On
+wine every basis ends within 0.002 nats of the others.
 
 Every step is Array API arithmetic on the backend of the data (one eigendecomposition with
 a fixed sign convention, Cholesky factors, ``K`` small Newton problems with a fixed number
@@ -46,9 +52,16 @@ from hmog_xp.em import fit_em
 from hmog_xp.estimator._init import starting_point
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums.stabilizers import Regularization
-from hmog_xp.hmog import DifferentiableHMoG, HierarchicalMixtureOfGaussians, analytic_hmog
+from hmog_xp.hmog import (
+    DifferentiableHMoG,
+    HierarchicalMixtureOfGaussians,
+    SymmetricHMoG,
+    analytic_hmog,
+)
 from hmog_xp.reps import PositiveDefinite, Scale
 
+#: The models warm-started here.
+Restricted = DifferentiableHMoG | SymmetricHMoG
 #: Damped Newton iterations of the KL projection (quadratic convergence: a handful suffice).
 NEWTON_STEPS = 30
 #: Step sizes tried at once in each Newton iteration: ``1, 1/2, …, 2^-(STEP_SIZES-1)``.
@@ -59,8 +72,8 @@ ARMIJO = 1e-4
 TIE = 1e-9
 
 
-def has_warm_start(model: HierarchicalMixtureOfGaussians) -> TypeGuard[DifferentiableHMoG]:
-    """Whether :func:`em_warm_start` applies: a differentiable HMoG.
+def has_warm_start(model: HierarchicalMixtureOfGaussians) -> TypeGuard[Restricted]:
+    """Whether :func:`em_warm_start` applies: a restricted family without closed-form EM.
 
     Parameters
     ----------
@@ -70,9 +83,13 @@ def has_warm_start(model: HierarchicalMixtureOfGaussians) -> TypeGuard[Different
     Returns
     -------
     bool
-        True for :class:`~hmog_xp.DifferentiableHMoG` (any posterior rep).
+        True for :class:`~hmog_xp.DifferentiableHMoG` (any posterior rep) and for
+        :class:`~hmog_xp.SymmetricHMoG` whose components differ in a restricted
+        ``lat_rep`` (with full latent components it runs EM itself).
     """
-    return isinstance(model, DifferentiableHMoG)
+    if isinstance(model, DifferentiableHMoG):
+        return True
+    return isinstance(model, SymmetricHMoG) and model.upr_hrm.varying_rep != PositiveDefinite()
 
 
 def pooled_basis(gram: Any, precisions: Any, weights: Any) -> Any:
@@ -181,7 +198,7 @@ def kl_posterior_precisions(rep: Any, gram: Any, covariances: Any) -> Any:
     return values
 
 
-def _gram(model: DifferentiableHMoG, lkl_params: Any) -> Any:
+def _gram(model: Restricted, lkl_params: Any) -> Any:
     """``G = WᵀΛ_x⁻¹W = AᵀΨ⁻¹A`` as the model computes it (minus ``ρ``'s precision)."""
     d = model.lat_dim
     rho = model.lower_harmonium.conjugation_parameters(lkl_params)[1]
@@ -190,7 +207,7 @@ def _gram(model: DifferentiableHMoG, lkl_params: Any) -> Any:
 
 
 def _rebased(
-    model: DifferentiableHMoG, lkl_params: Any, means: Any, covariances: Any, basis: Any
+    model: Restricted, lkl_params: Any, means: Any, covariances: Any, basis: Any
 ) -> tuple[Any, Any, Any]:
     """Likelihood, means and covariances in the latent basis ``V`` (``y ↦ V⁻¹ y``)."""
     xp = B.array_namespace(lkl_params, basis)
@@ -218,7 +235,7 @@ def _component_precisions(rep: Any, gram: Any, covariances: Any) -> tuple[Any, A
     return precisions, 0.5 * (trace - d - logdet_q - logdet_s)
 
 
-def project_to_family(model: DifferentiableHMoG, lkl_params: Any, generative: Any) -> Any:
+def project_to_family(model: Restricted, lkl_params: Any, generative: Any) -> Any:
     """Natural parameters of ``model`` closest to a full-latent HMoG (module docstring).
 
     Two latent bases are tried, the given one and the pooled one (:func:`pooled_basis`);
@@ -228,7 +245,7 @@ def project_to_family(model: DifferentiableHMoG, lkl_params: Any, generative: An
 
     Parameters
     ----------
-    model : DifferentiableHMoG
+    model : DifferentiableHMoG or SymmetricHMoG
         Target model.
     lkl_params : array, shape (model.lkl_dim,)
         Likelihood parameters ``(θ_x, W)`` of the full-latent fit (the same obs rep).
@@ -244,7 +261,7 @@ def project_to_family(model: DifferentiableHMoG, lkl_params: Any, generative: An
     full = Normal(model.lat_dim, PositiveDefinite())
     weights, means, covariances = generative.weights, generative.means, generative.covariances
     covariances = 0.5 * (covariances + xp.matrix_transpose(covariances))
-    rep = model.lower_harmonium.pst_rep
+    rep = model.prior_upper.varying_rep
     if rep == PositiveDefinite():  # the family is complete: exact
         precisions = xp.linalg.inv(covariances)
         precisions = 0.5 * (precisions + xp.matrix_transpose(precisions))
@@ -269,7 +286,7 @@ def project_to_family(model: DifferentiableHMoG, lkl_params: Any, generative: An
 
 
 def em_warm_start(
-    model: DifferentiableHMoG,
+    model: Restricted,
     xs: Any,
     sample: Any,
     seed: int,
@@ -281,8 +298,8 @@ def em_warm_start(
 
     Parameters
     ----------
-    model : DifferentiableHMoG
-        The model to train.
+    model : DifferentiableHMoG or SymmetricHMoG
+        The model to train (see :func:`has_warm_start`).
     xs : array, shape (N, p)
         Training data (standardised).
     sample : array, shape (n, p)
