@@ -11,7 +11,7 @@ import math
 from types import ModuleType
 from typing import Any
 
-from hmog_xp._backend._arrays import device_of
+from hmog_xp._backend._arrays import device_of, is_concrete
 from hmog_xp._backend._registry import backend_name_of
 from hmog_xp._errors import ValidationError
 
@@ -127,9 +127,10 @@ def solve_triangular(
         The solutions, batch axes broadcast.
     """
     name = backend_name_of(xp)
-    batch = tuple(broadcast_shapes(factor.shape[:-2], b.shape[:-2]))
-    factor = xp.broadcast_to(factor, (*batch, *factor.shape[-2:]))
-    b = xp.broadcast_to(b, (*batch, *b.shape[-2:]))
+    if factor.shape[:-2] != b.shape[:-2]:
+        batch = tuple(broadcast_shapes(factor.shape[:-2], b.shape[:-2]))
+        factor = xp.broadcast_to(factor, (*batch, *factor.shape[-2:]))
+        b = xp.broadcast_to(b, (*batch, *b.shape[-2:]))
     if name == "torch":
         import torch
 
@@ -142,6 +143,10 @@ def solve_triangular(
             factor, b, left_side=True, lower=lower, transpose_a=transpose
         )
     tri = xp.matrix_transpose(factor) if transpose else factor
+    if name == "numpy":  # the same LAPACK solve, without array_api_compat's wrapper
+        import numpy
+
+        return numpy.linalg.solve(tri, b)
     return xp.linalg.solve(tri, b)
 
 
@@ -220,8 +225,58 @@ def concat_broadcast(parts: list[Any], /, *, xp: ModuleType) -> Any:
     array, shape (..., sum(n_i))
         The concatenation.
     """
+    leading = parts[0].shape[:-1]
+    if all(part.shape[:-1] == leading for part in parts):  # nothing to broadcast
+        return xp.concat(parts, axis=-1)
     batch = broadcast_shapes(*(part.shape[:-1] for part in parts))
     return xp.concat([xp.broadcast_to(part, (*batch, part.shape[-1])) for part in parts], axis=-1)
+
+
+def constant(values: Any, like: Any, /, *, dtype: Any = None, xp: ModuleType) -> Any:
+    """``xp.asarray(values, dtype=dtype)`` on ``like``'s device, made once and reused.
+
+    Model code needs small fixed arrays (gather indices of packed storage, storage
+    weights) many times per call; building each costs more than using it. They are kept
+    per (values, array type, dtype, device). Arrays being traced (``jax.jit``, torch
+    function transforms) get a fresh array each time, and so does anything unhashable.
+    Callers never modify the result in place (the Array API discipline).
+
+    Parameters
+    ----------
+    values : tuple of int or float, or float
+        The entries (hashable).
+    like : array
+        An array of the namespace and on the device the constant is for.
+    dtype : dtype, optional
+        The dtype (default: ``asarray``'s choice for ``values``).
+    xp : module
+        Namespace of ``like``.
+
+    Returns
+    -------
+    array
+        The constant.
+    """
+    key = None
+    if is_concrete(like):
+        try:
+            key = (values, type(like), dtype, like.device)
+            return _CONSTANTS[key]
+        except KeyError:
+            pass
+        except (TypeError, AttributeError):  # unhashable parts, no ``device`` attribute
+            key = None
+    array = xp.asarray(values, dtype=dtype, device=device_of(like))
+    if key is not None and is_concrete(array):
+        if len(_CONSTANTS) >= _MAX_CONSTANTS:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = array
+    return array
+
+
+#: The arrays :func:`constant` made, by (values, array type, dtype, device).
+_CONSTANTS: dict[tuple[Any, ...], Any] = {}
+_MAX_CONSTANTS = 4096
 
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:

@@ -23,6 +23,28 @@ from hmog_xp._errors import ValidationError
 from hmog_xp._validation import check_finite, check_trailing_dim
 
 
+def check_dim(x: Any, dim: int, name: str, owner: object) -> None:
+    """Raise unless ``x`` has shape ``(..., dim)``; ``repr(owner)`` is built only to raise.
+
+    The check of :func:`~hmog_xp._validation.check_trailing_dim`, for hot paths: a model's
+    ``repr`` costs more than the shape comparison, so it is made only for the message.
+
+    Parameters
+    ----------
+    x : array
+        The array.
+    dim : int
+        Expected size of the last axis.
+    name : str
+        What ``x`` is, for the message.
+    owner : object
+        Who expects it (its ``repr`` goes into the message).
+    """
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) == 0 or shape[-1] != dim:
+        check_trailing_dim(x, dim, name, repr(owner))
+
+
 def sample_count(n: Any) -> int:
     """Return ``n`` if it is a valid number of samples (a non-negative int), else raise.
 
@@ -64,13 +86,13 @@ class ExponentialFamily(ABC):
     # -- checks ---------------------------------------------------------------------------
 
     def _check_coords(self, coords: Any, name: str = "params") -> ModuleType:
-        check_trailing_dim(coords, self.dim, name, repr(self))
+        check_dim(coords, self.dim, name, self)
         xp = B.array_namespace(coords)
         check_finite(coords, name, xp=xp)
         return xp
 
     def _check_data(self, x: Any, name: str = "x") -> ModuleType:
-        check_trailing_dim(x, self.data_dim, name, repr(self))
+        check_dim(x, self.data_dim, name, self)
         xp = B.array_namespace(x)
         check_finite(x, name, xp=xp)
         return xp
@@ -203,7 +225,7 @@ class ExponentialFamily(ABC):
         array, shape (...)
             Log densities.
         """
-        check_trailing_dim(params, self.dim, "params", repr(self))
+        check_dim(params, self.dim, "params", self)
         xp = B.array_namespace(params, x)
         statistic = self.sufficient_statistic(x)
         return (
@@ -260,8 +282,8 @@ class ExponentialFamily(ABC):
         array, shape (...)
             ``φ(η_p) + ψ(θ_q) − θ_q · η_p`` (non-negative, zero iff ``p = q``).
         """
-        check_trailing_dim(p_means, self.dim, "p_means", repr(self))
-        check_trailing_dim(q_params, self.dim, "q_params", repr(self))
+        check_dim(p_means, self.dim, "p_means", self)
+        check_dim(q_params, self.dim, "q_params", self)
         xp = B.array_namespace(p_means, q_params)
         return (
             self.negative_entropy(p_means)

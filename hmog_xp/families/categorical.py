@@ -10,14 +10,15 @@ Observations are integer labels of shape ``(...)``. With class 0 as the referenc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp._validation import check_finite, check_positive, check_trailing_dim
-from hmog_xp.families.base import ExponentialFamily, sample_count
+from hmog_xp._validation import check_finite, check_positive
+from hmog_xp.families.base import ExponentialFamily, check_dim, sample_count
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Categorical(ExponentialFamily):  # numpydoc ignore=PR02
     def __repr__(self) -> str:
         return f"Categorical({self.n_categories})"
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         """Length of the coordinate vectors, ``K − 1``."""
         return self.n_categories - 1
@@ -172,7 +173,7 @@ class Categorical(ExponentialFamily):  # numpydoc ignore=PR02
         array, shape (..., K − 1)
             Natural parameters.
         """
-        check_trailing_dim(probs, self.n_categories, "probs", repr(self))
+        check_dim(probs, self.n_categories, "probs", self)
         xp = B.array_namespace(probs)
         check_finite(probs, "probs", xp=xp)
         check_positive(probs, f"probs for {self!r} must all be > 0", xp=xp)

@@ -13,15 +13,16 @@ Coordinates of ``Normal(n, rep)`` are flat arrays of length ``n + rep.size(n)``:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp._validation import check_finite, check_positive, check_small, check_trailing_dim
+from hmog_xp._validation import check_finite, check_positive, check_small
 from hmog_xp.families._normal_extras import NormalUtilities
-from hmog_xp.families.base import sample_count
+from hmog_xp.families.base import check_dim, sample_count
 from hmog_xp.reps import CovarianceRep, PositiveDefinite
 
 
@@ -52,7 +53,7 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
     def __repr__(self) -> str:
         return f"Normal({self.n}, {type(self.rep).__name__}())"
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         """Length of the coordinate vectors, ``n + rep.size(n)``."""
         return self.n + self.rep.size(self.n)
@@ -79,7 +80,7 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
         precision : array, shape (..., rep.size(n))
             ``Λ`` in the rep's plain storage (``rep.unpack`` gives the dense matrix).
         """
-        check_trailing_dim(params, self.dim, "params", repr(self))
+        check_dim(params, self.dim, "params", self)
         n = self.n
         return params[..., :n], self.rep.quadratic_to_packed(-2.0 * params[..., n:], n)
 
@@ -117,7 +118,7 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
         covariance : array, shape (..., rep.size(n))
             ``Σ = E[xxᵀ] − μμᵀ`` in the rep's plain storage.
         """
-        check_trailing_dim(means, self.dim, "means", repr(self))
+        check_dim(means, self.dim, "means", self)
         n = self.n
         mean = means[..., :n]
         centred = means[..., n:] - self.rep.outer_statistic(mean)
@@ -339,7 +340,7 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
             rep's structure, or not positive definite.
         """
         xp = B.array_namespace(mean, covariance)
-        check_trailing_dim(mean, self.n, "mean", repr(self))
+        check_dim(mean, self.n, "mean", self)
         if covariance.ndim < 2 or tuple(covariance.shape[-2:]) != (self.n, self.n):
             msg = (
                 f"covariance has shape {tuple(covariance.shape)}; {self!r} expects "

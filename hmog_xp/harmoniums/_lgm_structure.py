@@ -6,6 +6,7 @@ initialisation, the generative form, mean coordinates and sampling.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,22 +61,22 @@ class LinearGaussianStructure(Harmonium):  # numpydoc ignore=PR02
 
     # -- structure ---------------------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def obs_man(self) -> Normal:
         """``Normal(obs_dim, obs_rep)``."""
         return Normal(self.obs_dim, self.obs_rep)
 
-    @property
+    @functools.cached_property
     def pst_man(self) -> Normal:
         """``Normal(lat_dim, pst_rep)``: the posterior family."""
         return Normal(self.lat_dim, self.pst_rep)
 
-    @property
+    @functools.cached_property
     def prr_man(self) -> Normal:
         """``Normal(lat_dim, PositiveDefinite())``: the prior family."""
         return Normal(self.lat_dim, PositiveDefinite())
 
-    @property
+    @functools.cached_property
     def int_shape(self) -> tuple[int, int]:
         """``(obs_dim, lat_dim)``."""
         return self.obs_dim, self.lat_dim

@@ -6,6 +6,7 @@ initialisation and the user-facing quantities.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,12 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
 
     # -- structure ---------------------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def varying_rep(self) -> CovarianceRep:
         """The rep in which components differ (``sub_rep`` or the component rep)."""
         return self.component_man.rep if self.sub_rep is None else self.sub_rep
 
-    @property
+    @functools.cached_property
     def sub_man(self) -> Normal:
         """``Normal(d, sub_rep)``: the varying part of the components."""
         return Normal(self.component_man.n, self.varying_rep)
@@ -71,12 +72,12 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         """The component family (the harmonium's observable)."""
         return self.component_man
 
-    @property
+    @functools.cached_property
     def pst_man(self) -> Categorical:
         """``Categorical(K)``: the component label."""
         return Categorical(self.n_components)
 
-    @property
+    @functools.cached_property
     def int_shape(self) -> tuple[int, int]:
         """``(sub_man.dim, K − 1)``."""
         return self.sub_man.dim, self.n_components - 1

@@ -8,6 +8,7 @@ sampling build on it in :class:`hmog_xp.harmoniums.base.Harmonium`.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import ModuleType
@@ -15,8 +16,9 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp._validation import check_finite, check_trailing_dim
+from hmog_xp._validation import check_finite
 from hmog_xp.families import ExponentialFamily
+from hmog_xp.families.base import check_dim
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,13 @@ class HarmoniumStructure(ABC):
 
     # -- coordinates -----------------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def lkl_dim(self) -> int:
         """Length of likelihood parameters ``(θ_x, W)``."""
         rows, cols = self.int_shape
         return self.obs_man.dim + rows * cols
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         """Length of the parameter vectors."""
         return self.lkl_dim + self.pst_man.dim
@@ -105,11 +107,11 @@ class HarmoniumStructure(ABC):
         return self.obs_man.data_dim
 
     def _check_params(self, params: Any, name: str = "params") -> ModuleType:
-        check_trailing_dim(params, self.dim, name, repr(self))
+        check_dim(params, self.dim, name, self)
         return B.array_namespace(params)
 
     def _check_x(self, x: Any, name: str = "x", params: Any = None) -> ModuleType:
-        check_trailing_dim(x, self.data_dim, name, repr(self))
+        check_dim(x, self.data_dim, name, self)
         # With params, a BackendError when they and x belong to different backends.
         xp = B.array_namespace(x) if params is None else B.array_namespace(params, x)
         check_finite(x, name, xp=xp)
@@ -251,8 +253,8 @@ class HarmoniumStructure(ABC):
                 f"{self.pst_man!r}"
             )
             raise ValidationError(msg)
-        check_trailing_dim(lkl_params, self.lkl_dim, "lkl_params", repr(self))
-        check_trailing_dim(prior, self.prr_man.dim, "prior", repr(self))
+        check_dim(lkl_params, self.lkl_dim, "lkl_params", self)
+        check_dim(prior, self.prr_man.dim, "prior", self)
         xp = B.array_namespace(lkl_params, prior)
         rho = self.conjugation_parameters(lkl_params)[1]
         return B.concat_broadcast([lkl_params, prior - rho], xp=xp)

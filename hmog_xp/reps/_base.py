@@ -35,12 +35,13 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from hmog_xp import _backend as B
+from hmog_xp._backend.linalg import constant
 from hmog_xp._errors import ValidationError
 from hmog_xp.reps._factors import FactorOperations
 
 
 def _constant(values: tuple[float, ...], like: Any, xp: ModuleType) -> Any:
-    return xp.asarray(values, dtype=like.dtype, device=B.device_of(like))
+    return constant(values, like, dtype=like.dtype, xp=xp)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from hmog_xp import _backend as B
+from hmog_xp._backend.linalg import constant
 from hmog_xp.reps._base import CovarianceRep
 
 
@@ -41,7 +42,7 @@ def _packed_diagonal_positions(n: int) -> tuple[int, ...]:
 
 
 def _indices(values: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
-    return xp.asarray(values, device=B.device_of(like))
+    return constant(values, like, xp=xp)
 
 
 @dataclass(frozen=True)
