@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp.families.base import ExponentialFamily
+from hmog_xp.families.base import ExponentialFamily, check_dim
 
 if TYPE_CHECKING:
     from hmog_xp.families.normal import Normal
@@ -112,6 +112,9 @@ class NormalUtilities(ExponentialFamily):
                 f"least as general (PositiveDefinite ⊇ Diagonal ⊇ Scale); use project_rep"
             )
             raise ValidationError(msg)
+        if target == self.rep:  # the same family: split and join would round-trip exactly
+            check_dim(params, self.dim, "params", self)
+            return params
         location, precision = self.split_location_precision(params)
         embedded = self.rep.convert(precision, self.n, target)
         return self._other(target).join_location_precision(location, embedded)
@@ -140,6 +143,9 @@ class NormalUtilities(ExponentialFamily):
                 f"most as general (PositiveDefinite ⊇ Diagonal ⊇ Scale); use embed_rep"
             )
             raise ValidationError(msg)
+        if target == self.rep:  # the same family: nothing to project
+            check_dim(means, self.dim, "means", self)
+            return means
         mean, covariance = self.split_mean_covariance(means)
         projected = self.rep.convert(covariance, self.n, target)
         return self._other(target).join_mean_covariance(mean, projected)

@@ -200,15 +200,16 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
             If the matrix is not positive definite (checked while validation is on).
         """
         xp = B.array_namespace(packed)
-        message = (
-            f"the {what} of {self!r} is not positive definite; parameters must describe a "
-            f"Normal distribution (build them with Normal.from_moments or join_mean_covariance)"
-        )
-        try:
+        try:  # the message (with the repr) is made only when there is something to say
             factor = self.rep.cholesky(packed, self.n)
+            check_positive(self.rep.factor_diagonal(factor), "", xp=xp)
         except ValidationError:
+            message = (
+                f"the {what} of {self!r} is not positive definite; parameters must describe a "
+                f"Normal distribution (build them with Normal.from_moments or "
+                f"join_mean_covariance)"
+            )
             raise ValidationError(message) from None
-        check_positive(self.rep.factor_diagonal(factor), message, xp=xp)
         return factor
 
     def log_partition_function(self, params: Any) -> Any:

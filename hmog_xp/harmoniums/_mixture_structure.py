@@ -186,13 +186,16 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         """
         xp = B.array_namespace(components, weights)
         first = components[..., 0, :]
-        differences = self._restrict(components[..., 1:, :] - first[..., None, :])
-        check_small(
-            xp.abs(self._embed_obs(differences) - (components[..., 1:, :] - first[..., None, :]))
-            - 1e-9 * (1.0 + xp.abs(components[..., 1:, :])),
-            f"components of {self!r} may differ only in {self.varying_rep!r}",
-            xp=xp,
-        )
+        differences = components[..., 1:, :] - first[..., None, :]
+        if self.varying_rep != self.component_man.rep:  # complete mixtures: any components
+            restricted = self._restrict(differences)
+            check_small(
+                xp.abs(self._embed_obs(restricted) - differences)
+                - 1e-9 * (1.0 + xp.abs(components[..., 1:, :])),
+                f"components of {self!r} may differ only in {self.varying_rep!r}",
+                xp=xp,
+            )
+            differences = restricted
         interaction = xp.matrix_transpose(differences)
         rows, cols = self.int_shape
         flat = xp.reshape(interaction, (*interaction.shape[:-2], rows * cols))

@@ -109,6 +109,27 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         array, shape (dim,)
             Natural parameters; exact inverse of :meth:`to_mean`.
         """
+        lkl_params, lat_mean, lat_covariance = self.likelihood_from_means(means)
+        prior = self.prr_man.from_moments(lat_mean, lat_covariance)
+        return self.join_conjugated(lkl_params, prior)
+
+    def likelihood_from_means(self, means: Any) -> tuple[Any, Any, Any]:
+        """The likelihood part of :meth:`to_natural` and the latent moments it used.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean coordinates (expected joint statistics).
+
+        Returns
+        -------
+        lkl_params : array, shape (lkl_dim,)
+            ``concat(θ_x, W.reshape(-1))`` of the M-step.
+        lat_mean : array, shape (lat_dim,)
+            ``E[y]``.
+        lat_covariance : array, shape (lat_dim, lat_dim)
+            Dense ``Cov(y)``.
+        """
         xp = self._check_params(means, "means")
         check_finite(means, "means", xp=xp)
         obs_mean, obs_covariance, cross, lat_mean, lat_covariance = self._mean_moments(means)
@@ -129,9 +150,7 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         )
         noise = obs_covariance - explained
         bias = obs_mean - (loadings @ lat_mean[..., None])[..., 0]
-        lkl_params = self.likelihood_parameters(loadings, bias, noise)
-        prior = self.prr_man.from_moments(lat_mean, lat_covariance)
-        return self.join_conjugated(lkl_params, prior)
+        return self.likelihood_parameters(loadings, bias, noise), lat_mean, lat_covariance
 
     def negative_entropy(self, means: Any) -> Any:
         """Return ``φ(η) = θ·η − ψ(θ)`` with ``θ = to_natural(η)``.

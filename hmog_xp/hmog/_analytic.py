@@ -9,6 +9,7 @@ dimension and stays diagonal), and ``E[x yᵀ]`` to ``(E[x yᵀ] − E[x] mᵀ) 
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +21,7 @@ from hmog_xp.hmog._regularize import regularize_means
 
 if TYPE_CHECKING:
     from hmog_xp.harmoniums import LinearGaussianModel, Mixture
+    from hmog_xp.reps import CovarianceRep
 
 
 class _HMoGLike(Protocol):
@@ -49,6 +51,14 @@ class _HMoGLike(Protocol):
     def mean_posterior_statistics(self, params: Any, xs: Any) -> Any: ...
 
     def _check_params(self, params: Any, name: str = "params") -> ModuleType: ...
+
+
+@functools.lru_cache(maxsize=64)
+def _analytic_lower(
+    obs_dim: int, obs_rep: CovarianceRep, lat_dim: int
+) -> AnalyticLinearGaussianModel:
+    """The full-latent LGM whose closed-form M-step gives an HMoG's likelihood (made once)."""
+    return AnalyticLinearGaussianModel(obs_dim, obs_rep, lat_dim)
 
 
 def _complete_upper(model: _HMoGLike, operation: str) -> Mixture:
@@ -162,15 +172,15 @@ class AnalyticConversions:
         self._check_params(means, "means")
         upper = _complete_upper(self, "to_natural")
         given = self.lower_harmonium
-        lower = AnalyticLinearGaussianModel(given.obs_dim, given.obs_rep, given.lat_dim)
+        lower = _analytic_lower(given.obs_dim, given.obs_rep, given.lat_dim)
         obs_means, cross, upper_means = self.split_coords(means)
         total = upper_means[..., : upper.component_man.dim]
-        lower_params = lower.to_natural(lower.join_coords(obs_means, cross, total))
+        lkl_params = lower.likelihood_from_means(lower.join_coords(obs_means, cross, total))[0]
         components, weights = upper.split_mean_mixture(upper_means)
         prior = upper.join_natural_mixture(
             upper.component_man.to_natural(components), upper.pst_man.from_probs(weights)
         )
-        return self.join_conjugated(lower_params[..., : lower.lkl_dim], prior)
+        return self.join_conjugated(lkl_params, prior)
 
     def negative_entropy(self: _HMoGLike, means: Any) -> Any:
         """Return ``φ(η) = θ·η − ψ(θ)`` with ``θ = to_natural(η)``.

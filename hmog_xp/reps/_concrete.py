@@ -41,6 +41,13 @@ def _packed_diagonal_positions(n: int) -> tuple[int, ...]:
     return tuple(k for k, (i, j) in enumerate(zip(*_upper_indices(n), strict=True)) if i == j)
 
 
+@functools.lru_cache(maxsize=64)
+def _off_diagonal_doubled(n: int) -> tuple[float, ...]:
+    """Quadratic-form weight of each packed position: 1 on the diagonal, 2 off it."""
+    rows, cols = _upper_indices(n)
+    return tuple(1.0 if i == j else 2.0 for i, j in zip(rows, cols, strict=True))
+
+
 def _indices(values: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
     return constant(values, like, xp=xp)
 
@@ -85,8 +92,7 @@ class PositiveDefinite(CovarianceRep):
         return 1.0
 
     def _quadratic_weights(self, n: int) -> tuple[float, ...]:
-        rows, cols = _upper_indices(n)
-        return tuple(1.0 if i == j else 2.0 for i, j in zip(rows, cols, strict=True))
+        return _off_diagonal_doubled(n)
 
     def diagonal(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
