@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -126,3 +127,17 @@ def device(xp: Any) -> Any:
     if xp_name(xp) == "array_api_strict":
         return xp.Device("device1")
     return device_of(xp.empty((0,), dtype=xp.float64))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_jax_compilations() -> Any:
+    """Drop JAX's compiled programs after each test module (when JAX is in use).
+
+    A full JAX session compiles thousands of small programs; kept for the whole session they
+    grow the process past 5 GB and XLA's compiler has crashed late in such a session. Modules
+    rarely share shapes, so little is recompiled.
+    """
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
