@@ -116,8 +116,10 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         EM step, so it runs EM (with ``accelerate``, ``reg_covar`` and ``noise_floor``);
         otherwise as ``'lbfgs'``. ``'lbfgs'``: L-BFGS whose initial inverse Hessian is the
         inverse Fisher matrix, with a line search that rejects invalid points and the
-        ``noise_floor`` as a bound (``max_iter`` steps, ``tol`` twice in a row).
-        ``'adam'``: Adam with ``learning_rate``. Mini-batches (``batch_size``) always use
+        ``noise_floor`` as a bound (``max_iter`` steps, ``tol`` twice in a row). With the
+        named ``init`` strategies, L-BFGS starts from closed-form EM on the analytic model
+        of the same shapes, projected into the variant's family, when that is more likely
+        than the usual start (see the user guide's gradient page). ``'adam'``: Adam with ``learning_rate``. Mini-batches (``batch_size``) always use
         Adam.
     learning_offset : float, default=1.0
         ``t₀`` of the online-EM step sizes ``γ_t = (t + t₀)^(−κ)`` (:meth:`partial_fit`).
