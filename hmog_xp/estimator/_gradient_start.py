@@ -48,8 +48,9 @@ from __future__ import annotations
 from typing import Any, TypeGuard
 
 from hmog_xp import _backend as B
+from hmog_xp._backend.chunks import repeat
 from hmog_xp.em import fit_em
-from hmog_xp.estimator._init import starting_point
+from hmog_xp.estimator._init import _compiled_log_density, starting_point
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog import (
@@ -174,7 +175,9 @@ def kl_posterior_precisions(rep: Any, gram: Any, covariances: Any) -> Any:
     ladder = xp.asarray(
         [0.5**i for i in range(STEP_SIZES)], dtype=gram.dtype, device=B.device_of(gram)
     )
-    for _ in range(NEWTON_STEPS):
+
+    def newton(state: tuple[Any, Any]) -> tuple[Any, Any]:
+        values, current = state
         inverse = xp.linalg.inv(values[..., None] * eye - gram)
         gradient = targets - xp.linalg.diagonal(inverse)  # (K, d)
         hessian = inverse * inverse  # ∂² of the objective: (Q⁻¹ ∘ Q⁻¹)
@@ -194,7 +197,10 @@ def kl_posterior_precisions(rep: Any, gram: Any, covariances: Any) -> Any:
         accepted = xp.any(good, axis=-1)
         chosen = xp.where(accepted, chosen, 0.0)
         values = values + chosen[:, None] * step
-        current = xp.where(accepted, _objective(values, gram, targets), current)
+        return values, xp.where(accepted, _objective(values, gram, targets), current)
+
+    # A fixed number of steps: one lax.fori_loop on JAX, not 30 copies in the trace.
+    values, _ = repeat(newton, NEWTON_STEPS, (values, current))
     return values
 
 
@@ -274,10 +280,12 @@ def project_to_family(model: Restricted, lkl_params: Any, generative: Any) -> An
         pooled_precisions, pooled_losses = _component_precisions(
             rep, _gram(model, pooled[0]), pooled[2]
         )
-        given = float(xp.sum(weights * losses))
-        if float(xp.sum(weights * pooled_losses)) < given - TIE * (1.0 + given):
-            lkl_params, means, _ = pooled
-            precisions = pooled_precisions
+        given = xp.sum(weights * losses)
+        # Chosen on the device (no host read), so the projection compiles as one function.
+        better = xp.sum(weights * pooled_losses) < given - TIE * (1.0 + given)
+        lkl_params = xp.where(better, pooled[0], lkl_params)
+        means = xp.where(better, pooled[1], means)
+        precisions = xp.where(better, pooled_precisions, precisions)
     locations = (precisions @ means[..., None])[..., 0]
     components = full.join_location_precision(locations, PositiveDefinite().pack(precisions))
     prior_upper = model.prior_upper
@@ -333,14 +341,24 @@ def em_warm_start(
         regularization=regularization,
         accelerate=settings.accelerate,
     )
-    lkl_params, _ = analytic.split_conjugated(fit.params)
     try:
-        warm = project_to_family(model, lkl_params, analytic.to_generative(fit.params))
-        warm_score = float(model.average_log_observable_density(warm, xs))
+        warm = _compiled_projection(model, analytic, fit.params)
+        warm_score = float(_compiled_log_density(model, warm, xs))
     except (ValueError, ArithmeticError):  # ValidationError is a ValueError
         return cold
-    cold_score = float(model.average_log_observable_density(cold, xs))
+    cold_score = float(_compiled_log_density(model, cold, xs))
+    # A projection that failed under jit (no value checks there) scores NaN: never kept.
     return warm if warm_score > cold_score else cold
+
+
+def _projection(model: Restricted, analytic: Any, params: Any) -> Any:
+    lkl_params, _ = analytic.split_conjugated(params)
+    return project_to_family(model, lkl_params, analytic.to_generative(params))
+
+
+#: One compiled function on JAX (hundreds of small operations, each compiled on first use,
+#: otherwise).
+_compiled_projection = B.jit(_projection, static_argnums=(0, 1))
 
 
 __all__ = [
