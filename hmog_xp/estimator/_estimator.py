@@ -119,8 +119,8 @@ class HMoG(FittedMethods, DensityMixin, BaseEstimator):
         ``noise_floor`` as a bound (``max_iter`` steps, ``tol`` twice in a row). With the
         named ``init`` strategies, L-BFGS starts from closed-form EM on the analytic model
         of the same shapes, projected into the variant's family, when that is more likely
-        than the usual start (see the user guide's gradient page). ``'adam'``: Adam with ``learning_rate``. Mini-batches (``batch_size``) always use
-        Adam.
+        than the usual start (see the user guide's gradient page). ``'adam'``: Adam with
+        ``learning_rate``. Mini-batches (``batch_size``) always use Adam.
     learning_offset : float, default=1.0
         ``t₀`` of the online-EM step sizes ``γ_t = (t + t₀)^(−κ)`` (:meth:`partial_fit`).
     learning_decay : float, default=0.6
