@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from hmog_xp._backend._arrays import device_of
-from hmog_xp._backend._registry import backend_name_of
+from hmog_xp._backend._registry import array_namespace, backend_name_of
 
 Sums = tuple[Any, ...]
 
@@ -112,14 +112,13 @@ def map_rows(fn: Callable[..., Any], arrays: tuple[Any, ...], chunk_size: int) -
     size = max(1, min(int(chunk_size), n_obs))
     if n_obs <= size:
         return fn(*arrays)
-    if type(arrays[0]).__module__.startswith(("jax", "jaxlib")):
+    if _is_jax(arrays[0]):
         return _map_blocks(fn, arrays, size)
     parts = [
         fn(*(a[start : min(start + size, n_obs), ...] for a in arrays))
         for start in range(0, n_obs, size)
     ]
-    xp = _namespace_of(parts[0])
-    return xp.concat(parts, axis=0)
+    return array_namespace(parts[0]).concat(parts, axis=0)
 
 
 def _map_blocks(fn: Callable[..., Any], arrays: tuple[Any, ...], size: int) -> Any:
@@ -138,10 +137,8 @@ def _map_blocks(fn: Callable[..., Any], arrays: tuple[Any, ...], size: int) -> A
     return mapped.reshape(n_chunks * size, *mapped.shape[2:])[:n_obs]
 
 
-def _namespace_of(array: Any) -> ModuleType:
-    from hmog_xp._backend._registry import array_namespace
-
-    return array_namespace(array)
+def _is_jax(array: Any) -> bool:
+    return type(array).__module__.startswith(("jax", "jaxlib"))
 
 
 def repeat(step: Callable[[Any], Any], n_steps: int, start: Any) -> Any:
@@ -162,8 +159,7 @@ def repeat(step: Callable[[Any], Any], n_steps: int, start: Any) -> Any:
     array or tuple of arrays
         ``step`` applied ``n_steps`` times to ``start``.
     """
-    leaf = start[0] if isinstance(start, tuple) else start
-    if type(leaf).__module__.startswith(("jax", "jaxlib")):
+    if _is_jax(start[0] if isinstance(start, tuple) else start):
         import jax
 
         return jax.lax.fori_loop(0, n_steps, lambda _, value: step(value), start)

@@ -49,8 +49,9 @@ from typing import Any, TypeGuard
 
 from hmog_xp import _backend as B
 from hmog_xp._backend.chunks import repeat
+from hmog_xp._gradient_kernels import compiled_average
 from hmog_xp.em import fit_em
-from hmog_xp.estimator._init import _compiled_log_density, starting_point
+from hmog_xp.estimator._init import starting_point
 from hmog_xp.families import Normal
 from hmog_xp.harmoniums.stabilizers import Regularization
 from hmog_xp.hmog import (
@@ -343,10 +344,10 @@ def em_warm_start(
     )
     try:
         warm = _compiled_projection(model, analytic, fit.params)
-        warm_score = float(_compiled_log_density(model, warm, xs))
+        warm_score = float(compiled_average(model, warm, xs))
     except (ValueError, ArithmeticError):  # ValidationError is a ValueError
         return cold
-    cold_score = float(_compiled_log_density(model, cold, xs))
+    cold_score = float(compiled_average(model, cold, xs))
     # A projection that failed under jit (no value checks there) scores NaN: never kept.
     return warm if warm_score > cold_score else cold
 

@@ -48,6 +48,7 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._backend.transfer import transfer
+from hmog_xp._gradient_kernels import compiled_average
 from hmog_xp.estimator._partition import (
     FACTOR_ITERATIONS,
     factor_loadings,
@@ -82,23 +83,23 @@ def _candidate(
     else:
         assignments = lloyd_assignments(data, kmeans_plus_plus(data, k, chooser))
     diagonal = model.obs_man.rep == Diagonal() and kind != "scores"
-    loadings, noise, posterior, scores = _compiled_factors(
+    loadings, noise, bias, posterior, scores = _compiled_factors(
         data, assignments, d, diagonal, noise_floor
     )
     if k > 1 and kind == "scores":
         assignments = lloyd_assignments(scores, kmeans_plus_plus(scores, k, chooser))
     return _compiled_assembly(
-        model, data, loadings, noise, posterior, scores, assignments, reg_covar
+        model, loadings, noise, bias, posterior, scores, assignments, reg_covar
     )
 
 
 def _factors(
     data: Any, assignments: Any, n_factors: int, diagonal_noise: bool, noise_floor: float
-) -> tuple[Any, Any, Any, Any]:
-    """Loadings and noise of the within-group covariance, factor scores and their spread.
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Loadings and noise of the within-group covariance, the bias, factor scores, spread.
 
-    The scores are ``E[y | x]`` under the prior ``N(0, I)``; ``posterior`` is their posterior
-    covariance, shape ``(d, d)``.
+    The bias is the data mean; the scores are ``E[y | x]`` under the prior ``N(0, I)``, and
+    ``posterior`` is their posterior covariance, shape ``(d, d)``.
     """
     xp = B.array_namespace(data, assignments)
     loadings, noise = factor_loadings(
@@ -111,22 +112,23 @@ def _factors(
     scaled = loadings / noise[:, None]
     eye = xp.eye(n_factors, dtype=data.dtype, device=B.device_of(data))
     posterior = xp.linalg.inv(eye + xp.matrix_transpose(loadings) @ scaled)
-    scores = (data - xp.mean(data, axis=0)) @ scaled @ posterior
-    return loadings, noise, posterior, scores
+    bias = xp.mean(data, axis=0)
+    scores = (data - bias) @ scaled @ posterior
+    return loadings, noise, bias, posterior, scores
 
 
 def _assembly(
     model: HierarchicalMixtureOfGaussians,
-    data: Any,
     loadings: Any,
     noise: Any,
+    bias: Any,
     posterior: Any,
     scores: Any,
     assignments: Any,
     reg_covar: float,
 ) -> Any:
     """Natural parameters from the loadings, the noise and the groups of the factor scores."""
-    xp = B.array_namespace(data, scores)
+    xp = B.array_namespace(scores, assignments)
     moments = mixture_moments(scores, assignments, reg_covar)
     covariances = moments.covariances + posterior
     upper = model.posterior_upper
@@ -139,20 +141,13 @@ def _assembly(
     covariances = rep.unpack(rep.pack(covariances), family.n)
     upper_params = upper.from_generative(moments.weights, moments.means, covariances)
     likelihood = model.lower_harmonium.likelihood_parameters(
-        loadings, xp.mean(data, axis=0), noise_storage(model, noise)
+        loadings, bias, noise_storage(model, noise)
     )
     return model._upper_for_prior(likelihood, upper_params)
 
 
 _compiled_factors = B.jit(_factors, static_argnums=(2, 3, 4))
 _compiled_assembly = B.jit(_assembly, static_argnums=(0, 7))
-
-
-def _average_log_density(model: HierarchicalMixtureOfGaussians, params: Any, xs: Any) -> Any:
-    return model.average_log_observable_density(params, xs)
-
-
-_compiled_log_density = B.jit(_average_log_density, static_argnums=(0,))
 
 
 def starting_point(
@@ -199,7 +194,7 @@ def starting_point(
         kinds = ["partition", "scores"]
     candidates = [_candidate(model, data, kind, seed, reg_covar, noise_floor) for kind in kinds]
     if len(candidates) > 1:  # keep the more likely start (one host read each)
-        scores = [float(_compiled_log_density(model, c, data)) for c in candidates]
+        scores = [float(compiled_average(model, c, data)) for c in candidates]
         candidates = [candidates[scores.index(max(scores))]]
     return xp.astype(candidates[0], xs.dtype, copy=False)
 
