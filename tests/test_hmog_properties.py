@@ -395,7 +395,7 @@ def test_public_methods_work_under_jax_jit(kind: str) -> None:
 MAX_EM_STEPS = 200
 
 
-def test_em_recovers_well_separated_clusters() -> None:
+def test_em_recovers_well_separated_clusters(numpy_selected: None) -> None:
     model = hx.analytic_hmog(8, hx.Diagonal, 2, 3)
     rng = np.random.default_rng(21)
     loadings = 2.0 * np.linalg.qr(rng.normal(size=(8, 2)))[0]

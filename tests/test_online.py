@@ -89,7 +89,7 @@ def test_update_averages_statistics_with_the_step_size() -> None:
     )
 
 
-def test_online_em_converges_to_batch_em() -> None:
+def test_online_em_converges_to_batch_em(numpy_selected: None) -> None:
     data = _data()
     model = hx.analytic_hmog(5, hx.Diagonal, 2, 3)
     params = model.initialize_from_sample(1, data)

@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 import hmog_xp as hx
 from hmog_xp import HMoG, select_model
 from hmog_xp.estimator._selection import COLUMNS, split_start
+from tests.conftest import load_namespace
 
 FAST = {"n_init": 2, "max_iter": 60, "random_state": 0}
 
@@ -37,6 +38,7 @@ def sample() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def selection(sample: np.ndarray) -> Any:
+    load_namespace("numpy")  # a NumPy-only grid: skipped before it is fitted elsewhere
     return select_model(sample, n_components=range(1, 5), n_factors=[1, 2], **FAST)
 
 
@@ -53,12 +55,14 @@ def test_icl_is_bic_plus_twice_the_assignment_entropy(xp: Any, sample: np.ndarra
     assert single.icl(X) == pytest.approx(single.bic(X), rel=1e-12)
 
 
-def test_the_generating_k_and_d_are_chosen(selection: Any) -> None:
+def test_the_generating_k_and_d_are_chosen(numpy_selected: None, selection: Any) -> None:
     assert selection.best_params_ == {"n_components": 3, "n_factors": 2}
     assert selection.best_estimator_.n_components == 3
 
 
-def test_the_table_reports_each_fit(selection: Any, sample: np.ndarray) -> None:
+def test_the_table_reports_each_fit(
+    numpy_selected: None, selection: Any, sample: np.ndarray
+) -> None:
     results = selection.results_
     assert tuple(results) == COLUMNS
     assert len(results["bic"]) == 8
@@ -72,7 +76,7 @@ def test_the_table_reports_each_fit(selection: Any, sample: np.ndarray) -> None:
     assert selection.best_index_ == int(np.argmin(results["bic"]))
 
 
-def test_icl_ranks_by_icl(sample: np.ndarray, selection: Any) -> None:
+def test_icl_ranks_by_icl(numpy_selected: None, sample: np.ndarray, selection: Any) -> None:
     chosen = select_model(sample, n_components=[2, 3], n_factors=2, criterion="icl", **FAST)
     assert chosen.results_["criterion"] == chosen.results_["icl"]
     assert chosen.best_params_["n_components"] == 3
@@ -84,7 +88,9 @@ def test_icl_ranks_by_icl(sample: np.ndarray, selection: Any) -> None:
         selection.ranked_by("bayes")
 
 
-def test_warm_starts_never_end_below_the_cold_fits(sample: np.ndarray) -> None:
+def test_warm_starts_never_end_below_the_cold_fits(
+    numpy_selected: None, sample: np.ndarray
+) -> None:
     grid = {"n_components": range(1, 5), "n_factors": 2, "n_init": 1, "random_state": 3}
     warm = select_model(sample, warm_start=True, **grid)
     cold = select_model(sample, warm_start=False, **grid)
@@ -92,7 +98,9 @@ def test_warm_starts_never_end_below_the_cold_fits(sample: np.ndarray) -> None:
     assert np.all(gains >= -1e-12)
 
 
-def test_the_split_start_keeps_the_latent_mixture_moments(sample: np.ndarray) -> None:
+def test_the_split_start_keeps_the_latent_mixture_moments(
+    numpy_selected: None, sample: np.ndarray
+) -> None:
     est = HMoG(2, 2, **FAST).fit(sample)
     start = split_start(est)
     assert start.weights.shape == (3,)
@@ -109,7 +117,9 @@ def test_the_split_start_keeps_the_latent_mixture_moments(sample: np.ndarray) ->
     assert np.all(np.linalg.eigvalsh(start.covariances) > 0)
 
 
-def test_the_plot_has_one_line_per_d_and_marks_the_best(selection: Any) -> None:
+def test_the_plot_has_one_line_per_d_and_marks_the_best(
+    numpy_selected: None, selection: Any
+) -> None:
     pytest.importorskip("matplotlib")
     import matplotlib
 
@@ -129,18 +139,18 @@ def test_the_plot_has_one_line_per_d_and_marks_the_best(selection: Any) -> None:
     ],
 )
 def test_bad_arguments_are_refused_by_name(
-    sample: np.ndarray, kwargs: dict[str, Any], match: str
+    numpy_selected: None, sample: np.ndarray, kwargs: dict[str, Any], match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
         select_model(sample, **kwargs)
 
 
-def test_the_criterion_is_keyword_only(sample: np.ndarray) -> None:
+def test_the_criterion_is_keyword_only(numpy_selected: None, sample: np.ndarray) -> None:
     with pytest.raises(TypeError):
         hx.select_model(sample, [2], [1], "bic")
 
 
-def test_dask_arrays_give_the_in_memory_selection(sample: np.ndarray) -> None:
+def test_dask_arrays_give_the_in_memory_selection(numpy_selected: None, sample: np.ndarray) -> None:
     da = pytest.importorskip("dask.array", reason="dask is not installed")
     grid = {"n_components": [1, 2], "n_factors": 1, "n_init": 1, "random_state": 0}
     memory = select_model(sample, **grid)

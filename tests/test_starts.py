@@ -125,7 +125,7 @@ def test_float32_data_start_where_float64_data_do(xp: Any) -> None:
     assert_close(single, reference.astype(np.float32), rtol=2e-4, atol=2e-4)
 
 
-def test_breast_cancer_factor_analysis_start_reaches_sklearns_maximum() -> None:
+def test_breast_cancer_factor_analysis_start_reaches_sklearns_maximum(numpy_selected: None) -> None:
     # EM from the PPCA loadings stops 0.95 nats/obs below this optimum (docs/performance.md).
     datasets = pytest.importorskip("sklearn.datasets")
     from sklearn.decomposition import FactorAnalysis
