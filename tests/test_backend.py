@@ -231,6 +231,21 @@ def test_logsumexp_and_softmax_match_scipy(xp) -> None:
     assert to_numpy(B.logsumexp(all_minus_inf, xp=xp)) == -np.inf
 
 
+def test_softmax_and_logsumexp_in_one_pass_match_scipy(xp, device) -> None:
+    values = np.array([[1000.0, 1000.5, -np.inf], [-3.0, 0.0, 2.0], [-np.inf] * 3])
+    scale = np.array([[2.0], [0.5], [1.0]])
+    probs, log_normalizers = B.softmax_and_logsumexp(
+        xp.asarray(values, device=device), xp=xp, scale=xp.asarray(scale, device=device)
+    )
+    with np.errstate(invalid="ignore"):
+        expected = scale * special.softmax(values, axis=-1)
+    expected[2] = 0.0  # a row with no finite logit gets no probability (SciPy gives NaN)
+    assert_close(probs, expected, xp=xp)
+    assert_close(log_normalizers, special.logsumexp(values, axis=-1, keepdims=True), xp=xp)
+    unscaled, _ = B.softmax_and_logsumexp(xp.asarray(values[:2].T, device=device), axis=0, xp=xp)
+    assert_close(unscaled, special.softmax(values[:2].T, axis=0), xp=xp)
+
+
 def test_triangular_and_cholesky_helpers_match_dense_linear_algebra(xp) -> None:
     rng = np.random.default_rng(0)
     factor_np = rng.normal(size=(2, 3, 3))

@@ -33,6 +33,7 @@ from hmog_xp._backend.linalg import (
     concat_broadcast,
     logsumexp,
     softmax,
+    softmax_and_logsumexp,
     solve_triangular,
 )
 from hmog_xp._backend.random import RandomSource, random_source
@@ -66,6 +67,7 @@ __all__ = [
     "random_source",
     "set_backend",
     "softmax",
+    "softmax_and_logsumexp",
     "solve_triangular",
     "value_and_grad",
 ]

@@ -142,6 +142,10 @@ def array_namespace(*arrays: Any) -> ModuleType:
     module
         The namespace; see :func:`namespace_for`.
     """
+    if len(arrays) == 1:  # the common call: one array, its type seen before
+        cached = _SINGLE_NAMESPACES.get(type(arrays[0]))
+        if cached is not None:
+            return cached
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool))]
     if not real:
         return get_namespace()
@@ -150,6 +154,8 @@ def array_namespace(*arrays: Any) -> ModuleType:
     types = frozenset(type(a) for a in real)
     cached = _NAMESPACES.get(types)
     if cached is not None:
+        if len(arrays) == 1:
+            _SINGLE_NAMESPACES[type(arrays[0])] = cached
         return cached
     try:
         namespace = _compat_namespace(*real)
@@ -161,11 +167,15 @@ def array_namespace(*arrays: Any) -> ModuleType:
         )
         raise BackendError(msg) from exc
     _NAMESPACES[types] = namespace
+    if len(arrays) == 1:
+        _SINGLE_NAMESPACES[type(arrays[0])] = namespace
     return namespace
 
 
 #: :func:`array_namespace` of every combination of array types seen so far.
 _NAMESPACES: dict[frozenset[type], ModuleType] = {}
+#: The same for single arrays, by their type (no set to build).
+_SINGLE_NAMESPACES: dict[type, ModuleType] = {}
 
 
 class _DefaultBackend:

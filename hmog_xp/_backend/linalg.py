@@ -45,6 +45,41 @@ def logsumexp(x: Any, /, *, axis: int = -1, keepdims: bool = False, xp: ModuleTy
     return result if keepdims else xp.squeeze(result, axis=axis)
 
 
+def softmax_and_logsumexp(
+    x: Any, /, *, axis: int = -1, xp: ModuleType, scale: Any = None
+) -> tuple[Any, Any]:
+    """:func:`softmax` and :func:`logsumexp` (``keepdims``) from one pass of ``exp``.
+
+    Parameters
+    ----------
+    x : array, shape (..., k, ...)
+        Logits; ``-inf`` entries are allowed (they get probability zero).
+    axis : int, optional
+        Axis to normalise and reduce.
+    xp : module
+        Namespace of ``x``.
+    scale : array, optional
+        Multiplies the probabilities; shaped like the reduced ``x`` with the axis kept (e.g.
+        row weights of shape ``(N, 1)``), folded into the normalisation at no extra pass.
+
+    Returns
+    -------
+    probabilities : array, shape of ``x``
+        ``scale * softmax(x)``; zeros where every entry along ``axis`` is ``-inf``.
+    log_normalizers : array, shape of ``x`` with ``axis`` of length one
+        ``logsumexp(x)``.
+    """
+    peak = xp.max(x, axis=axis, keepdims=True)
+    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
+    weights = xp.exp(x - peak)
+    total = xp.sum(weights, axis=axis, keepdims=True)
+    empty = total == 0
+    safe = xp.where(empty, xp.ones_like(total), total)
+    log_normalizers = xp.where(empty, xp.full_like(total, -math.inf), xp.log(safe) + peak)
+    factor = 1.0 / safe if scale is None else scale / safe
+    return weights * factor, log_normalizers
+
+
 def softmax(x: Any, /, *, axis: int = -1, xp: ModuleType) -> Any:
     """Compute ``exp(x) / sum(exp(x))`` along ``axis`` stably.
 

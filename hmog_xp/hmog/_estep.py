@@ -58,8 +58,9 @@ def chunk_sums_for(
 
         def plain_sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
             posteriors = P.posteriors_at(model.posterior_upper, terms, chunk @ interaction)
-            log_normalizers = B.logsumexp(posteriors.logits, axis=-1, keepdims=True, xp=xp)
-            probs = xp.exp(posteriors.logits - log_normalizers) * weights[:, None]
+            probs, log_normalizers = B.softmax_and_logsumexp(
+                posteriors.logits, axis=-1, xp=xp, scale=weights[:, None]
+            )
             return (*_statistics(model, chunk, posteriors, probs), weights @ log_normalizers[:, 0])
 
         return plain_sums

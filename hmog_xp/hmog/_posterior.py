@@ -47,6 +47,11 @@ class ComponentPosteriors(NamedTuple):
         ``u = Wᵀ x``.
     covariances : array, shape (K, rep.size(d))
         Component posterior covariances ``Σ_k`` (x-independent), plain storage.
+    rows : RowLogits, optional
+        The logits of far rows, at scale (see :class:`RowLogits`).
+    shift_statistic : array, shape (N, rep.size(d)), optional
+        ``rep.outer_statistic(u)``, where the logits were made from it (the M-step's second
+        moments reuse it).
     """
 
     logits: Any
@@ -55,6 +60,7 @@ class ComponentPosteriors(NamedTuple):
     shift: Any
     covariances: Any
     rows: RowLogits | None = None
+    shift_statistic: Any = None
 
 
 class RowLogits(NamedTuple):
@@ -152,15 +158,24 @@ def posteriors_at(upper: Mixture, terms: ComponentTerms, shift: Any) -> Componen
         Logits, centres, spreads, shifts and covariances.
     """
     xp = B.array_namespace(terms.centers, shift)
-    centers = terms.centers
-    spreads = upper.component_man.rep.matvec_all(terms.covariances, shift)  # (N, K, d)
-    quadratic = (
-        xp.vecdot(terms.location, centers)[None, :]
-        + 2.0 * (shift @ xp.matrix_transpose(centers))
-        + xp.vecdot(shift[:, None, :], spreads)
-    )  # (h_k + u)ᵀ Σ_k (h_k + u), shape (N, K)
-    logits = 0.5 * quadratic - 0.5 * terms.logdets[None, :] + terms.log_weights
-    return ComponentPosteriors(logits, centers, spreads, shift, terms.covariances)
+    centers, covariances = terms.centers, terms.covariances
+    family = upper.component_man
+    rep = family.rep
+    spreads = rep.matvec_all(covariances, shift)  # (N, K, d)
+    # uᵀΣ_k u for every (x, k) as one GEMM of the packed outer products of u with the packed
+    # Σ_k (no pass over the (N, K, d) spreads); the second moments reuse those products.
+    statistic = rep.outer_statistic(shift)  # (N, size)
+    # ½ (h_k + u)ᵀ Σ_k (h_k + u) − ½ log|Λ_k| + θ_{z,k}: the x-independent part is (K,)
+    offsets = 0.5 * (xp.vecdot(terms.location, centers) - terms.logdets) + terms.log_weights
+    half_quadratic = 0.5 * rep.packed_to_quadratic(covariances, family.n)  # (K, size)
+    logits = (
+        shift @ xp.matrix_transpose(centers)
+        + statistic @ xp.matrix_transpose(half_quadratic)
+        + offsets
+    )  # (N, K)
+    return ComponentPosteriors(
+        logits, centers, spreads, shift, covariances, shift_statistic=statistic
+    )
 
 
 def component_means(posteriors: ComponentPosteriors) -> Any:
@@ -258,6 +273,8 @@ def weighted_upper_sums(
         totals[:, None]
         * (rep.outer_statistic(centers) + rep.packed_to_statistic(posteriors.covariances, family.n))
         + cross_terms
-        + rep.sandwich_statistic(posteriors.covariances, probs, posteriors.shift)
+        + rep.sandwich_statistic(
+            posteriors.covariances, probs, posteriors.shift, posteriors.shift_statistic
+        )
     )
     return xp.concat([weighted_means, second], axis=-1), totals

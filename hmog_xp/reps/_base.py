@@ -146,7 +146,9 @@ class CovarianceRep(FactorOperations):
         """
 
     @abstractmethod
-    def sandwich_statistic(self, packed: Any, weights: Any, vectors: Any, /) -> Any:
+    def sandwich_statistic(
+        self, packed: Any, weights: Any, vectors: Any, statistics: Any = None, /
+    ) -> Any:
         """Weighted second-moment statistics of transformed vectors, one per matrix.
 
         Parameters
@@ -157,6 +159,8 @@ class CovarianceRep(FactorOperations):
             Weights ``w_ik``.
         vectors : array, shape (N, n)
             Vectors ``v_i``.
+        statistics : array, shape (N, size(n)), optional
+            ``outer_statistic(vectors)``, where the caller has it already.
 
         Returns
         -------

@@ -143,11 +143,14 @@ class PositiveDefinite(CovarianceRep):
         stacked = xp.reshape(xp.permute_dims(self.unpack(packed, n), (1, 0, 2)), (n, k * n))
         return xp.reshape(vectors @ stacked, (vectors.shape[0], k, n))
 
-    def sandwich_statistic(self, packed: Any, weights: Any, vectors: Any, /) -> Any:
+    def sandwich_statistic(
+        self, packed: Any, weights: Any, vectors: Any, statistics: Any = None, /
+    ) -> Any:
         xp = B.array_namespace(packed, weights, vectors)
         n = vectors.shape[-1]
+        outers = self.outer_statistic(vectors) if statistics is None else statistics
         # Σ_i w_ik v_i v_iᵀ for every k: one (K, N) x (N, n(n+1)/2) GEMM on packed outers.
-        scatter = self.unpack(xp.matrix_transpose(weights) @ self.outer_statistic(vectors), n)
+        scatter = self.unpack(xp.matrix_transpose(weights) @ outers, n)
         matrices = self.unpack(packed, n)
         return self.pack(matrices @ scatter @ matrices)
 
@@ -189,9 +192,12 @@ class _ElementwiseRep(CovarianceRep):
     def matvec_all(self, packed: Any, vectors: Any, /) -> Any:
         return vectors[:, None, :] * packed[None, :, :]
 
-    def sandwich_statistic(self, packed: Any, weights: Any, vectors: Any, /) -> Any:
+    def sandwich_statistic(
+        self, packed: Any, weights: Any, vectors: Any, statistics: Any = None, /
+    ) -> Any:
         xp = B.array_namespace(packed, weights, vectors)
-        return packed * packed * (xp.matrix_transpose(weights) @ self.outer_statistic(vectors))
+        outers = self.outer_statistic(vectors) if statistics is None else statistics
+        return packed * packed * (xp.matrix_transpose(weights) @ outers)
 
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         return packed + values
