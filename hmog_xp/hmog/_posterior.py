@@ -155,7 +155,7 @@ def posteriors_at(upper: Mixture, terms: ComponentTerms, shift: Any) -> Componen
     Returns
     -------
     ComponentPosteriors
-        Logits, centres, spreads, shifts and covariances.
+        Logits, centres, spreads, shifts, covariances and the shifts' outer statistics.
     """
     xp = B.array_namespace(terms.centers, shift)
     centers, covariances = terms.centers, terms.covariances
