@@ -87,6 +87,10 @@ JAX_HYPOTHESIS_EXAMPLES = "3"
 #: session's tmp folder, so ``nox -r`` reruns reuse it.
 JAX_TEST_CACHE = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
+#: Lower the session's programs in one MLIR context instead of a fresh one per program (about
+#: 7 ms each; 4 min 25 s -> 3 min 41 s); see ``_share_one_mlir_context`` in tests/conftest.py.
+JAX_TEST_SHARED_CONTEXT = {"HMOG_XP_TEST_SHARED_MLIR_CONTEXT": "1"}
+
 #: pytest-xdist workers of the backend sessions: one per core (CI has two).
 TEST_WORKERS = ("-n", "auto", "--dist", "worksteal")
 
@@ -102,6 +106,7 @@ def _tests(session: nox.Session, requirements: str, backend: str) -> None:
         )
         env["JAX_COMPILATION_CACHE_DIR"] = str(Path(session.create_tmp()) / "jax-cache")
         env.update(JAX_TEST_CACHE)
+        env.update(JAX_TEST_SHARED_CONTEXT)
     session.run("pytest", *TEST_WORKERS, *session.posargs, env=env)
 
 

@@ -129,6 +129,36 @@ def device(xp: Any) -> Any:
     return device_of(xp.empty((0,), dtype=xp.float64))
 
 
+def _share_one_mlir_context() -> None:
+    """Lower every JAX program of this process in one MLIR context (``tests-jax`` opts in).
+
+    JAX makes a fresh MLIR context for each program it lowers, loading every dialect again:
+    about 7 ms, a quarter of the JAX session's time, which is thousands of small programs.
+    One shared context only keeps the types and attributes it has seen (MLIR's own reason to
+    make new ones), which one test process does not notice. This reaches into a private part
+    of JAX, so it is a test-session switch (``HMOG_XP_TEST_SHARED_MLIR_CONTEXT=1``, set by
+    ``noxfile.py``), never library behaviour, and is skipped where JAX has no such function.
+    """
+    try:
+        from jax._src.interpreters import mlir
+    except ImportError:
+        return
+    make_context = getattr(mlir, "make_ir_context", None)
+    if make_context is None or getattr(make_context, "shared", False):
+        return
+    context = make_context()
+
+    def shared_context() -> Any:
+        return context
+
+    shared_context.shared = True  # type: ignore[attr-defined]
+    mlir.make_ir_context = shared_context
+
+
+if os.environ.get("HMOG_XP_TEST_SHARED_MLIR_CONTEXT") == "1" and _selected("jax"):
+    _share_one_mlir_context()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_jax_compilations() -> Any:
     """Drop JAX's compiled programs after each test module (when JAX is in use).
