@@ -144,15 +144,10 @@ def _share_one_mlir_context() -> None:
     except ImportError:
         return
     make_context = getattr(mlir, "make_ir_context", None)
-    if make_context is None or getattr(make_context, "shared", False):
+    if make_context is None:
         return
     context = make_context()
-
-    def shared_context() -> Any:
-        return context
-
-    shared_context.shared = True  # type: ignore[attr-defined]
-    mlir.make_ir_context = shared_context
+    mlir.make_ir_context = lambda: context
 
 
 if os.environ.get("HMOG_XP_TEST_SHARED_MLIR_CONTEXT") == "1" and _selected("jax"):

@@ -38,7 +38,7 @@ def sample() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def selection(sample: np.ndarray) -> Any:
-    load_namespace("numpy")  # a NumPy-only grid: skipped before it is fitted elsewhere
+    load_namespace("numpy")  # a NumPy-only grid: its tests skip here, before it is fitted
     return select_model(sample, n_components=range(1, 5), n_factors=[1, 2], **FAST)
 
 
@@ -55,14 +55,12 @@ def test_icl_is_bic_plus_twice_the_assignment_entropy(xp: Any, sample: np.ndarra
     assert single.icl(X) == pytest.approx(single.bic(X), rel=1e-12)
 
 
-def test_the_generating_k_and_d_are_chosen(numpy_selected: None, selection: Any) -> None:
+def test_the_generating_k_and_d_are_chosen(selection: Any) -> None:
     assert selection.best_params_ == {"n_components": 3, "n_factors": 2}
     assert selection.best_estimator_.n_components == 3
 
 
-def test_the_table_reports_each_fit(
-    numpy_selected: None, selection: Any, sample: np.ndarray
-) -> None:
+def test_the_table_reports_each_fit(selection: Any, sample: np.ndarray) -> None:
     results = selection.results_
     assert tuple(results) == COLUMNS
     assert len(results["bic"]) == 8
@@ -76,7 +74,7 @@ def test_the_table_reports_each_fit(
     assert selection.best_index_ == int(np.argmin(results["bic"]))
 
 
-def test_icl_ranks_by_icl(numpy_selected: None, sample: np.ndarray, selection: Any) -> None:
+def test_icl_ranks_by_icl(sample: np.ndarray, selection: Any) -> None:
     chosen = select_model(sample, n_components=[2, 3], n_factors=2, criterion="icl", **FAST)
     assert chosen.results_["criterion"] == chosen.results_["icl"]
     assert chosen.best_params_["n_components"] == 3
@@ -117,9 +115,7 @@ def test_the_split_start_keeps_the_latent_mixture_moments(
     assert np.all(np.linalg.eigvalsh(start.covariances) > 0)
 
 
-def test_the_plot_has_one_line_per_d_and_marks_the_best(
-    numpy_selected: None, selection: Any
-) -> None:
+def test_the_plot_has_one_line_per_d_and_marks_the_best(selection: Any) -> None:
     pytest.importorskip("matplotlib")
     import matplotlib
 

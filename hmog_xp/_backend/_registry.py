@@ -152,21 +152,18 @@ def array_namespace(*arrays: Any) -> ModuleType:
     # The namespace is a function of the arrays' types: look it up once per combination
     # (array_api_compat's inspection costs microseconds, and small fits ask thousands of times).
     types = frozenset(type(a) for a in real)
-    cached = _NAMESPACES.get(types)
-    if cached is not None:
-        if len(arrays) == 1:
-            _SINGLE_NAMESPACES[type(arrays[0])] = cached
-        return cached
-    try:
-        namespace = _compat_namespace(*real)
-    except TypeError as exc:
-        kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in real})
-        msg = (
-            f"inputs are not arrays of a single supported backend (got {', '.join(kinds)}); "
-            f"convert them to one backend, e.g. with that backend's asarray"
-        )
-        raise BackendError(msg) from exc
-    _NAMESPACES[types] = namespace
+    namespace = _NAMESPACES.get(types)
+    if namespace is None:
+        try:
+            namespace = _compat_namespace(*real)
+        except TypeError as exc:
+            kinds = sorted({f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in real})
+            msg = (
+                f"inputs are not arrays of a single supported backend (got {', '.join(kinds)}); "
+                f"convert them to one backend, e.g. with that backend's asarray"
+            )
+            raise BackendError(msg) from exc
+        _NAMESPACES[types] = namespace
     if len(arrays) == 1:
         _SINGLE_NAMESPACES[type(arrays[0])] = namespace
     return namespace

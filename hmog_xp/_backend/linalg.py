@@ -35,14 +35,24 @@ def logsumexp(x: Any, /, *, axis: int = -1, keepdims: bool = False, xp: ModuleTy
     array
         ``x`` reduced over ``axis``.
     """
+    weights, peak = _shifted_exp(x, axis, xp)
+    total = xp.sum(weights, axis=axis, keepdims=True)
+    result = _log_total(total, peak, xp)
+    return result if keepdims else xp.squeeze(result, axis=axis)
+
+
+def _shifted_exp(x: Any, axis: int, xp: ModuleType) -> tuple[Any, Any]:
+    """``exp(x − m)`` and ``m``, the maximum along ``axis`` (0 where it is not finite)."""
     peak = xp.max(x, axis=axis, keepdims=True)
     peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
-    total = xp.sum(xp.exp(x - peak), axis=axis, keepdims=True)
-    # All entries -inf: the sum is 0 and the answer -inf, without a log(0) warning.
+    return xp.exp(x - peak), peak
+
+
+def _log_total(total: Any, peak: Any, xp: ModuleType) -> Any:
+    """``log(total) + peak``; ``-inf`` where every entry was ``-inf`` (no log(0) warning)."""
     empty = total == 0
     safe_log = xp.log(xp.where(empty, xp.ones_like(total), total))
-    result = xp.where(empty, xp.full_like(total, -math.inf), safe_log + peak)
-    return result if keepdims else xp.squeeze(result, axis=axis)
+    return xp.where(empty, xp.full_like(total, -math.inf), safe_log + peak)
 
 
 def softmax_and_logsumexp(
@@ -69,15 +79,11 @@ def softmax_and_logsumexp(
     log_normalizers : array, shape of ``x`` with ``axis`` of length one
         ``logsumexp(x)``.
     """
-    peak = xp.max(x, axis=axis, keepdims=True)
-    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
-    weights = xp.exp(x - peak)
+    weights, peak = _shifted_exp(x, axis, xp)
     total = xp.sum(weights, axis=axis, keepdims=True)
-    empty = total == 0
-    safe = xp.where(empty, xp.ones_like(total), total)
-    log_normalizers = xp.where(empty, xp.full_like(total, -math.inf), xp.log(safe) + peak)
+    safe = xp.where(total == 0, xp.ones_like(total), total)
     factor = 1.0 / safe if scale is None else scale / safe
-    return weights * factor, log_normalizers
+    return weights * factor, _log_total(total, peak, xp)
 
 
 def softmax(x: Any, /, *, axis: int = -1, xp: ModuleType) -> Any:
@@ -102,9 +108,7 @@ def softmax(x: Any, /, *, axis: int = -1, xp: ModuleType) -> Any:
     Normalised by the sum of ``exp(x − max x)``, not through ``logsumexp``: for huge logits
     ``max x + log(sum)`` rounds to ``max x`` and the result would not sum to one.
     """
-    peak = xp.max(x, axis=axis, keepdims=True)
-    peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
-    weights = xp.exp(x - peak)
+    weights, _ = _shifted_exp(x, axis, xp)
     return weights / xp.sum(weights, axis=axis, keepdims=True)
 
 
