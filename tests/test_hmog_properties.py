@@ -214,8 +214,30 @@ def test_one_em_step_matches_the_textbook_update(xp: Any, data: st.DataObject) -
     assert_close(generative.weights, w, xp=xp, rtol=1e-6, atol=1e-9)
     noise = readable_noise(model.lower_harmonium.obs_rep, psi)
     assert_close(generative.noise, noise, xp=xp, rtol=1e-6, atol=1e-9)
-    whitened = model.whiten_prior(model.mean_posterior_statistics(params, data_x))
-    assert_close(stepped, model.to_natural(whitened), xp=xp, rtol=0, atol=0)
+    means = model.mean_posterior_statistics(params, data_x)
+    assert_close(stepped, model.to_natural(model.whiten_prior(means)), xp=xp, rtol=0, atol=0)
+    # The EM engine's M-step (whitening and to_natural fused) is the same update.
+    assert_close(model.mstep(means), to_numpy(stepped), xp=xp, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["analytic", "symmetric"])
+@pytest.mark.parametrize("regularization", [None, hx.Regularization(0.05, 0.1, 0.01)])
+def test_the_fused_m_step_is_whitening_then_to_natural(
+    xp: Any, kind: str, regularization: Any
+) -> None:
+    model = variant_model(xp, kind, None if kind == "analytic" else hx.PositiveDefinite())
+    xs = asarray(xp, make_case(model, seed=14, n_points=N_POINTS).points)
+    means = model.mean_posterior_statistics(model.initialize_from_sample(5, xs), xs)
+    stabilised = model.mstep_regularize(means, regularization or hx.Regularization())
+    composed = model.to_natural(model.whiten_prior(stabilised))
+    fused = model.mstep(means, regularization)
+    assert_close(fused, to_numpy(composed), xp=xp, rtol=1e-10, atol=1e-10)
+    generative = model.to_generative(fused)  # a whitened latent marginal: mean 0, covariance I
+    weights, means_k, covariances_k = (to_numpy(v) for v in generative[:3])
+    marginal_mean = weights @ means_k
+    spread = np.einsum("k,kij->ij", weights, covariances_k + means_k[:, :, None] * means_k[:, None])
+    np.testing.assert_allclose(marginal_mean, 0.0, atol=1e-10)
+    np.testing.assert_allclose(spread, np.eye(model.lat_dim), atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["analytic", "symmetric"])

@@ -14,6 +14,7 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp._validation import check_small
 from hmog_xp.families import Categorical, Normal
+from hmog_xp.families.base import check_dim
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.reps import CovarianceRep
 
@@ -184,7 +185,40 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         array, shape (..., dim)
             Natural parameters.
         """
-        xp = B.array_namespace(components, weights)
+        return self.join_conjugated(self._likelihood_of_components(components), weights)
+
+    def join_natural_mixture_with_log_partitions(
+        self, components: Any, weights: Any, log_partitions: Any
+    ) -> Any:
+        """:meth:`join_natural_mixture` given the components' log-partitions ``ψ_y(θ_k)``.
+
+        The conjugation parameters are their differences, so no component is factorised again
+        (an M-step has the factors of the covariances it inverted).
+
+        Parameters
+        ----------
+        components : array, shape (..., K, obs_man.dim)
+            Natural parameters of each component.
+        weights : array, shape (..., K − 1)
+            Natural parameters of the mixture weights.
+        log_partitions : array, shape (..., K)
+            ``ψ_y(θ_k)`` of each component.
+
+        Returns
+        -------
+        array, shape (..., dim)
+            Natural parameters.
+        """
+        xp = B.array_namespace(components, weights, log_partitions)
+        check_dim(weights, self.pst_man.dim, "weights", self)
+        check_dim(log_partitions, self.n_components, "log_partitions", self)
+        rho = log_partitions[..., 1:] - log_partitions[..., :1]
+        lkl_params = self._likelihood_of_components(components)
+        return B.concat_broadcast([lkl_params, weights - rho], xp=xp)
+
+    def _likelihood_of_components(self, components: Any) -> Any:
+        """``concat(θ_0, Θ.reshape(-1))`` with ``Θ[:, k−1] = restrict(θ_k − θ_0)``."""
+        xp = B.array_namespace(components)
         first = components[..., 0, :]
         differences = components[..., 1:, :] - first[..., None, :]
         if self.varying_rep != self.component_man.rep:  # complete mixtures: any components
@@ -199,8 +233,7 @@ class MixtureStructure(Harmonium):  # numpydoc ignore=PR02
         interaction = xp.matrix_transpose(differences)
         rows, cols = self.int_shape
         flat = xp.reshape(interaction, (*interaction.shape[:-2], rows * cols))
-        lkl_params = xp.concat([first, flat], axis=-1)
-        return self.join_conjugated(lkl_params, weights)
+        return xp.concat([first, flat], axis=-1)
 
     def split_mean_mixture(self, means: Any) -> tuple[Any, Any]:
         """Component mean coordinates and weights from mixture mean coordinates.

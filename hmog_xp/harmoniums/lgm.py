@@ -185,17 +185,59 @@ class LinearGaussianModel(LinearGaussianStructure):  # numpydoc ignore=PR02
         array, shape (..., lkl_dim)
             ``concat(θ_x, W.reshape(-1))`` with ``Λ_x = Ψ⁻¹``, ``h_x = Ψ⁻¹b``, ``W = Ψ⁻¹A``.
         """
+        return self._whitened_likelihood(loadings, bias, noise)[0]
+
+    def likelihood_and_conjugation(
+        self, loadings: Any, bias: Any, noise: Any
+    ) -> tuple[Any, Any, Any]:
+        """:meth:`likelihood_parameters` and their ``(χ, ρ)``, from one factorisation of ``Ψ``.
+
+        With ``Ψ = F Fᵀ``: ``χ = ψ_x(θ_x) = ½ |F⁻¹b|² + ½ log|Ψ|`` and
+        ``ρ = (AᵀΨ⁻¹b, −AᵀΨ⁻¹A)``, the values :meth:`conjugation_parameters` gives from the
+        natural parameters (the M-step needs both, and has the factor at hand).
+
+        Parameters
+        ----------
+        loadings : array, shape (..., p, d)
+            ``A``.
+        bias : array, shape (..., p)
+            ``b``.
+        noise : array, shape (..., obs_rep.size(p))
+            ``Ψ`` in the observable rep's plain storage.
+
+        Returns
+        -------
+        lkl_params : array, shape (..., lkl_dim)
+            :meth:`likelihood_parameters`.
+        chi : array, shape (...)
+            ``ψ_x(θ_x)``.
+        rho : array, shape (..., prr_man.dim)
+            Natural parameters added to the embedded ``θ_y`` to give the prior.
+        """
+        xp = B.array_namespace(loadings, bias, noise)
+        lkl_params, factor, white_bias, white = self._whitened_likelihood(loadings, bias, noise)
+        chi = 0.5 * xp.sum(white_bias * white_bias, axis=-1) + 0.5 * self.obs_rep.factor_logdet(
+            factor, self.obs_dim
+        )
+        white_t = xp.matrix_transpose(white)
+        rho_location = (white_t @ white_bias[..., None])[..., 0]
+        rho_precision = PositiveDefinite().pack(-(white_t @ white))
+        return lkl_params, chi, self.prr_man.join_location_precision(rho_location, rho_precision)
+
+    def _whitened_likelihood(self, loadings: Any, bias: Any, noise: Any) -> tuple[Any, ...]:
+        """``(likelihood parameters, F, F⁻¹b, F⁻¹A)`` with ``Ψ = F Fᵀ``."""
         xp = B.array_namespace(loadings, bias, noise)
         rep = self.obs_rep
         factor = self.obs_man.cholesky_factor(noise, "noise covariance")
-        location = rep.factor_solve(factor, rep.factor_solve(factor, bias), transpose=True)
+        white_bias = rep.factor_solve(factor, bias)
+        location = rep.factor_solve(factor, white_bias, transpose=True)
         white = rep.factor_solve_matrix(factor, loadings)
         interaction = rep.factor_solve_matrix(factor, white, transpose=True)
         obs = self.obs_man.join_location_precision(
             location, rep.factor_inverse(factor, self.obs_dim)
         )
         flat = xp.reshape(interaction, (*interaction.shape[:-2], self.obs_dim * self.lat_dim))
-        return B.concat_broadcast([obs, flat], xp=xp)
+        return B.concat_broadcast([obs, flat], xp=xp), factor, white_bias, white
 
     def likelihood_from_readable(self, loadings: Any, bias: Any, noise: Any) -> Any:
         """Validated :meth:`likelihood_parameters` from ``A (p, d)``, ``b (p,)`` and ``Ψ``.

@@ -50,6 +50,8 @@ class _HMoGLike(Protocol):
 
     def mean_posterior_statistics(self, params: Any, xs: Any) -> Any: ...
 
+    def mstep_regularize(self, means: Any, regularization: Regularization) -> Any: ...
+
     def _check_params(self, params: Any, name: str = "params") -> ModuleType: ...
 
 
@@ -155,6 +157,74 @@ class AnalyticConversions:
             Whitened mean coordinates.
         """
         return WhitenableHMoG.whiten_prior(self, means)
+
+    def mstep(self: _HMoGLike, means: Any, regularization: Regularization | None = None) -> Any:
+        """The closed-form M-step ``to_natural(mstep_frame(mstep_regularize(means)))``, fused.
+
+        In the whitened frame the latent marginal is ``N(0, I)``, so the factor-analysis
+        M-step needs no factorisation of its own (``A = Cov(x, y')``, ``b = E[x]``); each
+        whitened component covariance is factorised once, for its precision and its
+        log-partition, and ``Ψ`` once, for the likelihood and the conjugation parameters.
+        Equal to the composition up to rounding.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters, with a whitened latent prior.
+        """
+        regularization = Regularization() if regularization is None else regularization
+        means = self.mstep_regularize(means, regularization)
+        xp = self._check_params(means, "means")
+        upper = _complete_upper(self, "the closed-form M-step")
+        if self.prior_upper != upper:  # restricted priors: the general path
+            return AnalyticConversions.to_natural(self, WhitenableHMoG.whiten_prior(self, means))
+        family = upper.component_man
+        rep, d = family.rep, family.n
+        given = self.lower_harmonium
+        lower = _analytic_lower(given.obs_dim, given.obs_rep, given.lat_dim)
+        obs_means, cross, upper_means = self.split_coords(means)
+        marginal_mean, marginal_covariance = family.split_mean_covariance(
+            upper_means[..., : family.dim]
+        )
+        factor = family.cholesky_factor(marginal_covariance, "latent marginal covariance")
+        obs_mean, obs_covariance = lower.obs_man.split_mean_covariance(obs_means)
+        centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
+        loadings = xp.matrix_transpose(
+            rep.factor_solve_matrix(factor, xp.matrix_transpose(centred_cross))
+        )
+        eye = xp.eye(d, dtype=means.dtype, device=B.device_of(means))
+        explained = lower.obs_rep.statistic_to_packed(
+            lower.obs_rep.congruence_statistic(loadings, eye), lower.obs_dim
+        )
+        lkl_params, _, rho = lower.likelihood_and_conjugation(
+            loadings, obs_mean, obs_covariance - explained
+        )
+        components, weights = upper.split_mean_mixture(upper_means)
+        means_k, covariances_k = family.split_mean_covariance(components)
+        white_means = rep.factor_solve(factor, means_k - marginal_mean)
+        half = rep.factor_solve_matrix(factor, rep.unpack(covariances_k, d))
+        white_covariances = rep.pack(rep.factor_solve_matrix(factor, xp.matrix_transpose(half)))
+        factors_k = family.cholesky_factor(white_covariances, "component covariance")
+        precisions = rep.factor_inverse(factors_k, d)
+        locations = rep.matvec(precisions, white_means)
+        log_partitions = 0.5 * xp.sum(locations * white_means, axis=-1) + 0.5 * rep.factor_logdet(
+            factors_k, d
+        )
+        prior = upper.join_natural_mixture_with_log_partitions(
+            family.join_location_precision(locations, precisions),
+            upper.pst_man.from_probs(weights),
+            log_partitions,
+        )
+        # θ_z = prior − ρ, with ρ on the prior's leading (latent Normal) coordinates.
+        lead = rho.shape[-1]
+        return B.concat_broadcast([lkl_params, prior[..., :lead] - rho, prior[..., lead:]], xp=xp)
 
     def to_natural(self: _HMoGLike, means: Any) -> Any:
         """Natural parameters from mean coordinates (exact inverse of ``to_mean``).
