@@ -95,9 +95,19 @@ JAX_TEST_SHARED_CONTEXT = {"HMOG_XP_TEST_SHARED_MLIR_CONTEXT": "1"}
 TEST_WORKERS = ("-n", "auto", "--dist", "worksteal")
 
 
+#: pip options of every session's install: no bytecode compiled ahead for the thousands of
+#: files of SciPy, scikit-learn and the backends (about 10 s of each session; Python compiles
+#: the modules a session imports when it first imports them).
+PIP_OPTIONS = ("--no-compile",)
+
+
+def _install(session: nox.Session, requirements: str, package: str) -> None:
+    """Install ``backends/<requirements>`` and the package (with extras) in one pip run."""
+    session.install(*PIP_OPTIONS, "-r", f"backends/{requirements}", "-e", package)
+
+
 def _tests(session: nox.Session, requirements: str, backend: str) -> None:
-    session.install("-r", f"backends/{requirements}")
-    session.install("-e", ".[test]")
+    _install(session, requirements, ".[test]")
     env = {"HMOG_XP_TEST_BACKENDS": backend}
     if backend == "jax":
         env["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), JAX_TEST_XLA_FLAGS]))
@@ -135,8 +145,7 @@ def tests_dask(session: nox.Session) -> None:
 
     Includes a real two-process ``dask.distributed.LocalCluster`` on loopback.
     """
-    session.install("-r", "backends/numpy.txt")
-    session.install("-e", ".[test,dask]")
+    _install(session, "numpy.txt", ".[test,dask]")
     session.run(
         "pytest",
         "tests/test_dask.py",
@@ -149,7 +158,7 @@ def tests_dask(session: nox.Session) -> None:
 @nox.session(python=None)
 def lint(session: nox.Session) -> None:
     """Run ruff (lint and format check) and validate the package's numpydoc docstrings."""
-    session.install("ruff>=0.6", "numpydoc>=1.8")
+    session.install(*PIP_OPTIONS, "ruff>=0.6", "numpydoc>=1.8")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     sources = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "hmog_xp").rglob("*.py"))
@@ -160,7 +169,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=None)
 def typecheck(session: nox.Session) -> None:
     """Type-check the package with mypy (configured in pyproject.toml)."""
-    session.install("-e", ".", "mypy>=1.10")
+    session.install(*PIP_OPTIONS, "-e", ".", "mypy>=1.10")
     session.run("mypy")
 
 
@@ -175,8 +184,8 @@ def bench(session: nox.Session) -> None:
     (e.g. ``-- --cases S`` or ``-- --huge --first-fit``); ``-- quality ARGS`` runs only
     ``benchmarks/bench_quality.py`` with ``ARGS`` (e.g. ``-- quality --fa-start``).
     """
-    session.install("-r", "backends/jax.txt", "-r", "backends/torch.txt")
-    session.install("-e", ".[test]")
+    # Compiled bytecode as usual: the first-fit table times fresh interpreters.
+    session.install("-r", "backends/jax.txt", "-r", "backends/torch.txt", "-e", ".[test]")
     if session.posargs[:1] == ["quality"]:
         session.run("python", "benchmarks/bench_quality.py", *session.posargs[1:])
         return

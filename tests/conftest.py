@@ -4,7 +4,7 @@ Every test that takes ``xp`` runs once per backend: ``numpy``, ``numpy_readonly`
 read-only inputs, to catch in-place writes), ``array_api_strict``, ``jax`` (float64 enabled),
 ``torch`` and ``cupy`` (only with a CUDA GPU). A backend that is not installed is skipped
 with the reason. ``HMOG_XP_TEST_BACKENDS=jax,torch`` limits a run to some backends (the nox
-sessions use it); the others are then skipped, with that reason.
+sessions use it); tests on the others are then not collected.
 
 Device: the ``device`` fixture is where a test puts its inputs, in the spirit of
 array-api-extra's. It is ``array_api_strict.Device("device1")`` for ``array_api_strict``, a
@@ -103,10 +103,48 @@ def load_namespace(name: str) -> ModuleType | ReadOnlyNumpy:
     return importlib.import_module(f"array_api_compat.{name}")
 
 
-@pytest.fixture(params=BACKENDS, scope="session")
+#: The backends a run tests (``HMOG_XP_TEST_BACKENDS``): tests are not even collected for the
+#: others, which spares every session a few thousand skips (about 10 s of a JAX session).
+SELECTED_BACKENDS = tuple(name for name in BACKENDS if _selected(name))
+
+
+@pytest.fixture(params=SELECTED_BACKENDS, scope="session")
 def xp(request: pytest.FixtureRequest) -> ModuleType | ReadOnlyNumpy:
-    """The array namespace under test (one test run per backend)."""
+    """The array namespace under test (one test run per selected backend)."""
     return load_namespace(request.param)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "star_on_jax: on JAX, collect only the cases at most one parameter away from the first "
+        "case (every value of every parameter still runs once); the full grid runs elsewhere",
+    )
+
+
+def _off_the_star_on_jax(item: pytest.Item) -> bool:
+    """Whether a ``star_on_jax`` case on JAX has two or more parameters off their first value."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or callspec.params.get("xp") != "jax":
+        return False
+    if item.get_closest_marker("star_on_jax") is None:
+        return False
+    away = [name for name, index in callspec.indices.items() if name != "xp" and index > 0]
+    return len(away) > 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``star_on_jax`` cases off the star on JAX (each compiles its own programs).
+
+    Parameter grids multiply JAX's compile time, which is per program, not per value: on JAX a
+    marked test keeps its first case and every case that changes one parameter from it, so
+    each value is still run through JAX once; NumPy, array-api-strict and torch run the grid.
+    """
+    dropped = [item for item in items if _off_the_star_on_jax(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        kept = set(map(id, dropped))
+        items[:] = [item for item in items if id(item) not in kept]
 
 
 @pytest.fixture

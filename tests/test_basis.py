@@ -112,6 +112,7 @@ def test_a_symmetry_of_the_basis_then_canonicalising_gives_the_same_parameters(
     assert_close(after, to_numpy(direct), xp=xp, rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.star_on_jax
 @pytest.mark.parametrize(("kind", "rep"), ALL_VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("obs_rep", [hx.Diagonal(), hx.Scale(), hx.PositiveDefinite()])
 def test_every_variant_keeps_the_observable_mixture(xp: Any, kind: str, rep: Any, obs_rep) -> None:

@@ -48,6 +48,7 @@ def _problem(xp, kind: str, n: int = 240):
     return model, params, xs
 
 
+@pytest.mark.star_on_jax
 @pytest.mark.parametrize("kind", MODELS)
 @pytest.mark.parametrize("chunk_size", [1, 37, 10_000])
 def test_chunked_estep_equals_the_per_row_formulas(xp, kind, chunk_size) -> None:

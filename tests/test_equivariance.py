@@ -146,6 +146,7 @@ def test_constant_columns_are_scaled_by_their_value(numpy_selected: None) -> Non
 # -- the parameter maps ----------------------------------------------------------------------
 
 
+@pytest.mark.star_on_jax
 @pytest.mark.parametrize("rep", [hx.Diagonal(), hx.PositiveDefinite(), hx.Scale()])
 @pytest.mark.parametrize("variant", ["analytic", "differentiable", "symmetric"])
 def test_parameter_maps_match_the_density_of_the_moved_data(

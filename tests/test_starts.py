@@ -92,6 +92,7 @@ def test_random_partition_is_one_hot_and_depends_on_the_seed_only(xp: Any) -> No
     assert_close(xp.sum(labels, axis=1), np.ones(50))
 
 
+@pytest.mark.star_on_jax
 @pytest.mark.parametrize("noise", ["diagonal", "isotropic", "full"])
 @pytest.mark.parametrize("variant", ["analytic", "symmetric", "differentiable"])
 @pytest.mark.parametrize("init", ["kmeans++", "random"])
