@@ -78,8 +78,8 @@ JAX_TEST_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimiza
 
 #: Hypothesis examples per property on JAX (15 elsewhere). Each new shape is a new compile on
 #: JAX, and the properties' values are already checked over 15 examples on the other
-#: backends; three examples still run every property through JAX's tracing and compiling.
-JAX_HYPOTHESIS_EXAMPLES = "3"
+#: backends; two examples still run every property through JAX's tracing and compiling.
+JAX_HYPOTHESIS_EXAMPLES = "2"
 
 #: JAX's persistent compilation cache, for every program however quick to compile: about
 #: half of the session's programs recur (in later test modules, after the per-module

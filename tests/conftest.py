@@ -114,33 +114,46 @@ def xp(request: pytest.FixtureRequest) -> ModuleType | ReadOnlyNumpy:
     return load_namespace(request.param)
 
 
+#: Markers that trim a parameter grid on JAX, where every case compiles its own programs: the
+#: most parameters a kept case may have off their first value.
+JAX_GRID_MARKERS = {
+    "star_on_jax": (
+        1,
+        "on JAX, collect only the cases at most one parameter away from the first case (every "
+        "value of every parameter still runs once); the full grid runs on the other backends",
+    ),
+    "first_on_jax": (
+        0,
+        "on JAX, collect only the first case (the other backends run every case)",
+    ),
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "star_on_jax: on JAX, collect only the cases at most one parameter away from the first "
-        "case (every value of every parameter still runs once); the full grid runs elsewhere",
-    )
+    for name, (_, text) in JAX_GRID_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
 
 
-def _off_the_star_on_jax(item: pytest.Item) -> bool:
-    """Whether a ``star_on_jax`` case on JAX has two or more parameters off their first value."""
+def _trimmed_on_jax(item: pytest.Item) -> bool:
+    """Whether a JAX case of a marked test is off the cases its marker keeps."""
     callspec = getattr(item, "callspec", None)
     if callspec is None or callspec.params.get("xp") != "jax":
         return False
-    if item.get_closest_marker("star_on_jax") is None:
-        return False
-    away = [name for name, index in callspec.indices.items() if name != "xp" and index > 0]
-    return len(away) > 1
+    for name, (most_away, _) in JAX_GRID_MARKERS.items():
+        if item.get_closest_marker(name) is not None:
+            away = [key for key, index in callspec.indices.items() if key != "xp" and index > 0]
+            return len(away) > most_away
+    return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the ``star_on_jax`` cases off the star on JAX (each compiles its own programs).
+    """Deselect the JAX cases that ``star_on_jax`` and ``first_on_jax`` leave out.
 
-    Parameter grids multiply JAX's compile time, which is per program, not per value: on JAX a
-    marked test keeps its first case and every case that changes one parameter from it, so
-    each value is still run through JAX once; NumPy, array-api-strict and torch run the grid.
+    JAX's test time is compile time, which is per program, not per value; a grid multiplies
+    it. The values each marked test leaves out on JAX are still checked against it through
+    the cases it keeps, and run in full on NumPy, array-api-strict and torch.
     """
-    dropped = [item for item in items if _off_the_star_on_jax(item)]
+    dropped = [item for item in items if _trimmed_on_jax(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         kept = set(map(id, dropped))

@@ -6,7 +6,8 @@ without ``device=`` meets one on ``device1`` and strict raises (on CuPy or torch
 would silently land on the host). On the other backends the fixture is the default device and
 the tests check the same outputs there. Every output is checked with ``assert_device``; a few
 values are also compared with the same computation on the default device (the device must not
-change the numbers).
+change the numbers). JAX on a CPU has one device, on which every other JAX test already runs, so
+there the variant grids keep their first case (``first_on_jax``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ VARIANTS = {
 }
 
 
+@pytest.mark.first_on_jax
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_hmog_variants(xp, device, variant) -> None:
     model = VARIANTS[variant]()
@@ -188,6 +190,7 @@ def test_gradient_training(xp, device, batch_size) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.first_on_jax
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_estimator(xp, device, variant) -> None:
     xs = _on(xp, device, _observations(n=80))

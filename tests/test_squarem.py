@@ -35,6 +35,7 @@ def test_extrapolate_matches_the_formula(xp) -> None:
     assert_close(near, u + 10 * r, xp=xp, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.star_on_jax
 @pytest.mark.parametrize("accelerate", [True, "squarem-natural"])
 @pytest.mark.parametrize("obs_rep", [hx.Diagonal, hx.Scale])
 def test_accelerated_em_never_decreases_the_log_likelihood(xp, obs_rep, accelerate) -> None:
