@@ -74,6 +74,35 @@ def _complete_upper(model: _HMoGLike, operation: str) -> Mixture:
     return upper
 
 
+def _whitened_parts(
+    model: _HMoGLike, upper: Mixture, means: Any, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, Any]:
+    """``y ↦ L⁻¹(y − m)`` applied to mean coordinates, in parts.
+
+    Returns the observable means, the whitened cross moments ``(E[xyᵀ] − E[x]mᵀ) L⁻ᵀ``
+    (``(p, d)``), the whitened component means and covariances (component rep's storage) and
+    the weights, with ``m``, ``S = L Lᵀ`` the latent marginal's mean and covariance.
+    """
+    family = upper.component_man
+    rep, d = family.rep, family.n
+    obs_means, cross, upper_means = model.split_coords(means)
+    marginal_mean, marginal_covariance = family.split_mean_covariance(
+        upper_means[..., : family.dim]
+    )
+    factor = family.cholesky_factor(marginal_covariance, "latent marginal covariance")
+    obs_mean = obs_means[..., : model.lower_harmonium.obs_dim]
+    centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
+    white_cross = xp.matrix_transpose(
+        rep.factor_solve_matrix(factor, xp.matrix_transpose(centred_cross))
+    )
+    components, weights = upper.split_mean_mixture(upper_means)
+    means_k, covariances_k = family.split_mean_covariance(components)
+    white_means = rep.factor_solve(factor, means_k - marginal_mean)
+    half = rep.factor_solve_matrix(factor, rep.unpack(covariances_k, d))
+    white_covariances = rep.pack(rep.factor_solve_matrix(factor, xp.matrix_transpose(half)))
+    return obs_means, white_cross, white_means, white_covariances, weights
+
+
 class WhitenableHMoG:
     """``whiten_prior`` in mean coordinates (complete upper mixtures)."""
 
@@ -95,21 +124,9 @@ class WhitenableHMoG:
         xp = self._check_params(means, "means")
         upper = _complete_upper(self, "whiten_prior")
         family = upper.component_man
-        rep, d = family.rep, family.n
-        obs_means, cross, upper_means = self.split_coords(means)
-        total = upper_means[..., : family.dim]
-        marginal_mean, marginal_covariance = family.split_mean_covariance(total)
-        factor = family.cholesky_factor(marginal_covariance, "latent marginal covariance")
-        obs_mean = obs_means[..., : self.lower_harmonium.obs_dim]
-        centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
-        white_cross = xp.matrix_transpose(
-            rep.factor_solve_matrix(factor, xp.matrix_transpose(centred_cross))
+        obs_means, white_cross, white_means, white_covariances, weights = _whitened_parts(
+            self, upper, means, xp
         )
-        components, weights = upper.split_mean_mixture(upper_means)
-        means_k, covariances_k = family.split_mean_covariance(components)
-        white_means = rep.factor_solve(factor, means_k - marginal_mean)
-        half = rep.factor_solve_matrix(factor, rep.unpack(covariances_k, d))
-        white_covariances = rep.pack(rep.factor_solve_matrix(factor, xp.matrix_transpose(half)))
         white_components = family.join_mean_covariance(white_means, white_covariances)
         return self.join_coords(
             obs_means, white_cross, upper.join_mean_mixture(white_components, weights)
@@ -189,16 +206,10 @@ class AnalyticConversions:
         rep, d = family.rep, family.n
         given = self.lower_harmonium
         lower = _analytic_lower(given.obs_dim, given.obs_rep, given.lat_dim)
-        obs_means, cross, upper_means = self.split_coords(means)
-        marginal_mean, marginal_covariance = family.split_mean_covariance(
-            upper_means[..., : family.dim]
+        obs_means, loadings, white_means, white_covariances, weights = _whitened_parts(
+            self, upper, means, xp
         )
-        factor = family.cholesky_factor(marginal_covariance, "latent marginal covariance")
         obs_mean, obs_covariance = lower.obs_man.split_mean_covariance(obs_means)
-        centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
-        loadings = xp.matrix_transpose(
-            rep.factor_solve_matrix(factor, xp.matrix_transpose(centred_cross))
-        )
         eye = xp.eye(d, dtype=means.dtype, device=B.device_of(means))
         explained = lower.obs_rep.statistic_to_packed(
             lower.obs_rep.congruence_statistic(loadings, eye), lower.obs_dim
@@ -206,11 +217,6 @@ class AnalyticConversions:
         lkl_params, _, rho = lower.likelihood_and_conjugation(
             loadings, obs_mean, obs_covariance - explained
         )
-        components, weights = upper.split_mean_mixture(upper_means)
-        means_k, covariances_k = family.split_mean_covariance(components)
-        white_means = rep.factor_solve(factor, means_k - marginal_mean)
-        half = rep.factor_solve_matrix(factor, rep.unpack(covariances_k, d))
-        white_covariances = rep.pack(rep.factor_solve_matrix(factor, xp.matrix_transpose(half)))
         factors_k = family.cholesky_factor(white_covariances, "component covariance")
         precisions = rep.factor_inverse(factors_k, d)
         locations = rep.matvec(precisions, white_means)
