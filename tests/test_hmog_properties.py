@@ -13,6 +13,7 @@ Oracles are the NumPy generative-form cases of :mod:`tests.test_hmog`; in additi
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -409,6 +410,42 @@ def test_public_methods_work_under_jax_jit(kind: str) -> None:
         step = jax.jit(lambda t: model.expectation_maximization(t, x))(params)
         expected = model.expectation_maximization(case.natural, case.points)
         assert_close(step, expected, xp=jnp, rtol=IDENTITY, atol=IDENTITY)
+
+
+class _CompileCounter(logging.Handler):
+    """Counts JAX's "Compiling ..." log records (one per program compiled or loaded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += "Compiling" in record.getMessage()
+
+
+def test_a_start_from_data_is_one_compiled_program_on_jax() -> None:
+    jnp = load_namespace("jax")
+    import jax
+
+    # shapes no other test uses, so no program is already in this process's caches
+    model = hx.analytic_hmog(7, hx.Diagonal, 3, 2)
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(41, 7)))
+    counter = _CompileCounter()
+    logger = logging.getLogger("jax._src.interpreters.pxla")
+    logger.addHandler(counter)
+    try:
+        with jax.log_compiles():
+            first = model.initialize_from_sample(0, xs)
+            compiled_by_the_first = counter.count
+            second = model.initialize_from_sample(1, xs)
+    finally:
+        logger.removeHandler(counter)
+    # the checks, the two draws and one program for the PPCA fit and the mixture on its
+    # scores (run operation by operation, the same start compiles about 250 programs)
+    assert 0 < compiled_by_the_first <= 20
+    assert counter.count == compiled_by_the_first  # a new seed reuses every program
+    assert not bool(jnp.all(first == second))  # ... and still draws a new start
+    assert bool(jnp.all(jnp.isfinite(first)))
 
 
 # -- recovery -------------------------------------------------------------------------------------

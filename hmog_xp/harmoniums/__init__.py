@@ -1,6 +1,12 @@
 """Harmoniums: linear Gaussian models (factor analysis, PCA) and Gaussian mixtures."""
 
-from hmog_xp.harmoniums._lgm_init import column_signs
+from hmog_xp.harmoniums._lgm_init import (
+    check_start_options,
+    column_signs,
+    dominating_in_rep,
+    ppca_start,
+)
+from hmog_xp.harmoniums._mixture_init import check_sample_size, spread_start
 from hmog_xp.harmoniums.base import Harmonium
 from hmog_xp.harmoniums.closed_form import (
     ChunkedEStep,
@@ -29,7 +35,12 @@ __all__ = [
     "MixtureParameters",
     "NoClosedFormEMError",
     "Regularization",
+    "check_sample_size",
+    "check_start_options",
     "column_signs",
+    "dominating_in_rep",
     "factor_analysis",
+    "ppca_start",
     "principal_component_analysis",
+    "spread_start",
 ]

@@ -140,17 +140,33 @@ def random_params(
     return params_from_loadings(model, loadings, bias, noise, xp=namespace)
 
 
+def check_start_options(shape: float, min_var: float) -> None:
+    """Refuse a negative loading jitter or a non-positive variance floor.
+
+    Parameters
+    ----------
+    shape : float
+        Jitter of the loadings, in noise standard deviations.
+    min_var : float
+        Floor of the noise variance.
+
+    Raises
+    ------
+    ValidationError
+        If ``shape < 0`` or ``min_var <= 0``.
+    """
+    if shape < 0 or min_var <= 0:
+        msg = f"shape must be >= 0 and min_var > 0; got shape={shape}, min_var={min_var}"
+        raise ValidationError(msg)
+
+
 def sample_params(
     model: LinearGaussianModel, rng: Any, xs: Any, shape: float, min_var: float
 ) -> Any:
     """Probabilistic-PCA fit of the sample, loadings jittered by ``shape`` noise deviations.
 
-    With the sample covariance's eigenvalues ``λ_1 ≥ … ≥ λ_p`` and eigenvectors ``U``:
-    ``σ² = mean(λ_{d+1..p})`` (floored at ``min_var``), ``A = U_d (λ_d − σ²)^{1/2}`` (the
-    maximum-likelihood PPCA loadings, Tipping & Bishop 1999), ``b`` the sample mean and
-    ``Ψ = σ² I``. Each loading column's sign is fixed by :func:`column_signs`, so every
-    backend starts from the same point; float32 data are fitted in float64 where the
-    backend has it (the result is cast back), so they start where float64 data would.
+    Draws the jitter (a standard normal ``(p, d)`` array in ``xs``'s dtype) and hands it to
+    :func:`ppca_start`, compiled once per shape on JAX.
 
     Parameters
     ----------
@@ -170,10 +186,45 @@ def sample_params(
     array, shape (model.dim,)
         Natural parameters in ``xs``'s namespace.
     """
-    if shape < 0 or min_var <= 0:
-        msg = f"shape must be >= 0 and min_var > 0; got shape={shape}, min_var={min_var}"
-        raise ValidationError(msg)
+    check_start_options(shape, min_var)
     xp = B.array_namespace(xs)
+    source = B.random_source(rng, xp, B.device_of(xs))
+    jitter = source.normal((xs.shape[1], model.lat_dim), dtype=xs.dtype)
+    return compiled_ppca_start(model, xs, jitter, float(shape), float(min_var))
+
+
+def ppca_start(
+    model: LinearGaussianModel, xs: Any, jitter: Any, shape: float, min_var: float
+) -> Any:
+    """Probabilistic-PCA fit of the sample, loadings moved by ``shape`` noise deviations.
+
+    With the sample covariance's eigenvalues ``λ_1 ≥ … ≥ λ_p`` and eigenvectors ``U``:
+    ``σ² = mean(λ_{d+1..p})`` (floored at ``min_var``), ``A = U_d (λ_d − σ²)^{1/2}`` (the
+    maximum-likelihood PPCA loadings, Tipping & Bishop 1999), ``b`` the sample mean and
+    ``Ψ = σ² I``; then ``A + shape · σ · jitter``. Each loading column's sign is fixed by
+    :func:`column_signs`, so every backend starts from the same point; float32 data are
+    fitted in float64 where the backend has it (the result is cast back), so they start where
+    float64 data would. A function of arrays only (no checks, no randomness).
+
+    Parameters
+    ----------
+    model : LinearGaussianModel
+        The model.
+    xs : array, shape (N, p)
+        Observations.
+    jitter : array, shape (p, d)
+        Standard normal draws.
+    shape : float
+        Size of the perturbation of the loadings, in noise standard deviations.
+    min_var : float
+        Floor of the noise variance, ``> 0``.
+
+    Returns
+    -------
+    array, shape (model.dim,)
+        Natural parameters in ``xs``'s namespace and dtype.
+    """
+    xp = B.array_namespace(xs, jitter)
     n_obs, obs_dim = xs.shape
     lat_dim = model.lat_dim
     dtype, device = xs.dtype, B.device_of(xs)
@@ -198,9 +249,11 @@ def sample_params(
     if top < lat_dim:  # more factors than dimensions: pad with zero columns
         padding = xp.zeros((obs_dim, lat_dim - top), dtype=wide, device=device)
         loadings = xp.concat([loadings, padding], axis=1)
-    source = B.random_source(rng, xp, device)
-    jitter = source.normal((obs_dim, lat_dim), dtype=dtype)
     loadings = loadings + shape * xp.sqrt(variance) * xp.astype(jitter, wide, copy=False)
     noise = variance * model.obs_rep.identity(obs_dim, xp=xp, dtype=wide, device=device)
     params = params_from_loadings(model, loadings, bias, noise, xp=xp)
     return xp.astype(params, dtype, copy=False)
+
+
+#: :func:`ppca_start` compiled once per model, shape and options on JAX.
+compiled_ppca_start = B.jit(ppca_start, static_argnums=(0, 3, 4))

@@ -61,8 +61,32 @@ def random_params(
     return _join_shared_covariance(mixture, means, identity)
 
 
+def check_sample_size(mixture: Mixture, n_obs: int) -> None:
+    """Refuse fewer observations than components.
+
+    Parameters
+    ----------
+    mixture : Mixture
+        The model.
+    n_obs : int
+        Number of observations.
+
+    Raises
+    ------
+    ValidationError
+        If ``n_obs < n_components``.
+    """
+    k = mixture.n_components
+    if n_obs < k:
+        msg = f"need at least n_components={k} observations to initialise; got {n_obs}"
+        raise ValidationError(msg)
+
+
 def sample_params(mixture: Mixture, rng: Any, xs: Any, min_var: float) -> Any:
     """Equal weights, the sample covariance for every component, means at random data points.
+
+    Draws one uniform number per observation (in ``xs``'s dtype) and hands them to
+    :func:`spread_start`, compiled once per shape on JAX.
 
     Parameters
     ----------
@@ -81,14 +105,40 @@ def sample_params(mixture: Mixture, rng: Any, xs: Any, min_var: float) -> Any:
         Natural parameters in ``xs``'s namespace.
     """
     xp = B.array_namespace(xs)
-    n_obs = xs.shape[0]
-    k = mixture.n_components
-    if n_obs < k:
-        msg = f"need at least n_components={k} observations to initialise; got {n_obs}"
-        raise ValidationError(msg)
+    check_sample_size(mixture, xs.shape[0])
+    source = B.random_source(rng, xp, B.device_of(xs))
+    order = source.uniform((xs.shape[0],), dtype=xs.dtype)
+    return compiled_spread_start(mixture, xs, order, float(min_var))
+
+
+def spread_start(mixture: Mixture, xs: Any, order: Any, min_var: float) -> Any:
+    """Equal weights, the pooled covariance, means at the ``K`` rows of smallest ``order``.
+
+    A function of arrays only (no checks, no randomness).
+
+    Parameters
+    ----------
+    mixture : Mixture
+        The model.
+    xs : array, shape (N, d)
+        Observations, ``N >= K``.
+    order : array, shape (N,)
+        Distinct numbers ranking the rows (uniform draws: a random choice of ``K`` rows).
+    min_var : float
+        Floor of the variances of the shared covariance.
+
+    Returns
+    -------
+    array, shape (mixture.dim,)
+        Natural parameters in ``xs``'s namespace.
+    """
+    xp = B.array_namespace(xs, order)
     family = mixture.component_man
     pooled = family.regularize_covariance(family.average_sufficient_statistic(xs), 0.0, min_var)
     covariance = family.split_mean_covariance(pooled)[1]
-    source = B.random_source(rng, xp, B.device_of(xs))
-    chosen = xp.argsort(source.uniform((n_obs,), dtype=xs.dtype))[:k]
+    chosen = xp.argsort(order)[: mixture.n_components]
     return _join_shared_covariance(mixture, xp.take(xs, chosen, axis=0), covariance)
+
+
+#: :func:`spread_start` compiled once per model, shape and floor on JAX.
+compiled_spread_start = B.jit(spread_start, static_argnums=(0, 3))

@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from hmog_xp import _backend as B
 from hmog_xp.families import Normal
-from hmog_xp.harmoniums import MixtureParameters
-from hmog_xp.harmoniums._lgm_init import dominating_in_rep
+from hmog_xp.harmoniums import (
+    MixtureParameters,
+    check_sample_size,
+    check_start_options,
+    dominating_in_rep,
+    ppca_start,
+    spread_start,
+)
 from hmog_xp.reps import PositiveDefinite
 
 if TYPE_CHECKING:
@@ -207,12 +213,52 @@ class ReadableHMoG:
             Natural parameters in ``xs``'s namespace.
         """
         xp = self._check_sample(xs)
+        check_start_options(shape, min_var)
+        check_sample_size(self.posterior_upper, xs.shape[0])
         source = B.random_source(rng, xp, B.device_of(xs))
-        lower_model = self.lower_harmonium
-        lower = lower_model.initialize_from_sample(source, xs, shape, min_var)
-        scores = lower_model.posterior_latent_mean(lower, xs)
-        upper = self.posterior_upper.initialize_from_sample(source, scores, min_var)
-        return self._upper_for_prior(lower[: self.lkl_dim], upper)
+        jitter = source.normal((xs.shape[1], self.lower_harmonium.lat_dim), dtype=xs.dtype)
+        order = source.uniform((xs.shape[0],), dtype=xs.dtype)
+        return _compiled_sample_start(self, xs, jitter, order, float(shape), float(min_var))
+
+
+def sample_start(
+    model: _HMoGLike, xs: Any, jitter: Any, order: Any, shape: float, min_var: float
+) -> Any:
+    """PPCA loadings jittered by ``jitter``, then a mixture on the factor scores.
+
+    The arrays part of :meth:`ReadableHMoG.initialize_from_sample`, after its checks and
+    draws: :func:`~hmog_xp.harmoniums.ppca_start` of ``xs``, then
+    :func:`~hmog_xp.harmoniums.spread_start` of the posterior latent means.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        The model.
+    xs : array, shape (N, p)
+        Observations, ``N >= n_components``.
+    jitter : array, shape (p, d)
+        Standard normal draws moving the loadings.
+    order : array, shape (N,)
+        Uniform draws choosing the rows that become component means.
+    shape : float
+        Jitter of the loadings, in noise standard deviations.
+    min_var : float
+        Variance floor for the noise and the mixture components.
+
+    Returns
+    -------
+    array, shape (dim,)
+        Natural parameters in ``xs``'s namespace.
+    """
+    lower_model = model.lower_harmonium
+    lower = ppca_start(lower_model, xs, jitter, shape, min_var)
+    scores = lower_model.posterior_latent_mean(lower, xs)
+    upper = spread_start(model.posterior_upper, scores, order, min_var)
+    return model._upper_for_prior(lower[: model.lkl_dim], upper)
+
+
+#: :func:`sample_start` compiled once per model, shape and options on JAX.
+_compiled_sample_start = B.jit(sample_start, static_argnums=(0, 4, 5))
 
 
 def conjugation_compensation(lower: LinearGaussianModel, lkl_params: Any) -> Any:
