@@ -25,13 +25,19 @@ __all__ = [
     "as_regularization",
     "check_em_model",
     "compiled_expectation",
+    "compiled_log_partition",
     "compiled_m_step",
+    "compiled_m_step_and_log_partition",
     "compiled_statistics",
     "compiled_step",
+    "compiled_step_with_log_partition",
     "default_chunk_size",
     "em_step",
+    "em_step_with_log_partition",
     "expectation",
+    "log_partition",
     "m_step",
+    "m_step_and_log_partition",
     "observable_statistics",
 ]
 
@@ -78,6 +84,57 @@ def em_step(
     return xp.astype(m_step(model, means, regularization), params.dtype, copy=False), log_likelihood
 
 
+def em_step_with_log_partition(
+    model: ClosedFormEM,
+    params: Any,
+    log_partition: Any,
+    xs: Any,
+    obs_statistics: Any,
+    chunk_size: int,
+    regularization: Regularization = EXACT,
+) -> tuple[Any, Any, Any]:
+    """:func:`em_step` that takes ``ψ(params)`` and gives ``ψ`` of the new parameters.
+
+    For models whose M-step gets ``ψ`` for less than the E-step spends on it
+    (:attr:`~hmog_xp.harmoniums.ClosedFormEM.mstep_gives_log_partition`): a loop hands each
+    step's ``ψ`` to the next, so no E-step computes it. The values are :func:`em_step`'s.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        A model with closed-form EM.
+    params : array, shape (dim,)
+        Current natural parameters.
+    log_partition : array, shape (), or None
+        ``ψ(params)`` in the accumulation dtype; None: the E-step computes it.
+    xs : array, shape (N, p)
+        Observations.
+    obs_statistics : array, shape (obs_man.dim,)
+        Cached ``mean s_x(x)``.
+    chunk_size : int
+        Rows per chunk.
+    regularization : Regularization, optional
+        Stabilisers applied to the mean statistics before the M-step (default: none, exact).
+
+    Returns
+    -------
+    params : array, shape (dim,)
+        Updated parameters.
+    log_partition : array, shape (), or None
+        ``ψ`` of the updated parameters; None where they were cast to a narrower dtype (the
+        M-step's ``ψ`` is not that of the rounded parameters).
+    log_likelihood : array, shape ()
+        Average log-likelihood of the *input* parameters (see :func:`em_step`).
+    """
+    xp = B.array_namespace(params, xs)
+    wide = accumulation_dtype(xp, params.dtype)
+    means, log_likelihood = model.estep(params, xs, obs_statistics, chunk_size, wide, log_partition)
+    new_params, new_log_partition = m_step_and_log_partition(model, means, regularization)
+    if wide != params.dtype:
+        return xp.astype(new_params, params.dtype), None, log_likelihood
+    return new_params, new_log_partition, log_likelihood
+
+
 def m_step(model: ClosedFormEM, means: Any, regularization: Regularization | None = None) -> Any:
     """Return ``model.mstep(means, regularization)``: the closed-form M-step.
 
@@ -106,6 +163,48 @@ def m_step(model: ClosedFormEM, means: Any, regularization: Regularization | Non
 check_em_model = check_closed_form_em
 
 
+def m_step_and_log_partition(
+    model: ClosedFormEM, means: Any, regularization: Regularization | None = None
+) -> tuple[Any, Any]:
+    """Return ``model.mstep_and_log_partition(means, regularization)``: parameters and ``ψ``.
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model.
+    means : array, shape (dim,)
+        Mean posterior statistics.
+    regularization : Regularization, optional
+        Stabilisers (default or None: exact).
+
+    Returns
+    -------
+    params : array, shape (dim,)
+        :func:`m_step` of ``means``.
+    log_partition : array, shape ()
+        ``ψ(params)``.
+    """
+    return model.mstep_and_log_partition(means, as_regularization(regularization))
+
+
+def log_partition(model: ClosedFormEM, params: Any) -> Any:
+    """Return ``model.log_partition_function(params)`` (compiled: ``compiled_log_partition``).
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+
+    Returns
+    -------
+    array, shape ()
+        ``ψ(params)``.
+    """
+    return model.log_partition_function(params)
+
+
 def default_chunk_size(model: ClosedFormEM, n_obs: int) -> int:
     """Choose the rows per chunk so that the E-step's working arrays stay near 32 MiB.
 
@@ -131,6 +230,7 @@ def expectation(
     obs_statistics: Any,
     chunk_size: int,
     dtype: Any = None,
+    log_partition: Any = None,
 ) -> tuple[Any, Any]:
     """One chunked E-step, ``model.estep``: mean posterior statistics and log-likelihood.
 
@@ -148,6 +248,8 @@ def expectation(
         Rows per chunk.
     dtype : dtype, optional
         The dtype of the results (default: ``params``'s).
+    log_partition : array, shape (), optional
+        ``ψ(params)`` where already known (in the accumulation dtype); None: computed.
 
     Returns
     -------
@@ -156,7 +258,7 @@ def expectation(
     log_likelihood : array, shape ()
         Average log-likelihood of ``params``.
     """
-    return model.estep(params, xs, obs_statistics, chunk_size, dtype)
+    return model.estep(params, xs, obs_statistics, chunk_size, dtype, log_partition)
 
 
 def observable_statistics(model: ClosedFormEM, xs: Any, chunk_size: int) -> Any:
@@ -199,3 +301,6 @@ compiled_step = B.jit(em_step, static_argnums=(0, 4, 5))
 compiled_statistics = B.jit(observable_statistics, static_argnums=(0, 2))
 compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
 compiled_m_step = B.jit(m_step, static_argnums=(0, 2))
+compiled_step_with_log_partition = B.jit(em_step_with_log_partition, static_argnums=(0, 5, 6))
+compiled_m_step_and_log_partition = B.jit(m_step_and_log_partition, static_argnums=(0, 2))
+compiled_log_partition = B.jit(log_partition, static_argnums=(0,))

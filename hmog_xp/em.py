@@ -26,10 +26,7 @@ from hmog_xp._em_engine import (
     accumulation_dtype,
     as_regularization,
     check_em_model,
-    compiled_expectation,
-    compiled_m_step,
     compiled_statistics,
-    compiled_step,
     default_chunk_size,
     em_step,
     expectation,
@@ -45,6 +42,7 @@ from hmog_xp._em_loop import (
     has_converged,
     run_em,
 )
+from hmog_xp._em_steps import FitSteps, fit_steps
 from hmog_xp._errors import ValidationError
 from hmog_xp._squarem import run_squarem
 from hmog_xp._validation import validation
@@ -59,6 +57,7 @@ __all__ = [
     "NOISE_ULPS",
     "ClosedFormEM",
     "EMFit",
+    "FitSteps",
     "NoClosedFormEMError",
     "Regularization",
     "accumulation_dtype",
@@ -71,6 +70,7 @@ __all__ = [
     "expectation",
     "finite_log_likelihood",
     "fit_em",
+    "fit_steps",
     "has_converged",
     "iterate_em",
     "m_step",
@@ -235,17 +235,15 @@ def fit_em(
         raise ValidationError(msg)
     regularization = as_regularization(regularization)
     xp = B.array_namespace(params, xs)
-    wide = accumulation_dtype(xp, params.dtype)
     # Inputs are checked above; inside the loop the only host synchronisation is the
     # convergence check, which also catches a step that left the valid parameter space.
     with validation(False):
         obs_statistics = compiled_statistics(model, xs, size)
+        steps = fit_steps(model, params, xs, obs_statistics, size, regularization)
         if _ACCELERATIONS[accelerate] is not None:
             return iterate_em(
-                lambda theta: compiled_expectation(model, theta, xs, obs_statistics, size, wide),
-                lambda means: xp.astype(
-                    compiled_m_step(model, means, regularization), params.dtype, copy=False
-                ),
+                steps.expect,
+                lambda means: xp.astype(steps.maximize(means), params.dtype, copy=False),
                 params,
                 max_iter=max_iter,
                 tol=tol,
@@ -255,8 +253,8 @@ def fit_em(
             )
         # Plain EM: the E-step and the M-step in one compiled function.
         return run_em(
-            lambda theta: compiled_step(model, theta, xs, obs_statistics, size, regularization),
-            lambda theta: compiled_expectation(model, theta, xs, obs_statistics, size, wide)[1],
+            steps.step,
+            steps.log_likelihood,
             params,
             max_iter=max_iter,
             tol=tol,

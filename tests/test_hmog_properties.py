@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 import hmog_xp as hx
+from hmog_xp.em import em_step, observable_statistics
 from tests.conftest import load_namespace
 from tests.helpers import assert_close, to_numpy, xp_name
 from tests.strategies import REPS
@@ -239,6 +240,35 @@ def test_the_fused_m_step_is_whitening_then_to_natural(
     spread = np.einsum("k,kij->ij", weights, covariances_k + means_k[:, :, None] * means_k[:, None])
     np.testing.assert_allclose(marginal_mean, 0.0, atol=1e-10)
     np.testing.assert_allclose(spread, np.eye(model.lat_dim), atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["analytic", "symmetric"])
+def test_the_m_steps_log_partition_is_that_of_its_parameters(xp: Any, kind: str) -> None:
+    model = variant_model(xp, kind, None if kind == "analytic" else hx.PositiveDefinite())
+    xs = asarray(xp, make_case(model, seed=13, n_points=N_POINTS).points)
+    means = model.mean_posterior_statistics(model.initialize_from_sample(6, xs), xs)
+    stabilisers = hx.Regularization(1e-3, 1e-3, 1.0)
+    params, log_partition = model.mstep_and_log_partition(means, stabilisers)
+    assert model.mstep_gives_log_partition  # a complete upper mixture, fused M-step
+    assert_close(params, to_numpy(model.mstep(means, stabilisers)), xp=xp, rtol=0, atol=0)
+    direct = to_numpy(model.log_partition_function(params))
+    assert_close(log_partition, direct, xp=xp, rtol=1e-12, atol=1e-12)
+
+
+def test_a_fit_that_hands_the_log_partition_on_follows_plain_em_steps(xp: Any) -> None:
+    model = variant_model(xp, "analytic", None)
+    xs = asarray(xp, make_case(model, seed=17, n_points=N_POINTS).points)
+    start = model.initialize_from_sample(7, xs)
+    fit = hx.fit_em(model, start, xs, max_iter=6, tol=0.0)
+    # the reference: em_step, whose E-step computes every log-partition itself
+    statistics = observable_statistics(model, xs, N_POINTS)
+    params, history = start, []
+    for _ in range(6):
+        params, log_likelihood = em_step(model, params, xs, statistics, N_POINTS)
+        history.append(float(log_likelihood))
+    history.append(float(model.average_log_observable_density(params, xs)))
+    np.testing.assert_allclose(fit.log_likelihoods, history, rtol=1e-12, atol=0)
+    assert_close(fit.params, to_numpy(params), xp=xp, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["analytic", "symmetric"])

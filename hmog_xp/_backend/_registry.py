@@ -142,8 +142,10 @@ def array_namespace(*arrays: Any) -> ModuleType:
     module
         The namespace; see :func:`namespace_for`.
     """
-    if len(arrays) == 1:  # the common call: one array, its type seen before
-        cached = _SINGLE_NAMESPACES.get(type(arrays[0]))
+    # the common calls: arrays of one type seen before
+    kind: type = type(arrays[0]) if arrays else type(None)
+    if all(type(a) is kind for a in arrays[1:]):
+        cached = _SINGLE_NAMESPACES.get(kind)
         if cached is not None:
             return cached
     real = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool))]

@@ -166,6 +166,10 @@ def solve_triangular(
         The solutions, batch axes broadcast.
     """
     name = backend_name_of(xp)
+    if name == "numpy":  # the same LAPACK solve, broadcasting, without array_api_compat
+        import numpy
+
+        return numpy.linalg.solve(numpy.matrix_transpose(factor) if transpose else factor, b)
     if factor.shape[:-2] != b.shape[:-2]:
         batch = tuple(broadcast_shapes(factor.shape[:-2], b.shape[:-2]))
         factor = xp.broadcast_to(factor, (*batch, *factor.shape[-2:]))
@@ -182,10 +186,6 @@ def solve_triangular(
             factor, b, left_side=True, lower=lower, transpose_a=transpose
         )
     tri = xp.matrix_transpose(factor) if transpose else factor
-    if name == "numpy":  # the same LAPACK solve, without array_api_compat's wrapper
-        import numpy
-
-        return numpy.linalg.solve(tri, b)
     return xp.linalg.solve(tri, b)
 
 

@@ -161,7 +161,12 @@ class ChunkedEStep(ABC):
 
     @abstractmethod
     def estep_assemble(
-        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
     ) -> tuple[Any, Any]:
         """Mean posterior statistics and the average log-likelihood from summed chunk sums.
 
@@ -178,6 +183,9 @@ class ChunkedEStep(ABC):
             Element-wise totals of :meth:`estep_sums` over the rows.
         n_obs : int
             Number of rows summed over.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known (the M-step that made ``params`` gives it:
+            :meth:`ClosedFormEM.mstep_and_log_partition`); None: computed here.
 
         Returns
         -------
@@ -234,7 +242,13 @@ class ChunkedEStep(ABC):
         return total / xs.shape[0]
 
     def estep(
-        self, params: Any, xs: Any, obs_statistics: Any, chunk_size: int, dtype: Any = None
+        self,
+        params: Any,
+        xs: Any,
+        obs_statistics: Any,
+        chunk_size: int,
+        dtype: Any = None,
+        log_partition: Any = None,
     ) -> tuple[Any, Any]:
         """One chunked E-step: mean posterior statistics and the average log-likelihood.
 
@@ -255,6 +269,9 @@ class ChunkedEStep(ABC):
         dtype : dtype, optional
             The dtype of the results (default: ``params``'s). The EM driver asks for the
             accumulation dtype, so that the M-step runs in it too.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known, in the accumulation dtype (see
+            :meth:`estep_assemble`); None: computed here.
 
         Returns
         -------
@@ -271,6 +288,7 @@ class ChunkedEStep(ABC):
             xp.astype(obs_statistics, wide, copy=False),
             sums,
             xs.shape[0],
+            log_partition,
         )
         dtype = params.dtype if dtype is None else dtype
         return xp.astype(means, dtype, copy=False), xp.astype(log_likelihood, dtype, copy=False)
@@ -359,6 +377,44 @@ class ClosedFormEM(ChunkedEStep):
         regularization = Regularization() if regularization is None else regularization
         return self.to_natural(self.mstep_frame(self.mstep_regularize(means, regularization)))
 
+    @property
+    def mstep_gives_log_partition(self) -> bool:
+        """Whether :meth:`mstep_and_log_partition` gets ``ψ`` for less than an E-step spends.
+
+        The EM drivers then hand it to the next E-step (default: False, they do not ask).
+
+        Returns
+        -------
+        bool
+            False here.
+        """
+        return False
+
+    def mstep_and_log_partition(
+        self, means: Any, regularization: Regularization | None = None
+    ) -> tuple[Any, Any]:
+        """The M-step's parameters and their log-partition function ``ψ``.
+
+        Default: :meth:`mstep`, then ``log_partition_function``; a model whose M-step
+        already holds what ``ψ`` needs overrides this (see :attr:`mstep_gives_log_partition`).
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        params : array, shape (dim,)
+            :meth:`mstep` of ``means``.
+        log_partition : array, shape ()
+            ``ψ(params)``.
+        """
+        params = self.mstep(means, regularization)
+        return params, self.log_partition_function(params)
+
 
 def check_closed_form_em(model: object) -> ClosedFormEM:
     """Return ``model`` if it has closed-form EM; raise a clear error otherwise.
@@ -411,7 +467,12 @@ def widened(
 
 
 def harmonium_log_likelihood(
-    model: Any, params: Any, obs_statistics: Any, log_partition_sum: Any, n_obs: int
+    model: Any,
+    params: Any,
+    obs_statistics: Any,
+    log_partition_sum: Any,
+    n_obs: int,
+    log_partition: Any = None,
 ) -> Any:
     """Average ``log p(x) = θ_x·s_x(x) + ψ_z(posterior(x)) − ψ(θ) + log base(x)``.
 
@@ -427,6 +488,8 @@ def harmonium_log_likelihood(
         ``Σ_n ψ_z(posterior(x_n))``.
     n_obs : int
         Number of rows.
+    log_partition : array, shape (), optional
+        ``ψ(θ)`` where already known; None: ``model.log_partition_function(params)``.
 
     Returns
     -------
@@ -436,12 +499,9 @@ def harmonium_log_likelihood(
     xp = B.array_namespace(params, obs_statistics)
     obs_params = params[: model.obs_man.dim]
     base = -0.5 * model.obs_man.n * math.log(2.0 * math.pi)
-    return (
-        xp.sum(obs_params * obs_statistics)
-        + base
-        + log_partition_sum / n_obs
-        - model.log_partition_function(params)
-    )
+    if log_partition is None:
+        log_partition = model.log_partition_function(params)
+    return xp.sum(obs_params * obs_statistics) + base + log_partition_sum / n_obs - log_partition
 
 
 def _log_partition(model: ClosedFormEM, params: Any) -> Any:

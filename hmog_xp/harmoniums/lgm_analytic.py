@@ -266,7 +266,12 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         return _sums
 
     def estep_assemble(
-        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
     ) -> tuple[Any, Any]:
         """Mean coordinates ``(mean s_x, mean x μᵀ, E[y], E[yyᵀ])`` and the log-likelihood.
 
@@ -280,6 +285,8 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
             Totals of :meth:`estep_sums` over the rows.
         n_obs : int
             Number of rows.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known; None: computed here.
 
         Returns
         -------
@@ -294,7 +301,9 @@ class AnalyticLinearGaussianModel(LinearGaussianModel, ClosedFormEM):  # numpydo
         spread = covariance + second / n_obs - mean[:, None] * mean[None, :]
         lat_means = self.pst_man.join_mean_covariance(mean, self.pst_rep.pack(spread))
         means = self.join_coords(obs_statistics, cross / n_obs, lat_means)
-        return means, harmonium_log_likelihood(self, params, obs_statistics, partition, n_obs)
+        return means, harmonium_log_likelihood(
+            self, params, obs_statistics, partition, n_obs, log_partition
+        )
 
     def estep_row_bytes(self) -> int:
         """Working bytes per row: ``8 (2p + 3d)``.

@@ -130,7 +130,12 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
         return _sums
 
     def estep_assemble(
-        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
     ) -> tuple[Any, Any]:
         """Mean coordinates ``(mean s(x), mean s(x) r₁ᵀ, mean r₁)`` and the log-likelihood.
 
@@ -144,6 +149,8 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
             Totals of :meth:`estep_sums` over the rows.
         n_obs : int
             Number of rows.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known; None: computed here.
 
         Returns
         -------
@@ -154,7 +161,9 @@ class AnalyticMixture(Mixture, ClosedFormEM):  # numpydoc ignore=PR02
         """
         cross, counts, partition = sums
         means = self.join_coords(obs_statistics, cross / n_obs, counts / n_obs)
-        return means, harmonium_log_likelihood(self, params, obs_statistics, partition, n_obs)
+        return means, harmonium_log_likelihood(
+            self, params, obs_statistics, partition, n_obs, log_partition
+        )
 
     def estep_row_bytes(self) -> int:
         """Working bytes per row: ``8 (2 dim(s) + 3K)``.

@@ -196,12 +196,49 @@ class AnalyticConversions:
         array, shape (dim,)
             Natural parameters, with a whitened latent prior.
         """
+        return AnalyticConversions.mstep_and_log_partition(self, means, regularization)[0]
+
+    @property
+    def mstep_gives_log_partition(self: _HMoGLike) -> bool:
+        """True where the M-step is fused (the prior's mixture is the posterior's).
+
+        Its ``ψ = χ + ψ_y(θ'_0) + log Σ_k π_k − log π_0`` takes the likelihood's ``χ`` and
+        the first whitened component's log-partition, both already at hand.
+
+        Returns
+        -------
+        bool
+            Whether the fused M-step applies.
+        """
+        upper = self.posterior_upper
+        return bool(upper.varying_rep == upper.component_man.rep and self.prior_upper == upper)
+
+    def mstep_and_log_partition(
+        self: _HMoGLike, means: Any, regularization: Regularization | None = None
+    ) -> tuple[Any, Any]:
+        """:meth:`mstep` and the log-partition function ``ψ`` of its result.
+
+        Parameters
+        ----------
+        means : array, shape (dim,)
+            Mean posterior statistics.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        params : array, shape (dim,)
+            Natural parameters, with a whitened latent prior.
+        log_partition : array, shape ()
+            ``ψ(params)``.
+        """
         regularization = Regularization() if regularization is None else regularization
         means = self.mstep_regularize(means, regularization)
         xp = self._check_params(means, "means")
         upper = _complete_upper(self, "the closed-form M-step")
         if self.prior_upper != upper:  # restricted priors: the general path
-            return AnalyticConversions.to_natural(self, WhitenableHMoG.whiten_prior(self, means))
+            params = AnalyticConversions.to_natural(self, WhitenableHMoG.whiten_prior(self, means))
+            return params, self.log_partition_function(params)
         family = upper.component_man
         rep, d = family.rep, family.n
         given = self.lower_harmonium
@@ -214,7 +251,7 @@ class AnalyticConversions:
         explained = lower.obs_rep.statistic_to_packed(
             lower.obs_rep.congruence_statistic(loadings, eye), lower.obs_dim
         )
-        lkl_params, _, rho = lower.likelihood_and_conjugation(
+        lkl_params, chi, rho = lower.likelihood_and_conjugation(
             loadings, obs_mean, obs_covariance - explained
         )
         factors_k = family.cholesky_factor(white_covariances, "component covariance")
@@ -230,7 +267,11 @@ class AnalyticConversions:
         )
         # θ_z = prior − ρ, with ρ on the prior's leading (latent Normal) coordinates.
         lead = rho.shape[-1]
-        return B.concat_broadcast([lkl_params, prior[..., :lead] - rho, prior[..., lead:]], xp=xp)
+        params = B.concat_broadcast([lkl_params, prior[..., :lead] - rho, prior[..., lead:]], xp=xp)
+        # ψ_mix(prior) = log Σ_k exp(log π_k − log π_0 − ψ_k + ψ_0 + ψ_k)
+        total = xp.sum(weights, axis=-1)
+        log_partition = chi + log_partitions[..., 0] + xp.log(total) - xp.log(weights[..., 0])
+        return params, log_partition
 
     def to_natural(self: _HMoGLike, means: Any) -> Any:
         """Natural parameters from mean coordinates (exact inverse of ``to_mean``).

@@ -152,7 +152,12 @@ class HMoGEStep(ChunkedEStep):
         return chunk_sums_for(self, params)  # type: ignore[arg-type]
 
     def estep_assemble(
-        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
     ) -> tuple[Any, Any]:
         """Mean posterior statistics and average log-likelihood from summed chunk sums.
 
@@ -166,6 +171,8 @@ class HMoGEStep(ChunkedEStep):
             ``(Σ Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))`` over the rows.
         n_obs : int
             Number of rows summed over.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known; None: computed here.
 
         Returns
         -------
@@ -175,11 +182,11 @@ class HMoGEStep(ChunkedEStep):
             ``average_log_observable_density(params, xs)``.
         """
         model: HierarchicalMixtureOfGaussians = self  # type: ignore[assignment]
-        cross, weighted, totals, log_partition = sums
+        cross, weighted, totals, partition_sum = sums
         upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
         means = model.join_coords(obs_statistics, cross / n_obs, upper)
         log_likelihood = harmonium_log_likelihood(
-            model, params, obs_statistics, log_partition, n_obs
+            model, params, obs_statistics, partition_sum, n_obs, log_partition
         )
         return means, log_likelihood
 

@@ -217,7 +217,12 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
         return _sums
 
     def estep_assemble(
-        self, params: Any, obs_statistics: Any, sums: tuple[Any, ...], n_obs: int
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
     ) -> tuple[Any, Any]:
         """Expected complete-data statistics and the observed-data log-likelihood.
 
@@ -231,6 +236,8 @@ class MarginalizedHMoG(ClosedFormEM, MarginalInference):  # numpydoc ignore=PR02
             Totals of :meth:`estep_sums`.
         n_obs : int
             Number of rows.
+        log_partition : array, shape (), optional
+            Unused: the observed-data log-likelihood is summed row by row.
 
         Returns
         -------
