@@ -369,3 +369,18 @@ def test_reps_are_hashable_frozen_and_equal_by_type() -> None:
         rep.generality = 5  # type: ignore[misc]
     for rep in REPS:
         assert isinstance(rep, hx.CovarianceRep)
+
+
+def test_row_block_products_equal_the_dense_ones(xp: Any) -> None:
+    # (N, n) blocks take the backend-specific layouts of the E-step (hmog_xp._backend.products)
+    rng = np.random.default_rng(8)
+    rep, n = hx.PositiveDefinite(), 4
+    rows = rng.normal(size=(37, n))
+    halves = rng.normal(size=(3, n, n))
+    matrices = halves @ np.swapaxes(halves, -1, -2) + np.eye(n)
+    upper = np.triu_indices(n)
+    expected_outer = (rows[:, :, None] * rows[:, None, :])[:, upper[0], upper[1]]
+    assert_close(rep.outer_statistic(asarray(xp, rows)), expected_outer, xp=xp)
+    packed = rep.pack(asarray(xp, matrices))
+    expected_spreads = np.einsum("kij,nj->nki", matrices, rows)
+    assert_close(rep.matvec_all(packed, asarray(xp, rows)), expected_spreads, xp=xp)

@@ -36,6 +36,7 @@ from hmog_xp._backend.linalg import (
     softmax_and_logsumexp,
     solve_triangular,
 )
+from hmog_xp._backend.products import column_products
 from hmog_xp._backend.random import RandomSource, random_source
 from hmog_xp._backend.threads import compute_threads as compute_threads
 from hmog_xp._backend.transfer import distinct_rows
@@ -51,6 +52,7 @@ __all__ = [
     "cholesky_inverse",
     "cholesky_logdet",
     "cholesky_solve",
+    "column_products",
     "concat_broadcast",
     "default_float_dtype",
     "device_of",

@@ -75,9 +75,7 @@ class PositiveDefinite(CovarianceRep):
     def outer_statistic(self, x: Any, /) -> Any:
         xp = B.array_namespace(x)
         rows, cols = _upper_indices(x.shape[-1])
-        return xp.take(x, _indices(rows, x, xp), axis=-1) * xp.take(
-            x, _indices(cols, x, xp), axis=-1
-        )
+        return B.column_products(x, _indices(rows, x, xp), _indices(cols, x, xp), xp=xp)
 
     def readable_shape(self, n: int) -> tuple[int, ...]:
         return (n, n)
@@ -140,8 +138,12 @@ class PositiveDefinite(CovarianceRep):
     def matvec_all(self, packed: Any, vectors: Any, /) -> Any:
         xp = B.array_namespace(packed, vectors)
         k, n = packed.shape[0], vectors.shape[-1]
-        stacked = xp.reshape(xp.permute_dims(self.unpack(packed, n), (1, 0, 2)), (n, k * n))
-        return xp.reshape(vectors @ stacked, (vectors.shape[0], k, n))
+        # columns ordered (row of M_k, k): the (N, K, n) result is a view of (N, n, K) rows,
+        # whose K-sums (responsibility-weighted means) PyTorch's batched GEMMs run about twice
+        # as fast; NumPy runs both layouts alike.
+        stacked = xp.reshape(xp.permute_dims(self.unpack(packed, n), (1, 2, 0)), (n, n * k))
+        products = xp.reshape(vectors @ stacked, (vectors.shape[0], n, k))
+        return xp.permute_dims(products, (0, 2, 1))
 
     def sandwich_statistic(
         self, packed: Any, weights: Any, vectors: Any, statistics: Any = None, /
