@@ -9,7 +9,7 @@ import pytest
 
 import hmog_xp as hx
 from hmog_xp._backend import jit
-from hmog_xp._backend.chunks import map_rows
+from hmog_xp._backend.chunks import balanced_blocks, map_rows
 from tests.helpers import assert_close, assert_device, to_numpy
 
 
@@ -53,3 +53,12 @@ def test_posteriors_by_small_blocks_equal_one_pass(
     for a, b in zip(whole[:2], blocked[:2], strict=True):
         assert_close(b, a, rtol=1e-12, atol=1e-12)
     assert np.array_equal(to_numpy(whole[2]), to_numpy(blocked[2]))
+
+
+def test_balanced_blocks_are_as_few_and_as_even_as_the_rows_allow(numpy_selected: None) -> None:
+    for n_obs in range(1, 60):
+        for size in range(1, 70):
+            n_blocks, block_size = balanced_blocks(n_obs, size)
+            assert n_blocks == -(-n_obs // size)  # as few blocks as ``size`` allows
+            assert block_size <= size
+            assert 0 <= n_blocks * block_size - n_obs < n_blocks  # less than a row each
