@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from hmog_xp import _backend as B
-from hmog_xp.harmoniums.closed_form import ClosedFormEM, NoClosedFormEMError, check_closed_form_em
+from hmog_xp.harmoniums.closed_form import (
+    ClosedFormEM,
+    NoClosedFormEMError,
+    check_closed_form_em,
+    compiled_log_partition,
+    log_partition,
+)
 from hmog_xp.harmoniums.stabilizers import Regularization
 
 #: No stabilisers: the exact EM step.
@@ -187,24 +193,6 @@ def m_step_and_log_partition(
     return model.mstep_and_log_partition(means, as_regularization(regularization))
 
 
-def log_partition(model: ClosedFormEM, params: Any) -> Any:
-    """Return ``model.log_partition_function(params)`` (compiled: ``compiled_log_partition``).
-
-    Parameters
-    ----------
-    model : ClosedFormEM
-        The model.
-    params : array, shape (dim,)
-        Natural parameters.
-
-    Returns
-    -------
-    array, shape ()
-        ``ψ(params)``.
-    """
-    return model.log_partition_function(params)
-
-
 def default_chunk_size(model: ClosedFormEM, n_obs: int) -> int:
     """Choose the rows per chunk so that the E-step's working arrays stay near 32 MiB.
 
@@ -303,4 +291,3 @@ compiled_expectation = B.jit(expectation, static_argnums=(0, 4, 5))
 compiled_m_step = B.jit(m_step, static_argnums=(0, 2))
 compiled_step_with_log_partition = B.jit(em_step_with_log_partition, static_argnums=(0, 5, 6))
 compiled_m_step_and_log_partition = B.jit(m_step_and_log_partition, static_argnums=(0, 2))
-compiled_log_partition = B.jit(log_partition, static_argnums=(0,))

@@ -1,9 +1,8 @@
 """One fit's EM step functions: E-step, M-step and the whole step, bound to its data.
 
-:func:`hmog_xp.fit_em` iterates them (plain or with SQUAREM). :class:`FitSteps` runs the
-engine's compiled functions; :class:`LogPartitionCarryingSteps`, for models whose M-step
-gets the log-partition function ``ψ`` of its result for less than an E-step spends on it,
-hands each M-step's ``ψ`` to the E-step on exactly the parameters it made.
+:func:`hmog_xp.fit_em` iterates them (plain or with SQUAREM). For models whose M-step gets
+the log-partition function ``ψ`` of its result for less than an E-step spends on it, each
+M-step's ``ψ`` goes to the E-step on exactly the parameters it made.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from hmog_xp._em_engine import (
 from hmog_xp.harmoniums.closed_form import ClosedFormEM
 from hmog_xp.harmoniums.stabilizers import Regularization
 
-__all__ = ["FitSteps", "LogPartitionCarryingSteps", "fit_steps"]
+__all__ = ["FitSteps", "fit_steps"]
 
 
 class FitSteps:
@@ -42,6 +41,11 @@ class FitSteps:
         The M-step's stabilisers.
     wide : dtype
         The accumulation dtype (E-step results and the M-step).
+    carry : bool, optional
+        Hand each M-step's ``ψ`` to the E-step on its result (default False). Only for
+        parameters in the accumulation dtype, where the M-step's result is the next E-step's
+        input unchanged; parameters of any other origin (the start, a SQUAREM extrapolation)
+        get ``ψ`` computed on its own.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class FitSteps:
         chunk_size: int,
         regularization: Regularization,
         wide: Any,
+        carry: bool = False,
     ) -> None:
         self.model = model
         self.xs = xs
@@ -59,109 +64,7 @@ class FitSteps:
         self.chunk_size = chunk_size
         self.regularization = regularization
         self.wide = wide
-
-    def expect(self, params: Any) -> tuple[Any, Any]:
-        """E-step in the accumulation dtype.
-
-        Parameters
-        ----------
-        params : array, shape (dim,)
-            Natural parameters.
-
-        Returns
-        -------
-        means : array, shape (dim,)
-            Mean posterior statistics.
-        log_likelihood : array, shape ()
-            Average log-likelihood of ``params``.
-        """
-        return compiled_expectation(
-            self.model, params, self.xs, self.obs_statistics, self.chunk_size, self.wide
-        )
-
-    def maximize(self, means: Any) -> Any:
-        """M-step with the fit's stabilisers, in the accumulation dtype.
-
-        Parameters
-        ----------
-        means : array, shape (dim,)
-            Mean posterior statistics.
-
-        Returns
-        -------
-        array, shape (dim,)
-            Natural parameters.
-        """
-        return compiled_m_step(self.model, means, self.regularization)
-
-    def step(self, params: Any) -> tuple[Any, Any]:
-        """E-step and M-step in one compiled function.
-
-        Parameters
-        ----------
-        params : array, shape (dim,)
-            Natural parameters.
-
-        Returns
-        -------
-        params : array, shape (dim,)
-            The updated parameters.
-        log_likelihood : array, shape ()
-            Average log-likelihood of the input parameters.
-        """
-        return compiled_step(
-            self.model, params, self.xs, self.obs_statistics, self.chunk_size, self.regularization
-        )
-
-    def log_likelihood(self, params: Any) -> Any:
-        """Average log-likelihood of ``params``.
-
-        Parameters
-        ----------
-        params : array, shape (dim,)
-            Natural parameters.
-
-        Returns
-        -------
-        array, shape ()
-            Average log-likelihood.
-        """
-        return self.expect(params)[1]
-
-
-class LogPartitionCarryingSteps(FitSteps):
-    """:class:`FitSteps` whose E-steps take ``ψ`` from the M-step that made their parameters.
-
-    Only for parameters in the accumulation dtype (float64 data, or backends without
-    float64), where the M-step's result is the next E-step's input unchanged. Parameters of
-    any other origin (the start, a SQUAREM extrapolation) get ``ψ`` computed on its own.
-
-    Parameters
-    ----------
-    model : ClosedFormEM
-        The model (:attr:`~hmog_xp.harmoniums.ClosedFormEM.mstep_gives_log_partition`).
-    xs : array, shape (N, p)
-        Observations.
-    obs_statistics : array, shape (obs_man.dim,)
-        Cached ``mean s_x(x)``.
-    chunk_size : int
-        Rows per chunk.
-    regularization : Regularization
-        The M-step's stabilisers.
-    wide : dtype
-        The accumulation dtype, the parameters' own.
-    """
-
-    def __init__(
-        self,
-        model: ClosedFormEM,
-        xs: Any,
-        obs_statistics: Any,
-        chunk_size: int,
-        regularization: Regularization,
-        wide: Any,
-    ) -> None:
-        super().__init__(model, xs, obs_statistics, chunk_size, regularization, wide)
+        self.carry = carry
         self._made: Any = None
         self._made_log_partition: Any = None
 
@@ -170,7 +73,7 @@ class LogPartitionCarryingSteps(FitSteps):
         return params
 
     def log_partition_of(self, params: Any) -> Any:
-        """``ψ(params)``: the M-step's where it made exactly this array, else computed.
+        """``ψ(params)`` where this fit hands it on, else None (the E-step computes it).
 
         Parameters
         ----------
@@ -179,9 +82,12 @@ class LogPartitionCarryingSteps(FitSteps):
 
         Returns
         -------
-        array, shape ()
-            The log-partition function.
+        array, shape (), or None
+            The M-step's ``ψ`` where it made exactly this array, else computed; None
+            without ``carry``.
         """
+        if not self.carry:
+            return None
         if params is self._made:
             return self._made_log_partition
         return compiled_log_partition(self.model, params)
@@ -201,18 +107,14 @@ class LogPartitionCarryingSteps(FitSteps):
         log_likelihood : array, shape ()
             Average log-likelihood of ``params``.
         """
-        return compiled_expectation(
-            self.model,
-            params,
-            self.xs,
-            self.obs_statistics,
-            self.chunk_size,
-            self.wide,
-            self.log_partition_of(params),
-        )
+        known = self.log_partition_of(params)
+        arguments = (self.model, params, self.xs, self.obs_statistics, self.chunk_size)
+        if known is None:
+            return compiled_expectation(*arguments, self.wide)
+        return compiled_expectation(*arguments, self.wide, known)
 
     def maximize(self, means: Any) -> Any:
-        """M-step with the fit's stabilisers; its ``ψ`` is kept for the next E-step.
+        """M-step with the fit's stabilisers, in the accumulation dtype.
 
         Parameters
         ----------
@@ -222,8 +124,10 @@ class LogPartitionCarryingSteps(FitSteps):
         Returns
         -------
         array, shape (dim,)
-            Natural parameters.
+            Natural parameters (with ``carry``, their ``ψ`` is kept for the next E-step).
         """
+        if not self.carry:
+            return compiled_m_step(self.model, means, self.regularization)
         return self._keep(
             *compiled_m_step_and_log_partition(self.model, means, self.regularization)
         )
@@ -243,16 +147,28 @@ class LogPartitionCarryingSteps(FitSteps):
         log_likelihood : array, shape ()
             Average log-likelihood of the input parameters.
         """
+        data = (self.xs, self.obs_statistics, self.chunk_size, self.regularization)
+        if not self.carry:
+            return compiled_step(self.model, params, *data)
         new_params, log_partition, log_likelihood = compiled_step_with_log_partition(
-            self.model,
-            params,
-            self.log_partition_of(params),
-            self.xs,
-            self.obs_statistics,
-            self.chunk_size,
-            self.regularization,
+            self.model, params, self.log_partition_of(params), *data
         )
         return self._keep(new_params, log_partition), log_likelihood
+
+    def log_likelihood(self, params: Any) -> Any:
+        """Average log-likelihood of ``params``.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+
+        Returns
+        -------
+        array, shape ()
+            Average log-likelihood.
+        """
+        return self.expect(params)[1]
 
 
 def fit_steps(
@@ -283,12 +199,10 @@ def fit_steps(
     Returns
     -------
     FitSteps
-        :class:`LogPartitionCarryingSteps` where the model's M-step gives ``ψ`` and the
-        parameters are in the accumulation dtype, else :class:`FitSteps`.
+        Carrying ``ψ`` where the model's M-step gives it and the parameters are in the
+        accumulation dtype.
     """
     xp = B.array_namespace(params, xs)
     wide = B.accumulation_dtype(xp, params.dtype)
-    kind: type[FitSteps] = FitSteps
-    if model.mstep_gives_log_partition and wide == params.dtype:
-        kind = LogPartitionCarryingSteps
-    return kind(model, xs, obs_statistics, chunk_size, regularization, wide)
+    carry = model.mstep_gives_log_partition and wide == params.dtype
+    return FitSteps(model, xs, obs_statistics, chunk_size, regularization, wide, carry)

@@ -135,7 +135,7 @@ class ChunkedEStep(ABC):
             self._check_params(params)
             # One compiled evaluation on JAX (eager, with its checks, elsewhere); where it
             # is not finite, the eager call names what is wrong.
-            value = _compiled_log_partition(self, params)
+            value = compiled_log_partition(self, params)
             if not bool(B.array_namespace(value).isfinite(value)):
                 self.log_partition_function(params)
 
@@ -504,8 +504,23 @@ def harmonium_log_likelihood(
     return xp.sum(obs_params * obs_statistics) + base + log_partition_sum / n_obs - log_partition
 
 
-def _log_partition(model: ClosedFormEM, params: Any) -> Any:
+def log_partition(model: ClosedFormEM, params: Any) -> Any:
+    """Return ``model.log_partition_function(params)`` (compiled: ``compiled_log_partition``).
+
+    Parameters
+    ----------
+    model : ClosedFormEM
+        The model.
+    params : array, shape (dim,)
+        Natural parameters.
+
+    Returns
+    -------
+    array, shape ()
+        ``ψ(params)``.
+    """
     return model.log_partition_function(params)
 
 
-_compiled_log_partition = B.jit(_log_partition, static_argnums=(0,))
+#: :func:`log_partition` compiled once per model and shape on JAX.
+compiled_log_partition = B.jit(log_partition, static_argnums=(0,))
