@@ -246,6 +246,39 @@ def test_softmax_and_logsumexp_in_one_pass_match_scipy(xp, device) -> None:
     assert_close(unscaled, special.softmax(values[:2].T, axis=0), xp=xp)
 
 
+@pytest.mark.parametrize("width", [3, 8, 20])
+def test_row_reductions_and_gathers_of_large_blocks_match_numpy(xp, device, width) -> None:
+    # blocks large enough for NumPy's column-by-column paths (hmog_xp._backend.products),
+    # with a row of -inf and a huge logit
+    rng = np.random.default_rng(width)
+    values = 50.0 * rng.normal(size=(3000, width))
+    values[0] = -np.inf
+    values[1, -1] = -np.inf
+    values[2, 0] = 1e300
+    block = xp.asarray(values, device=device)
+    expected_max = np.max(values, axis=-1, keepdims=True)
+    assert_close(B.last_axis_max(block, xp=xp), expected_max, xp=xp, device=device)
+    finite = np.nan_to_num(values[3:], neginf=0.0, posinf=0.0)
+    assert_close(
+        B.last_axis_sum(xp.asarray(finite, device=device), xp=xp),
+        np.sum(finite, axis=-1, keepdims=True),
+        xp=xp,
+    )
+    order = np.array([width - 1, 0, 0, width // 2])
+    gathered = B.take_columns(block, xp.asarray(order, device=device), xp=xp)
+    assert_close(gathered, values[:, order], xp=xp, device=device)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = special.softmax(values[3:], axis=-1)
+    probs, log_normalizers = B.softmax_and_logsumexp(block[3:, :], xp=xp)
+    assert_close(probs, expected, xp=xp, device=device)
+    assert_close(log_normalizers, special.logsumexp(values[3:], axis=-1, keepdims=True), xp=xp)
+    head_probs, head_normalizers = B.softmax_and_logsumexp(block[:3, :], xp=xp)
+    assert to_numpy(head_normalizers)[0, 0] == -np.inf
+    assert np.all(to_numpy(head_probs)[0] == 0.0)
+    assert to_numpy(head_probs)[1, -1] == 0.0
+    assert to_numpy(head_probs)[2, 0] == 1.0
+
+
 def test_triangular_and_cholesky_helpers_match_dense_linear_algebra(xp) -> None:
     rng = np.random.default_rng(0)
     factor_np = rng.normal(size=(2, 3, 3))

@@ -36,7 +36,7 @@ from hmog_xp._backend.linalg import (
     softmax_and_logsumexp,
     solve_triangular,
 )
-from hmog_xp._backend.products import column_products
+from hmog_xp._backend.products import column_products, last_axis_max, last_axis_sum, take_columns
 from hmog_xp._backend.random import RandomSource, random_source
 from hmog_xp._backend.threads import compute_threads as compute_threads
 from hmog_xp._backend.transfer import distinct_rows
@@ -64,6 +64,8 @@ __all__ = [
     "installed_backends",
     "is_concrete",
     "jit",
+    "last_axis_max",
+    "last_axis_sum",
     "logsumexp",
     "namespace_for",
     "random_source",
@@ -71,5 +73,6 @@ __all__ = [
     "softmax",
     "softmax_and_logsumexp",
     "solve_triangular",
+    "take_columns",
     "value_and_grad",
 ]

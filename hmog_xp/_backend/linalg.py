@@ -13,6 +13,7 @@ from typing import Any
 
 from hmog_xp._backend._arrays import device_of, is_concrete
 from hmog_xp._backend._registry import backend_name_of
+from hmog_xp._backend.products import last_axis_max, last_axis_sum
 from hmog_xp._errors import ValidationError
 
 
@@ -36,16 +37,26 @@ def logsumexp(x: Any, /, *, axis: int = -1, keepdims: bool = False, xp: ModuleTy
         ``x`` reduced over ``axis``.
     """
     weights, peak = _shifted_exp(x, axis, xp)
-    total = xp.sum(weights, axis=axis, keepdims=True)
+    total = _sum(weights, axis, xp)
     result = _log_total(total, peak, xp)
     return result if keepdims else xp.squeeze(result, axis=axis)
 
 
 def _shifted_exp(x: Any, axis: int, xp: ModuleType) -> tuple[Any, Any]:
     """``exp(x − m)`` and ``m``, the maximum along ``axis`` (0 where it is not finite)."""
-    peak = xp.max(x, axis=axis, keepdims=True)
+    if axis in (-1, x.ndim - 1):
+        peak = last_axis_max(x, xp=xp)
+    else:
+        peak = xp.max(x, axis=axis, keepdims=True)
     peak = xp.where(xp.isfinite(peak), peak, xp.zeros_like(peak))
     return xp.exp(x - peak), peak
+
+
+def _sum(x: Any, axis: int, xp: ModuleType) -> Any:
+    """``xp.sum(x, axis=axis, keepdims=True)`` (the last axis by :func:`last_axis_sum`)."""
+    if axis in (-1, x.ndim - 1):
+        return last_axis_sum(x, xp=xp)
+    return xp.sum(x, axis=axis, keepdims=True)
 
 
 def _log_total(total: Any, peak: Any, xp: ModuleType) -> Any:
@@ -80,7 +91,7 @@ def softmax_and_logsumexp(
         ``logsumexp(x)``.
     """
     weights, peak = _shifted_exp(x, axis, xp)
-    total = xp.sum(weights, axis=axis, keepdims=True)
+    total = _sum(weights, axis, xp)
     safe = xp.where(total == 0, xp.ones_like(total), total)
     factor = 1.0 / safe if scale is None else scale / safe
     return weights * factor, _log_total(total, peak, xp)
@@ -109,7 +120,7 @@ def softmax(x: Any, /, *, axis: int = -1, xp: ModuleType) -> Any:
     ``max x + log(sum)`` rounds to ``max x`` and the result would not sum to one.
     """
     weights, _ = _shifted_exp(x, axis, xp)
-    return weights / xp.sum(weights, axis=axis, keepdims=True)
+    return weights / _sum(weights, axis, xp)
 
 
 def cholesky(a: Any, /, *, xp: ModuleType) -> Any:

@@ -65,11 +65,11 @@ class PositiveDefinite(CovarianceRep):
         xp = B.array_namespace(matrix)
         n = matrix.shape[-1]
         flat = xp.reshape(matrix, (*matrix.shape[:-2], n * n))
-        return xp.take(flat, _indices(_flat_upper_entries(n), matrix, xp), axis=-1)
+        return B.take_columns(flat, _indices(_flat_upper_entries(n), matrix, xp), xp=xp)
 
     def unpack(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
-        flat = xp.take(packed, _indices(_packed_position_of_entry(n), packed, xp), axis=-1)
+        flat = B.take_columns(packed, _indices(_packed_position_of_entry(n), packed, xp), xp=xp)
         return xp.reshape(flat, (*packed.shape[:-1], n, n))
 
     def outer_statistic(self, x: Any, /) -> Any:
@@ -94,7 +94,7 @@ class PositiveDefinite(CovarianceRep):
 
     def diagonal(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
-        return xp.take(packed, _indices(_packed_diagonal_positions(n), packed, xp), axis=-1)
+        return B.take_columns(packed, _indices(_packed_diagonal_positions(n), packed, xp), xp=xp)
 
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed, values)
