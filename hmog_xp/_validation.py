@@ -60,7 +60,22 @@ def validation(enabled: bool) -> Iterator[None]:
         set_validation(previous)
 
 
-def _values_checked(x: Any) -> bool:
+def values_checked(x: Any) -> bool:
+    """Whether value checks run on ``x`` now (validation on and ``x`` concrete).
+
+    Callers that must compute something only to check it (a sum to compare with one, a
+    diagonal) ask first, so hot loops without validation do not compute it.
+
+    Parameters
+    ----------
+    x : array
+        The array that would be checked.
+
+    Returns
+    -------
+    bool
+        True when validation is enabled and ``x`` holds values.
+    """
     return _Switch.enabled and is_concrete(x)
 
 
@@ -108,7 +123,7 @@ def check_finite(x: Any, name: str, *, xp: ModuleType) -> None:
     xp : module
         Namespace of ``x``.
     """
-    if _values_checked(x) and _fails(xp.all(xp.isfinite(x))):
+    if values_checked(x) and _fails(xp.all(xp.isfinite(x))):
         count = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int32)))
         msg = f"{name} contains {count} non-finite value(s) (NaN or inf); remove or impute them"
         raise ValidationError(msg)
@@ -126,7 +141,7 @@ def check_positive(x: Any, message: str, *, xp: ModuleType) -> None:
     xp : module
         Namespace of ``x``.
     """
-    if _values_checked(x) and _fails(xp.all(xp.isfinite(x) & (x > 0))):
+    if values_checked(x) and _fails(xp.all(xp.isfinite(x) & (x > 0))):
         raise ValidationError(message)
 
 
@@ -142,5 +157,5 @@ def check_small(excess: Any, message: str, *, xp: ModuleType) -> None:
     xp : module
         Namespace of ``excess``.
     """
-    if _values_checked(excess) and _fails(xp.all(excess <= 0)):
+    if values_checked(excess) and _fails(xp.all(excess <= 0)):
         raise ValidationError(message)

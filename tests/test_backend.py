@@ -302,6 +302,44 @@ def test_triangular_and_cholesky_helpers_match_dense_linear_algebra(xp) -> None:
     assert_close(B.cholesky_logdet(factor, xp=xp), np.linalg.slogdet(matrices)[1], xp=xp)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    ("factors", "sides"),
+    [
+        ((), (4, 3)),  # one factor, one right-hand side matrix
+        ((), (5, 4, 2)),  # one factor, stacked right-hand sides
+        ((3,), (3, 4, 2)),  # a factor per right-hand side
+        ((12,), (12, 4, 2)),  # more factors than the small path loops over
+        ((), (4, 2000)),  # a right-hand side too large for the small path
+    ],
+)
+def test_small_and_stacked_triangular_solves_match_scipy(xp, device, dtype, factors, sides):
+    # NumPy takes SciPy's LAPACK for a few small matrices and numpy.linalg otherwise: the
+    # results are those of dense linear algebra on every shape either way
+    from scipy import linalg
+
+    rng = np.random.default_rng(len(sides) + sum(sides))
+    halves = rng.normal(size=(*factors, 4, 4))
+    matrices = halves @ np.swapaxes(halves, -1, -2) + 4.0 * np.eye(4)
+    rhs = rng.normal(size=sides)
+    lower = np.linalg.cholesky(matrices)
+    cast = getattr(xp, dtype)
+    factor = B.cholesky(xp.asarray(matrices, dtype=cast, device=device), xp=xp)
+    assert_close(factor, lower.astype(dtype), xp=xp, device=device)
+    tiled = np.broadcast_to(lower, (*sides[:-2], 4, 4))
+    for transpose in (False, True):
+        expected = np.stack(
+            [
+                linalg.solve_triangular(t, b, lower=True, trans=int(transpose))
+                for t, b in zip(tiled.reshape(-1, 4, 4), rhs.reshape(-1, *sides[-2:]), strict=True)
+            ]
+        ).reshape(sides)
+        solved = B.solve_triangular(
+            factor, xp.asarray(rhs, dtype=cast, device=device), transpose=transpose, xp=xp
+        )
+        assert_close(solved, expected.astype(dtype), xp=xp, device=device)
+
+
 def test_cholesky_of_indefinite_matrix_raises_or_flags(xp) -> None:
     indefinite = xp.asarray([[1.0, 2.0], [2.0, 1.0]], dtype=xp.float64)
     if xp_name(xp) == "jax":  # JAX reports failure with NaN; callers check the diagonal
@@ -309,6 +347,9 @@ def test_cholesky_of_indefinite_matrix_raises_or_flags(xp) -> None:
         return
     with pytest.raises(hx.ValidationError, match="not positive definite"):
         B.cholesky(indefinite, xp=xp)
+    stacked = xp.stack([xp.eye(2, dtype=xp.float64), indefinite])
+    with pytest.raises(hx.ValidationError, match="not positive definite"):
+        B.cholesky(stacked, xp=xp)
 
 
 def test_broadcast_shapes() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp._validation import check_finite, check_positive
+from hmog_xp._validation import check_finite, check_positive, values_checked
 from hmog_xp.families.base import ExponentialFamily, check_dim, sample_count
 
 
@@ -175,13 +175,16 @@ class Categorical(ExponentialFamily):  # numpydoc ignore=PR02
         """
         check_dim(probs, self.n_categories, "probs", self)
         xp = B.array_namespace(probs)
-        check_finite(probs, "probs", xp=xp)
-        check_positive(probs, f"probs for {self!r} must all be > 0", xp=xp)
-        tolerance = max(1e-8, 1000 * xp.finfo(probs.dtype).eps)
-        off_by = xp.abs(xp.sum(probs, axis=-1) - 1.0)
-        check_positive(
-            tolerance - off_by, f"probs for {self!r} must sum to one along the last axis", xp=xp
-        )
+        if values_checked(probs):
+            check_finite(probs, "probs", xp=xp)
+            check_positive(probs, f"probs for {self!r} must all be > 0", xp=xp)
+            tolerance = max(1e-8, 1000 * xp.finfo(probs.dtype).eps)
+            off_by = xp.abs(xp.sum(probs, axis=-1) - 1.0)
+            check_positive(
+                tolerance - off_by,
+                f"probs for {self!r} must sum to one along the last axis",
+                xp=xp,
+            )
         logs = xp.log(probs)
         return logs[..., 1:] - logs[..., :1]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
-from hmog_xp._validation import check_finite, check_positive, check_small
+from hmog_xp._validation import check_finite, check_positive, check_small, values_checked
 from hmog_xp.families._normal_extras import NormalUtilities
 from hmog_xp.families.base import check_dim, sample_count
 from hmog_xp.reps import CovarianceRep, PositiveDefinite
@@ -202,7 +202,8 @@ class Normal(NormalUtilities):  # numpydoc ignore=PR02
         xp = B.array_namespace(packed)
         try:  # the message (with the repr) is made only when there is something to say
             factor = self.rep.cholesky(packed, self.n)
-            check_positive(self.rep.factor_diagonal(factor), "", xp=xp)
+            if values_checked(factor):
+                check_positive(self.rep.factor_diagonal(factor), "", xp=xp)
         except ValidationError:
             message = (
                 f"the {what} of {self!r} is not positive definite; parameters must describe a "
