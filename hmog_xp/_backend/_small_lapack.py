@@ -79,7 +79,10 @@ def small_cholesky(a: Any) -> Any:
         return _checked(potrf, a)
     import numpy
 
-    return numpy.stack([_checked(potrf, matrix) for matrix in a])
+    out = numpy.empty_like(a)
+    for index, matrix in enumerate(a):
+        out[index] = _checked(potrf, matrix)
+    return out
 
 
 def small_solve_triangular(factor: Any, b: Any, *, lower: bool, transpose: bool) -> Any:
@@ -90,7 +93,8 @@ def small_solve_triangular(factor: Any, b: Any, *, lower: bool, transpose: bool)
     factor : numpy.ndarray, shape (n, n) or (m, n, n)
         Triangular matrices.
     b : numpy.ndarray, shape (n, k) or (m, n, k)
-        Right-hand sides, of ``factor``'s dtype; with a stack of factors, one per factor.
+        Right-hand sides, of ``factor``'s dtype; with a stack of factors, one matrix for
+        all or one per factor.
     lower : bool
         Whether ``T`` is lower triangular.
     transpose : bool
@@ -116,10 +120,16 @@ def small_solve_triangular(factor: Any, b: Any, *, lower: bool, transpose: bool)
         columns = b.transpose(1, 0, 2).reshape(n, m * k)
         solved = trsm(1.0, factor, columns, lower=down, trans_a=across)
         return solved.reshape(n, m, k).transpose(1, 0, 2)
-    if b.shape[:-2] != factor.shape[:-2]:
-        return None
     import numpy
 
-    return numpy.stack(
-        [trsm(1.0, t, side, lower=down, trans_a=across) for t, side in zip(factor, b, strict=True)]
-    )
+    if b.ndim == 2:  # one right-hand side for every factor
+        out = numpy.empty((len(factor), *b.shape), dtype=b.dtype)
+        for index, t in enumerate(factor):
+            out[index] = trsm(1.0, t, b, lower=down, trans_a=across)
+        return out
+    if b.shape[:-2] != factor.shape[:-2]:
+        return None
+    out = numpy.empty(b.shape, dtype=b.dtype)
+    for index, t in enumerate(factor):
+        out[index] = trsm(1.0, t, b[index], lower=down, trans_a=across)
+    return out
