@@ -264,6 +264,15 @@ def test_row_reductions_and_gathers_of_large_blocks_match_numpy(xp, device, widt
         np.sum(finite, axis=-1, keepdims=True),
         xp=xp,
     )
+    weights, vectors = rng.random((3000, width)), rng.normal(size=(3000, width, 4))
+    assert_close(
+        B.row_weighted_sums(
+            xp.asarray(weights, device=device), xp.asarray(vectors, device=device), xp=xp
+        ),
+        (weights[:, :, None] * vectors).sum(axis=1),
+        xp=xp,
+        device=device,
+    )
     order = np.array([width - 1, 0, 0, width // 2])
     gathered = B.take_columns(block, xp.asarray(order, device=device), xp=xp)
     assert_close(gathered, values[:, order], xp=xp, device=device)

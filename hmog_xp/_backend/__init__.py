@@ -36,7 +36,13 @@ from hmog_xp._backend.linalg import (
     softmax_and_logsumexp,
     solve_triangular,
 )
-from hmog_xp._backend.products import column_products, last_axis_max, last_axis_sum, take_columns
+from hmog_xp._backend.products import (
+    column_products,
+    last_axis_max,
+    last_axis_sum,
+    row_weighted_sums,
+    take_columns,
+)
 from hmog_xp._backend.random import RandomSource, random_source
 from hmog_xp._backend.threads import compute_threads as compute_threads
 from hmog_xp._backend.transfer import distinct_rows
@@ -69,6 +75,7 @@ __all__ = [
     "logsumexp",
     "namespace_for",
     "random_source",
+    "row_weighted_sums",
     "set_backend",
     "softmax",
     "softmax_and_logsumexp",

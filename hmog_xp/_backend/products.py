@@ -10,8 +10,11 @@ NumPy reduces along a short last axis slowly: ``max`` over the 8 columns of a
 ``(14122, 8)`` block takes 0.63 ms, a maximum taken column by column 0.05 ms; ``sum``
 takes 0.21 ms, the product with a vector of ones 0.02 ms. Its ``take`` along the last axis
 costs 0.23 ms where indexing the same columns costs 0.09 ms (and 0.8 µs where the array
-method costs 0.2 µs on the tiny arrays of small fits). PyTorch's namespace ``take`` maps
-negative indices first, two more operations of a few microseconds each.
+method costs 0.2 µs on the tiny arrays of small fits). Its ``einsum`` weights and sums the
+``K`` vectors of each row (``(14122, 8, 5)`` blocks) in 0.37 ms where the batched GEMM of
+``(N, 1, K)`` by ``(N, K, d)`` takes 0.51 ms (3 µs against 5 µs on a small fit's rows).
+PyTorch's namespace ``take`` maps negative indices first, two more operations of a few
+microseconds each.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from hmog_xp._backend._registry import backend_name_of
 
-__all__ = ["column_products", "last_axis_max", "last_axis_sum", "take_columns"]
+__all__ = ["column_products", "last_axis_max", "last_axis_sum", "row_weighted_sums", "take_columns"]
 
 #: Below this many entries NumPy's fixed per-call costs dominate and the array method wins.
 _NUMPY_LARGE = 4096
@@ -137,3 +140,27 @@ def last_axis_sum(x: Any, /, *, xp: ModuleType) -> Any:
     import numpy
 
     return (x @ numpy.ones(x.shape[-1], dtype=x.dtype))[..., None]
+
+
+def row_weighted_sums(weights: Any, vectors: Any, /, *, xp: ModuleType) -> Any:
+    """``Σ_k w_nk v_nk`` for every row: the weighted sum of each row's ``K`` vectors.
+
+    Parameters
+    ----------
+    weights : array, shape (N, K)
+        Weights of each row's vectors.
+    vectors : array, shape (N, K, d)
+        ``K`` vectors per row.
+    xp : module
+        Namespace of the inputs.
+
+    Returns
+    -------
+    array, shape (N, d)
+        The weighted sums (a batched GEMM; on NumPy, ``einsum``).
+    """
+    if backend_name_of(xp) == "numpy":
+        import numpy
+
+        return numpy.einsum("nk,nkd->nd", weights, vectors)
+    return (weights[:, None, :] @ vectors)[:, 0, :]

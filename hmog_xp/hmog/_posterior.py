@@ -229,9 +229,10 @@ def latent_means(posteriors: ComponentPosteriors, probs: Any) -> Any:
     array, shape (N, d)
         Factor scores.
     """
+    xp = B.array_namespace(probs)
     if posteriors.rows is None:
-        return probs @ posteriors.centers + (probs[:, None, :] @ posteriors.spreads)[:, 0, :]
-    spread = (probs[:, None, :] @ posteriors.spreads)[:, 0, :]  # at scale
+        return probs @ posteriors.centers + B.row_weighted_sums(probs, posteriors.spreads, xp=xp)
+    spread = B.row_weighted_sums(probs, posteriors.spreads, xp=xp)  # at scale
     return probs @ posteriors.centers + posteriors.rows.scale * spread
 
 
