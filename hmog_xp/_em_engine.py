@@ -87,7 +87,7 @@ def em_step(
     xp = B.array_namespace(params, xs)
     wide = accumulation_dtype(xp, params.dtype)
     means, log_likelihood = model.estep(params, xs, obs_statistics, chunk_size, wide)
-    return xp.astype(m_step(model, means, regularization), params.dtype, copy=False), log_likelihood
+    return B.cast(m_step(model, means, regularization), params.dtype, xp=xp), log_likelihood
 
 
 def em_step_with_log_partition(

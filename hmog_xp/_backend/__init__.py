@@ -8,6 +8,7 @@ lacks: random numbers (:mod:`.random`), automatic differentiation and ``jit``
 
 from hmog_xp._backend._arrays import (
     accumulation_dtype,
+    cast,
     default_float_dtype,
     device_of,
     ignoring_overflow,
@@ -31,6 +32,7 @@ from hmog_xp._backend.linalg import (
     cholesky_logdet,
     cholesky_solve,
     concat_broadcast,
+    identity,
     logsumexp,
     softmax,
     softmax_and_logsumexp,
@@ -54,6 +56,7 @@ __all__ = [
     "array_namespace",
     "backend_name_of",
     "broadcast_shapes",
+    "cast",
     "cholesky",
     "cholesky_inverse",
     "cholesky_logdet",
@@ -66,6 +69,7 @@ __all__ = [
     "get_backend",
     "get_namespace",
     "grad",
+    "identity",
     "ignoring_overflow",
     "installed_backends",
     "is_concrete",

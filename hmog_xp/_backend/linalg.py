@@ -266,7 +266,7 @@ def cholesky_inverse(factor: Any, /, *, xp: ModuleType) -> Any:
         ``A^{-1}``, exactly symmetric.
     """
     n = factor.shape[-1]
-    eye = xp.eye(n, dtype=factor.dtype, device=device_of(factor))
+    eye = identity(n, factor, xp=xp)
     inverse_factor = solve_triangular(factor, eye, lower=True, xp=xp)
     return xp.matrix_transpose(inverse_factor) @ inverse_factor
 
@@ -350,6 +350,40 @@ def constant(values: Any, like: Any, /, *, dtype: Any = None, xp: ModuleType) ->
         if len(_CONSTANTS) >= _MAX_CONSTANTS:
             _CONSTANTS.clear()
         _CONSTANTS[key] = array
+    return array
+
+
+def identity(n: int, like: Any, /, *, xp: ModuleType) -> Any:
+    """The ``n x n`` identity in ``like``'s dtype and on its device, made once and reused.
+
+    The rule of :func:`constant` (fresh under tracing; never modified in place).
+
+    Parameters
+    ----------
+    n : int
+        Matrix dimension.
+    like : array
+        An array of the dtype, namespace and device wanted.
+    xp : module
+        Namespace of ``like``.
+
+    Returns
+    -------
+    array, shape (n, n)
+        The identity.
+    """
+    if not is_concrete(like):
+        return xp.eye(n, dtype=like.dtype, device=device_of(like))
+    key = ("identity", n, type(like), like.dtype, device_of(like))
+    try:
+        return _CONSTANTS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable dtype or device
+        return xp.eye(n, dtype=like.dtype, device=device_of(like))
+    if len(_CONSTANTS) >= _MAX_CONSTANTS:
+        _CONSTANTS.clear()
+    array = _CONSTANTS[key] = xp.eye(n, dtype=like.dtype, device=device_of(like))
     return array
 
 

@@ -28,6 +28,8 @@ __all__ = ["column_products", "last_axis_max", "last_axis_sum", "row_weighted_su
 
 #: Below this many entries NumPy's fixed per-call costs dominate and the array method wins.
 _NUMPY_LARGE = 4096
+#: Rows from which PyTorch gathers column pairs from the transposed block.
+_TORCH_ROW_GATHER = 512
 #: Longest last axis reduced column by column (longer ones reduce fast enough in NumPy).
 _NUMPY_SHORT_AXIS = 64
 
@@ -62,7 +64,8 @@ def column_products(x: Any, first: Any, second: Any, /, *, xp: ModuleType) -> An
 
     PyTorch gathers whole rows much faster than columns (0.37 ms against 0.84 ms for the 55
     pairs of 10 columns of a 3847-row block): a 2-D ``x`` is gathered from its transposed
-    copy, and the result is that product's transposed view (GEMMs take it as it is).
+    copy, and the result is that product's transposed view (GEMMs take it as it is); blocks of
+    fewer than 512 rows are gathered directly (two operations fewer).
 
     Parameters
     ----------
@@ -78,7 +81,7 @@ def column_products(x: Any, first: Any, second: Any, /, *, xp: ModuleType) -> An
     array, shape (..., m)
         ``x[..., first[j]] * x[..., second[j]]`` in column ``j``.
     """
-    if x.ndim == 2 and backend_name_of(xp) == "torch":
+    if x.ndim == 2 and x.shape[0] >= _TORCH_ROW_GATHER and backend_name_of(xp) == "torch":
         rows = x.mT.contiguous()
         return (rows.index_select(0, first) * rows.index_select(0, second)).mT
     return take_columns(x, first, xp=xp) * take_columns(x, second, xp=xp)

@@ -284,14 +284,14 @@ class ChunkedEStep(ABC):
         wide = B.accumulation_dtype(xp, params.dtype)
         sums = sum_over_chunks(widened(self.estep_sums(params), wide), xs, chunk_size, xp=xp)
         means, log_likelihood = self.estep_assemble(
-            xp.astype(params, wide, copy=False),
-            xp.astype(obs_statistics, wide, copy=False),
+            B.cast(params, wide, xp=xp),
+            B.cast(obs_statistics, wide, xp=xp),
             sums,
             xs.shape[0],
             log_partition,
         )
         dtype = params.dtype if dtype is None else dtype
-        return xp.astype(means, dtype, copy=False), xp.astype(log_likelihood, dtype, copy=False)
+        return B.cast(means, dtype, xp=xp), B.cast(log_likelihood, dtype, xp=xp)
 
 
 class ClosedFormEM(ChunkedEStep):
@@ -461,7 +461,7 @@ def widened(
 
     def cast(chunk: Any, weights: Any) -> tuple[Any, ...]:
         xp = B.array_namespace(chunk)
-        return tuple(xp.astype(part, dtype, copy=False) for part in sums(chunk, weights))
+        return tuple(B.cast(part, dtype, xp=xp) for part in sums(chunk, weights))
 
     return cast
 

@@ -94,7 +94,7 @@ def _whitened_parts(
     centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
     # L⁻¹ once (one small solve), then products: the latent marginal is near N(0, I) at
     # every EM step, so the explicit inverse costs no accuracy and saves three solves
-    eye = xp.eye(d, dtype=means.dtype, device=B.device_of(means))
+    eye = B.identity(d, means, xp=xp)
     inverse_factor = rep.factor_solve_matrix(factor, eye)  # (..., d, d)
     inverse_t = xp.matrix_transpose(inverse_factor)
     white_cross = centred_cross @ inverse_t
@@ -251,7 +251,7 @@ class AnalyticConversions:
             self, upper, means, xp
         )
         obs_mean, obs_covariance = lower.obs_man.split_mean_covariance(obs_means)
-        eye = xp.eye(d, dtype=means.dtype, device=B.device_of(means))
+        eye = B.identity(d, means, xp=xp)
         explained = lower.obs_rep.statistic_to_packed(
             lower.obs_rep.congruence_statistic(loadings, eye), lower.obs_dim
         )

@@ -102,7 +102,7 @@ class PositiveDefinite(CovarianceRep):
             xp.asarray(values, dtype=packed.dtype, device=B.device_of(packed)),
             (*packed.shape[:-1], n),
         )
-        eye = xp.eye(n, dtype=packed.dtype, device=B.device_of(packed))
+        eye = B.identity(n, packed, xp=xp)
         return packed + self.pack(values[..., :, None] * eye)
 
     def matvec(self, packed: Any, x: Any, /) -> Any:
@@ -209,7 +209,7 @@ class _ElementwiseRep(CovarianceRep):
 
     def unpack(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
-        return packed[..., :, None] * xp.eye(n, dtype=packed.dtype, device=B.device_of(packed))
+        return packed[..., :, None] * B.identity(n, packed, xp=xp)
 
 
 @dataclass(frozen=True)
