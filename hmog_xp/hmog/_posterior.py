@@ -265,14 +265,15 @@ def weighted_upper_sums(
         posteriors.covariances, xp.matrix_transpose(probs) @ posteriors.shift
     )  # a_k = Σ_k Σ_n r_nk u_n
     weighted_means = totals[:, None] * centers + spread_sums
+    center_outers = rep.outer_statistic(centers)
     cross_terms = (
         rep.outer_statistic(centers + spread_sums)
-        - rep.outer_statistic(centers)
+        - center_outers
         - rep.outer_statistic(spread_sums)
     )  # stat(c aᵀ + a cᵀ)
     second = (
         totals[:, None]
-        * (rep.outer_statistic(centers) + rep.packed_to_statistic(posteriors.covariances, family.n))
+        * (center_outers + rep.packed_to_statistic(posteriors.covariances, family.n))
         + cross_terms
         + rep.sandwich_statistic(
             posteriors.covariances, probs, posteriors.shift, posteriors.shift_statistic
