@@ -273,6 +273,13 @@ def test_row_reductions_and_gathers_of_large_blocks_match_numpy(xp, device, widt
         xp=xp,
         device=device,
     )
+    rows = rng.normal(size=(3000, 1, 4))  # broadcast against the (3000, width, 4) vectors
+    assert_close(
+        B.vecdot(xp.asarray(rows, device=device), xp.asarray(vectors, device=device), xp=xp),
+        np.sum(rows * vectors, axis=-1),
+        xp=xp,
+        device=device,
+    )
     order = np.array([width - 1, 0, 0, width // 2])
     gathered = B.take_columns(block, xp.asarray(order, device=device), xp=xp)
     assert_close(gathered, values[:, order], xp=xp, device=device)

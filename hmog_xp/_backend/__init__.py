@@ -44,6 +44,7 @@ from hmog_xp._backend.products import (
     last_axis_sum,
     row_weighted_sums,
     take_columns,
+    vecdot,
 )
 from hmog_xp._backend.random import RandomSource, random_source
 from hmog_xp._backend.threads import compute_threads as compute_threads
@@ -86,4 +87,5 @@ __all__ = [
     "solve_triangular",
     "take_columns",
     "value_and_grad",
+    "vecdot",
 ]

@@ -14,7 +14,8 @@ method costs 0.2 µs on the tiny arrays of small fits). Its ``einsum`` weights a
 ``K`` vectors of each row (``(14122, 8, 5)`` blocks) in 0.37 ms where the batched GEMM of
 ``(N, 1, K)`` by ``(N, K, d)`` takes 0.51 ms (3 µs against 5 µs on a small fit's rows).
 PyTorch's namespace ``take`` maps negative indices first, two more operations of a few
-microseconds each.
+microseconds each, and its ``vecdot`` broadcasts and moves axes (17 µs on ``(3, 6)`` rows
+against 2.5 µs for the product and sum).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from typing import Any
 
 from hmog_xp._backend._registry import backend_name_of
 
-__all__ = ["column_products", "last_axis_max", "last_axis_sum", "row_weighted_sums", "take_columns"]
+__all__ = [
+    "column_products",
+    "last_axis_max",
+    "last_axis_sum",
+    "row_weighted_sums",
+    "take_columns",
+    "vecdot",
+]
 
 #: Below this many entries NumPy's fixed per-call costs dominate and the array method wins.
 _NUMPY_LARGE = 4096
@@ -167,3 +175,23 @@ def row_weighted_sums(weights: Any, vectors: Any, /, *, xp: ModuleType) -> Any:
 
         return numpy.einsum("nk,nkd->nd", weights, vectors)
     return (weights[:, None, :] @ vectors)[:, 0, :]
+
+
+def vecdot(a: Any, b: Any, /, *, xp: ModuleType) -> Any:
+    """``xp.vecdot(a, b)`` of real arrays: ``Σ_i a_i b_i`` along the last axis.
+
+    Parameters
+    ----------
+    a, b : array, shapes broadcasting to (..., n)
+        Real vectors.
+    xp : module
+        Namespace of the inputs.
+
+    Returns
+    -------
+    array, shape (...)
+        The dot products (on PyTorch, the elementwise product summed).
+    """
+    if backend_name_of(xp) == "torch":
+        return (a * b).sum(-1)
+    return xp.vecdot(a, b)

@@ -93,7 +93,7 @@ def _precise_sums(
     precise = P.component_terms(model.posterior_upper, xp.astype(upper, wide))
     terms = P.ComponentTerms(*(xp.astype(part, dtype) for part in precise))
     offsets = (
-        0.5 * xp.vecdot(precise.location, precise.centers)
+        0.5 * B.vecdot(precise.location, precise.centers, xp=xp)
         - 0.5 * precise.logdets
         + precise.log_weights
     )  # (K,), the x-independent part of the logits
@@ -108,10 +108,10 @@ def _precise_sums(
         wide_shift = xp.astype(shift, wide)
         common = rep.matvec_all(shared, wide_shift)[:, 0, :]  # Σ̄ u, (m, d)
         differences = rep.matvec_all(deltas, shift)  # Δ_k u, (m, K, d)
-        varying = shift @ xp.matrix_transpose(terms.centers) + 0.5 * xp.vecdot(
-            shift[:, None, :], differences
+        varying = shift @ xp.matrix_transpose(terms.centers) + 0.5 * B.vecdot(
+            shift[:, None, :], differences, xp=xp
         )  # u·c_k + ½ uᵀΔ_k u, shape (m, K)
-        base = 0.5 * xp.vecdot(wide_shift, common)  # ½ uᵀΣ̄u, (m,)
+        base = 0.5 * B.vecdot(wide_shift, common, xp=xp)  # ½ uᵀΣ̄u, (m,)
         logits = offsets + xp.astype(varying, wide)
         peak = xp.max(logits, axis=-1, keepdims=True)  # without the shared base
         relative = xp.astype(logits - peak, dtype)

@@ -178,13 +178,15 @@ def row_posteriors(
     """
     xp = B.array_namespace(terms.centers, shift)
     spreads = upper.component_man.rep.matvec_all(terms.covariances, shift)  # (N, K, d)
-    quadratic = 0.5 * xp.vecdot(shift[:, None, :], spreads)
+    quadratic = 0.5 * B.vecdot(shift[:, None, :], spreads, xp=xp)
     linear = shift @ xp.matrix_transpose(terms.centers)
     if observable is not None:
         quadratic = quadratic + observable[0][:, None]
         linear = linear + observable[1][:, None]
     constant = (
-        0.5 * xp.vecdot(terms.location, terms.centers) - 0.5 * terms.logdets + terms.log_weights
+        0.5 * B.vecdot(terms.location, terms.centers, xp=xp)
+        - 0.5 * terms.logdets
+        + terms.log_weights
     )
     full = scale * (scale * quadratic + linear) + constant  # L_k, ±inf where too large
     peak = xp.max(full, axis=-1, keepdims=True)

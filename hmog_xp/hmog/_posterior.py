@@ -166,7 +166,7 @@ def posteriors_at(upper: Mixture, terms: ComponentTerms, shift: Any) -> Componen
     # Σ_k (no pass over the (N, K, d) spreads); the second moments reuse those products.
     statistic = rep.outer_statistic(shift)  # (N, size)
     # ½ (h_k + u)ᵀ Σ_k (h_k + u) − ½ log|Λ_k| + θ_{z,k}: the x-independent part is (K,)
-    offsets = 0.5 * (xp.vecdot(terms.location, centers) - terms.logdets) + terms.log_weights
+    offsets = 0.5 * (B.vecdot(terms.location, centers, xp=xp) - terms.logdets) + terms.log_weights
     half_quadratic = 0.5 * rep.packed_to_quadratic(covariances, family.n)  # (K, size)
     logits = (
         shift @ xp.matrix_transpose(centers)
