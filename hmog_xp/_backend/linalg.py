@@ -67,7 +67,7 @@ def _finite_on_host(x: Any, xp: ModuleType) -> bool:
     if name == "numpy":
         return bool(xp.all(xp.isfinite(x)))
     if name == "torch" and x.device.type == "cpu" and is_concrete(x):
-        return bool(xp.all(xp.isfinite(x)))
+        return bool(x.isfinite().all())  # the tensor methods: the namespace's take 3 µs more
     return False
 
 
