@@ -194,11 +194,6 @@ class CovarianceRep(FactorOperations):
     @abstractmethod
     def _quadratic_weights(self, n: int) -> tuple[float, ...] | float: ...
 
-    def _weights(self, weights: tuple[float, ...] | float, like: Any) -> Any:
-        if isinstance(weights, tuple):
-            return _constant(weights, like, B.array_namespace(like))
-        return weights
-
     def pack_statistic(self, matrix: Any, /) -> Any:
         """Store a second-moment matrix the way the sufficient statistic stores it.
 
@@ -213,7 +208,7 @@ class CovarianceRep(FactorOperations):
             Statistic storage (``Scale``: the trace).
         """
         packed = self.pack(matrix)
-        return packed * self._weights(self._statistic_weights(matrix.shape[-1]), packed)
+        return _scaled(packed, self._statistic_weights(matrix.shape[-1]), divide=False)
 
     def statistic_to_packed(self, statistic: Any, n: int, /) -> Any:
         """Convert statistic storage to plain storage (inverse of the statistic weights).
@@ -230,7 +225,7 @@ class CovarianceRep(FactorOperations):
         array, shape (..., size(n))
             Plain storage of the same matrix.
         """
-        return statistic / self._weights(self._statistic_weights(n), statistic)
+        return _scaled(statistic, self._statistic_weights(n), divide=True)
 
     def packed_to_statistic(self, packed: Any, n: int, /) -> Any:
         """Convert plain storage to statistic storage.
@@ -247,7 +242,7 @@ class CovarianceRep(FactorOperations):
         array, shape (..., size(n))
             Statistic storage of the same matrix.
         """
-        return packed * self._weights(self._statistic_weights(n), packed)
+        return _scaled(packed, self._statistic_weights(n), divide=False)
 
     def packed_to_quadratic(self, packed: Any, n: int, /) -> Any:
         """Convert plain storage of ``M`` to the coefficients of the form ``xᵀ M x``.
@@ -264,7 +259,7 @@ class CovarianceRep(FactorOperations):
         array, shape (..., size(n))
             Coefficients pairing with :meth:`outer_statistic`.
         """
-        return packed * self._weights(self._quadratic_weights(n), packed)
+        return _scaled(packed, self._quadratic_weights(n), divide=False)
 
     def quadratic_to_packed(self, coefficients: Any, n: int, /) -> Any:
         """Inverse of :meth:`packed_to_quadratic`.
@@ -281,7 +276,7 @@ class CovarianceRep(FactorOperations):
         array, shape (..., size(n))
             Plain storage.
         """
-        return coefficients / self._weights(self._quadratic_weights(n), coefficients)
+        return _scaled(coefficients, self._quadratic_weights(n), divide=True)
 
     def convert(self, packed: Any, n: int, target: CovarianceRep, /) -> Any:
         """Re-store matrices in another rep.
@@ -446,3 +441,18 @@ class CovarianceRep(FactorOperations):
         array, shape (..., n)
             ``M @ x``.
         """
+
+
+def _scaled(values: Any, weights: tuple[float, ...] | float, *, divide: bool) -> Any:
+    """``values`` times (or divided by) per-position storage weights; unit weights: itself.
+
+    ``PositiveDefinite`` statistics and ``Diagonal`` storage have weight one everywhere, and a
+    multiplication by one is still an operation (and a new array) on every backend.
+    """
+    if isinstance(weights, tuple):
+        factor = _constant(weights, values, B.array_namespace(values))
+    elif weights == 1.0:
+        return values
+    else:
+        factor = weights
+    return values / factor if divide else values * factor
