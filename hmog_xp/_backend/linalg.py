@@ -336,21 +336,9 @@ def constant(values: Any, like: Any, /, *, dtype: Any = None, xp: ModuleType) ->
     array
         The constant.
     """
-    key = None
-    if is_concrete(like):
-        try:
-            key = (values, type(like), dtype, like.device)
-            return _CONSTANTS[key]
-        except KeyError:
-            pass
-        except (TypeError, AttributeError):  # unhashable parts, no ``device`` attribute
-            key = None
-    array = xp.asarray(values, dtype=dtype, device=device_of(like))
-    if key is not None and is_concrete(array):
-        if len(_CONSTANTS) >= _MAX_CONSTANTS:
-            _CONSTANTS.clear()
-        _CONSTANTS[key] = array
-    return array
+    return _remembered(
+        like, (values, dtype), lambda: xp.asarray(values, dtype=dtype, device=device_of(like))
+    )
 
 
 def identity(n: int, like: Any, /, *, xp: ModuleType) -> Any:
@@ -372,18 +360,32 @@ def identity(n: int, like: Any, /, *, xp: ModuleType) -> Any:
     array, shape (n, n)
         The identity.
     """
+    return _remembered(
+        like,
+        ("identity", n, like.dtype),
+        lambda: xp.eye(n, dtype=like.dtype, device=device_of(like)),
+    )
+
+
+def _remembered(like: Any, what: tuple[Any, ...], make: Any) -> Any:
+    """``make()``, kept by ``what`` and ``like``'s array type and device (see :func:`constant`).
+
+    Arrays being traced, and anything unhashable, get a fresh ``make()`` each time.
+    """
     if not is_concrete(like):
-        return xp.eye(n, dtype=like.dtype, device=device_of(like))
-    key = ("identity", n, type(like), like.dtype, device_of(like))
+        return make()
     try:
+        key = (*what, type(like), like.device)
         return _CONSTANTS[key]
     except KeyError:
         pass
-    except TypeError:  # an unhashable dtype or device
-        return xp.eye(n, dtype=like.dtype, device=device_of(like))
-    if len(_CONSTANTS) >= _MAX_CONSTANTS:
-        _CONSTANTS.clear()
-    array = _CONSTANTS[key] = xp.eye(n, dtype=like.dtype, device=device_of(like))
+    except (TypeError, AttributeError):  # unhashable parts, no ``device`` attribute
+        return make()
+    array = make()
+    if is_concrete(array):
+        if len(_CONSTANTS) >= _MAX_CONSTANTS:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = array
     return array
 
 
