@@ -7,6 +7,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
+import numpy
 from array_api_compat import device as _compat_device
 
 from hmog_xp._backend._registry import backend_name_of
@@ -95,6 +96,8 @@ def device_of(x: Any) -> Any:
     object
         The backend's device object.
     """
+    if type(x) is numpy.ndarray:
+        return "cpu"  # what array_api_compat answers, without its dispatch
     if isinstance(x, (int, float, bool)):
         return None
     jax = sys.modules.get("jax")
@@ -121,6 +124,8 @@ def is_concrete(x: Any) -> bool:
     bool
         Whether the array holds actual values.
     """
+    if type(x) is numpy.ndarray:  # the common case, first
+        return True
     jax = sys.modules.get("jax")
     if jax is not None and isinstance(x, jax.core.Tracer):
         return False

@@ -122,8 +122,12 @@ def backend_name_of(xp: ModuleType) -> str:
         One of ``BACKEND_NAMES``.
     """
     module_name = getattr(xp, "__name__", "")
+    known = _NAMES_OF_MODULES.get(module_name)
+    if known is not None:  # asked several times per operation: remember the answer
+        return known
     for name in BACKEND_NAMES:
         if module_name.startswith((name, f"array_api_compat.{name}")):
+            _NAMES_OF_MODULES[module_name] = name
             return name
     msg = f"array namespace {module_name!r} is not one of hmog_xp's backends {list(BACKEND_NAMES)}"
     raise BackendError(msg)
@@ -142,9 +146,13 @@ def array_namespace(*arrays: Any) -> ModuleType:
     module
         The namespace; see :func:`namespace_for`.
     """
-    # the common calls: arrays of one type seen before
+    # the common calls: arrays of one type seen before (a plain loop: a generator costs more
+    # than the rest of the lookup)
     kind: type = type(arrays[0]) if arrays else type(None)
-    if all(type(a) is kind for a in arrays[1:]):
+    for array in arrays[1:]:
+        if type(array) is not kind:
+            break
+    else:
         cached = _SINGLE_NAMESPACES.get(kind)
         if cached is not None:
             return cached
@@ -166,10 +174,13 @@ def array_namespace(*arrays: Any) -> ModuleType:
             )
             raise BackendError(msg) from exc
         _NAMESPACES[types] = namespace
-    if len(arrays) == 1:
-        _SINGLE_NAMESPACES[type(arrays[0])] = namespace
+    if len(real) == len(arrays) and len(types) == 1:  # arrays of one type: the fast path
+        _SINGLE_NAMESPACES[kind] = namespace
     return namespace
 
+
+#: :func:`backend_name_of` of every namespace module name seen so far.
+_NAMES_OF_MODULES: dict[str, str] = {}
 
 #: :func:`array_namespace` of every combination of array types seen so far.
 _NAMESPACES: dict[frozenset[type], ModuleType] = {}
