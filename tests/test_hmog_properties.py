@@ -242,6 +242,34 @@ def test_the_fused_m_step_is_whitening_then_to_natural(
     np.testing.assert_allclose(spread, np.eye(model.lat_dim), atol=1e-10)
 
 
+@pytest.mark.parametrize("obs_rep", [hx.Diagonal(), hx.Scale(), hx.PositiveDefinite()])
+def test_the_fused_m_step_applies_binding_floors_as_the_composition_does(
+    xp: Any, obs_rep: Any
+) -> None:
+    # Floors placed inside the spread of the values they floor, so every stabiliser acts:
+    # the fused M-step floors the noise it computes, the composition floors Cov[x] first.
+    if is_jax(xp) and not isinstance(obs_rep, hx.Diagonal):
+        pytest.skip("one structure per variant on JAX (eager compilation is slow)")
+    model = hx.analytic_hmog(3, obs_rep, 2, 2)
+    xs = asarray(xp, make_case(model, seed=15, n_points=N_POINTS).points)
+    means = model.mean_posterior_statistics(model.initialize_from_sample(6, xs), xs)
+    noise = np.atleast_1d(to_numpy(model.to_generative(model.mstep(means)).noise))
+    variances = np.linalg.eigvalsh(noise) if noise.ndim == 2 else noise
+    noise_floor = 2.0 * float(variances[0]) if variances.size == 1 else float(np.median(variances))
+    upper = model.posterior_upper
+    components = upper.split_mean_mixture(model.split_coords(means)[2])[0]
+    covariances = upper.component_man.split_mean_covariance(components)[1]
+    dense = to_numpy(upper.component_man.rep.unpack(covariances, 2))
+    reg_covar = float(np.median(np.linalg.eigvalsh(dense)))
+    regularization = hx.Regularization(reg_covar, noise_floor, 0.01)
+    composed = model.to_natural(model.whiten_prior(model.mstep_regularize(means, regularization)))
+    fused = model.mstep(means, regularization)
+    assert_close(fused, to_numpy(composed), xp=xp, rtol=1e-9, atol=1e-10)
+    floored = np.atleast_1d(to_numpy(model.to_generative(fused).noise))
+    lowest = np.linalg.eigvalsh(floored)[0] if floored.ndim == 2 else np.min(floored)
+    assert lowest == pytest.approx(noise_floor, rel=1e-8)
+
+
 @pytest.mark.parametrize("kind", ["analytic", "symmetric"])
 def test_the_m_steps_log_partition_is_that_of_its_parameters(xp: Any, kind: str) -> None:
     model = variant_model(xp, kind, None if kind == "analytic" else hx.PositiveDefinite())

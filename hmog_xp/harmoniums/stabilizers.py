@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.families import Normal
-from hmog_xp.reps import PositiveDefinite
+from hmog_xp.reps import CovarianceRep, PositiveDefinite
 
 __all__ = [
     "Regularization",
@@ -23,6 +23,7 @@ __all__ = [
     "eigenvalue_floor_shift",
     "floor_covariances",
     "floor_noise_variances",
+    "noise_floor_lift",
 ]
 
 
@@ -167,14 +168,41 @@ def floor_noise_variances(
     white = xp.matrix_transpose(B.solve_triangular(factor, xp.matrix_transpose(centred), xp=xp))
     eye = xp.eye(d, dtype=obs_means.dtype, device=B.device_of(obs_means))
     explained = rep.statistic_to_packed(rep.congruence_statistic(white, eye), p)
+    lift = noise_floor_lift(rep, obs_covariance - explained, p, floor, xp=xp)
+    return observable.join_mean_covariance(obs_mean, obs_covariance + lift)
+
+
+def noise_floor_lift(
+    rep: CovarianceRep, noise: Any, n: int, floor: float, *, xp: ModuleType
+) -> Any:
+    """What to add to a noise covariance so that it clears ``floor`` (zero where it does).
+
+    ``max(0, floor − Ψ_j)`` on the diagonal for diagonal and isotropic noise; the
+    :func:`eigenvalue_floor_shift` of ``Ψ`` for full noise.
+
+    Parameters
+    ----------
+    rep : CovarianceRep
+        The noise structure.
+    noise : array, shape (..., rep.size(n))
+        ``Ψ`` in the rep's plain storage.
+    n : int
+        Matrix dimension.
+    floor : float
+        Lowest noise variance allowed.
+    xp : module
+        Namespace.
+
+    Returns
+    -------
+    array, shape (..., rep.size(n))
+        The lift, in the same storage.
+    """
     if rep == PositiveDefinite():
-        noise = rep.unpack(obs_covariance - explained, p)
-        lifted = obs_covariance + rep.pack(eigenvalue_floor_shift(noise, floor, xp=xp))
-    else:
-        noise = rep.diagonal(obs_covariance, p) - rep.diagonal(explained, p)
-        shift = xp.maximum(floor - noise, xp.zeros_like(noise))
-        lifted = rep.add_diagonal(obs_covariance, shift, p)
-    return observable.join_mean_covariance(obs_mean, lifted)
+        return rep.pack(eigenvalue_floor_shift(rep.unpack(noise, n), floor, xp=xp))
+    variances = rep.diagonal(noise, n)
+    shift = xp.maximum(floor - variances, xp.zeros_like(variances))
+    return rep.add_diagonal(xp.zeros_like(noise), shift, n)
 
 
 def add_pseudo_weight(weighted: Any, weights: Any, pseudo: float) -> tuple[Any, Any]:

@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums import AnalyticLinearGaussianModel
-from hmog_xp.harmoniums.stabilizers import Regularization
-from hmog_xp.hmog._regularize import regularize_means
+from hmog_xp.harmoniums.stabilizers import Regularization, noise_floor_lift
+from hmog_xp.hmog._regularize import regularize_means, regularized_mixture
 
 if TYPE_CHECKING:
     from hmog_xp.harmoniums import LinearGaussianModel, Mixture
     from hmog_xp.reps import CovarianceRep
+
+
+#: No stabilisers: the exact M-step.
+EXACT = Regularization()
 
 
 class _HMoGLike(Protocol):
@@ -75,31 +79,31 @@ def _complete_upper(model: _HMoGLike, operation: str) -> Mixture:
 
 
 def _whitened_parts(
-    model: _HMoGLike, upper: Mixture, means: Any, xp: ModuleType
+    model: _HMoGLike, upper: Mixture, parts: tuple[Any, Any, Any, Any, Any], xp: ModuleType
 ) -> tuple[Any, Any, Any, Any, Any]:
     """``y ↦ L⁻¹(y − m)`` applied to mean coordinates, in parts.
 
-    Returns the observable means, the whitened cross moments ``(E[xyᵀ] − E[x]mᵀ) L⁻ᵀ``
-    (``(p, d)``), the whitened component means and covariances (component rep's storage) and
-    the weights, with ``m``, ``S = L Lᵀ`` the latent marginal's mean and covariance.
+    ``parts`` are :func:`~hmog_xp.hmog._regularize.regularized_mixture`'s: the observable
+    means, ``E[xyᵀ]``, the latent marginal's mean coordinates, the components' and the
+    weights. Returns the observable means, the whitened cross moments
+    ``(E[xyᵀ] − E[x]mᵀ) L⁻ᵀ`` (``(p, d)``), the whitened component means and covariances
+    (component rep's storage) and the weights, with ``m``, ``S = L Lᵀ`` the latent marginal's
+    mean and covariance.
     """
     family = upper.component_man
     rep, d = family.rep, family.n
-    obs_means, cross, upper_means = model.split_coords(means)
-    marginal_mean, marginal_covariance = family.split_mean_covariance(
-        upper_means[..., : family.dim]
-    )
+    obs_means, cross, total, components, weights = parts
+    marginal_mean, marginal_covariance = family.split_mean_covariance(total)
     factor = family.cholesky_factor(marginal_covariance, "latent marginal covariance")
     obs_mean = obs_means[..., : model.lower_harmonium.obs_dim]
     centred_cross = cross - obs_mean[..., :, None] * marginal_mean[..., None, :]
     # L⁻¹ once (one small solve), then products instead of three more solves: multiplying by
     # a triangular inverse loses about cond(L) ulps, and in EM the latent marginal is near
     # N(0, I) at every step (cond(L) near 1)
-    eye = B.identity(d, means, xp=xp)
+    eye = B.identity(d, total, xp=xp)
     inverse_factor = rep.factor_solve_matrix(factor, eye)  # (..., d, d)
     inverse_t = xp.matrix_transpose(inverse_factor)
     white_cross = centred_cross @ inverse_t
-    components, weights = upper.split_mean_mixture(upper_means)
     means_k, covariances_k = family.split_mean_covariance(components)
     white_means = (means_k - marginal_mean[..., None, :]) @ inverse_t
     white_covariances = rep.pack(
@@ -130,7 +134,7 @@ class WhitenableHMoG:
         upper = _complete_upper(self, "whiten_prior")
         family = upper.component_man
         obs_means, white_cross, white_means, white_covariances, weights = _whitened_parts(
-            self, upper, means, xp
+            self, upper, regularized_mixture(self, means, EXACT), xp
         )
         white_components = family.join_mean_covariance(white_means, white_covariances)
         return self.join_coords(
@@ -237,28 +241,31 @@ class AnalyticConversions:
         log_partition : array, shape ()
             ``ψ(params)``.
         """
-        regularization = Regularization() if regularization is None else regularization
-        means = self.mstep_regularize(means, regularization)
+        regularization = EXACT if regularization is None else regularization
         xp = self._check_params(means, "means")
         upper = _complete_upper(self, "the closed-form M-step")
         if self.prior_upper != upper:  # restricted priors: the general path
+            means = self.mstep_regularize(means, regularization)
             params = AnalyticConversions.to_natural(self, WhitenableHMoG.whiten_prior(self, means))
             return params, self.log_partition_function(params)
         family = upper.component_man
         rep, d = family.rep, family.n
         given = self.lower_harmonium
         lower = _analytic_lower(given.obs_dim, given.obs_rep, given.lat_dim)
+        # the pseudo-weight and covariance floor on the parts, the noise floor on the noise
+        # the whitened M-step computes (what regularize_means gives, without its round trip)
         obs_means, loadings, white_means, white_covariances, weights = _whitened_parts(
-            self, upper, means, xp
+            self, upper, regularized_mixture(self, means, regularization), xp
         )
         obs_mean, obs_covariance = lower.obs_man.split_mean_covariance(obs_means)
         eye = B.identity(d, means, xp=xp)
-        explained = lower.obs_rep.statistic_to_packed(
+        noise = obs_covariance - lower.obs_rep.statistic_to_packed(
             lower.obs_rep.congruence_statistic(loadings, eye), lower.obs_dim
         )
-        lkl_params, chi, rho = lower.likelihood_and_conjugation(
-            loadings, obs_mean, obs_covariance - explained
-        )
+        if regularization.min_variance > 0.0:
+            floor = regularization.min_variance
+            noise = noise + noise_floor_lift(lower.obs_rep, noise, lower.obs_dim, floor, xp=xp)
+        lkl_params, chi, rho = lower.likelihood_and_conjugation(loadings, obs_mean, noise)
         factors_k = family.cholesky_factor(white_covariances, "component covariance")
         precisions = rep.factor_inverse(factors_k, d)
         locations = rep.matvec(precisions, white_means)

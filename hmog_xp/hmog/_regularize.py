@@ -30,7 +30,7 @@ All three are zero by default, which is exact EM.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hmog_xp import _backend as B
 from hmog_xp.harmoniums.stabilizers import (
@@ -41,14 +41,74 @@ from hmog_xp.harmoniums.stabilizers import (
 )
 
 if TYPE_CHECKING:
-    from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
+    from hmog_xp.families import Normal
+    from hmog_xp.harmoniums import Mixture
 
-__all__ = ["regularize_means"]
+__all__ = ["regularize_means", "regularized_mixture"]
 
 
-def regularize_means(
-    model: HierarchicalMixtureOfGaussians, means: Any, regularization: Regularization
-) -> Any:
+class _SplitsMixture(Protocol):
+    @property
+    def posterior_upper(self) -> Mixture: ...
+
+    def split_coords(self, params: Any) -> tuple[Any, Any, Any]: ...
+
+
+class _HMoGLike(_SplitsMixture, Protocol):
+    @property
+    def obs_man(self) -> Normal: ...
+
+    def join_coords(self, obs: Any, interaction: Any, lat: Any) -> Any: ...
+
+
+def regularized_mixture(
+    model: _SplitsMixture, means: Any, regularization: Regularization
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Split mean coordinates into parts, with the pseudo-weight and covariance floor applied.
+
+    The noise floor is left to the caller: the fused M-step applies it to the noise it
+    computes (:func:`~hmog_xp.harmoniums.stabilizers.noise_floor_lift`), and
+    :func:`regularize_means` to ``Cov[x]``.
+
+    Parameters
+    ----------
+    model : HierarchicalMixtureOfGaussians
+        A model with a complete upper mixture (``AnalyticHMoG``).
+    means : array, shape (dim,)
+        Mean posterior statistics.
+    regularization : Regularization
+        The stabilisers (see the module docstring).
+
+    Returns
+    -------
+    obs_means : array, shape (obs_man.dim,)
+        Mean coordinates of ``x`` (not floored).
+    cross : array, shape (p, d)
+        ``E[x yᵀ]``.
+    total : array, shape (Normal(d).dim,)
+        Mean coordinates of the latent marginal ``Σ_k π_k η_k``.
+    components : array, shape (K, Normal(d).dim)
+        Mean coordinates of each latent component.
+    weights : array, shape (K,)
+        Component weights.
+    """
+    obs_means, cross, upper_means = model.split_coords(means)
+    upper = model.posterior_upper
+    family = upper.component_man
+    total = upper_means[..., : family.dim]  # the pooled moments: a pseudo-weight keeps them
+    if regularization.min_weight == 0.0 and regularization.reg_covar == 0.0:
+        components, weights = upper.split_mean_mixture(upper_means)
+        return obs_means, cross, total, components, weights
+    weighted, weights = upper.split_weighted_mean_mixture(upper_means)
+    components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
+    if regularization.reg_covar > 0.0:
+        xp = B.array_namespace(means)
+        components = floor_covariances(family, components, regularization.reg_covar)
+        total = xp.sum(weights[..., :, None] * components, axis=-2)
+    return obs_means, cross, total, components, weights
+
+
+def regularize_means(model: _HMoGLike, means: Any, regularization: Regularization) -> Any:
     """Apply ``regularization`` to mean coordinates before the M-step.
 
     Parameters
@@ -67,17 +127,10 @@ def regularize_means(
     """
     if regularization.is_exact:
         return means
-    xp = B.array_namespace(means)
-    obs_means, cross, upper_means = model.split_coords(means)
-    upper = model.posterior_upper
-    weighted, weights = upper.split_weighted_mean_mixture(upper_means)
-    total = xp.sum(weighted, axis=-2)  # the pooled moments: a pseudo-weight keeps them
-    components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
-    if regularization.reg_covar > 0.0:
-        components = floor_covariances(upper.component_man, components, regularization.reg_covar)
-        total = xp.sum(weights[..., :, None] * components, axis=-2)
+    obs_means, cross, total, components, weights = regularized_mixture(model, means, regularization)
     if regularization.min_variance > 0.0:
         obs_means = floor_noise_variances(
             model.obs_man, obs_means, cross, total, regularization.min_variance
         )
+    upper = model.posterior_upper
     return model.join_coords(obs_means, cross, upper.join_mean_mixture(components, weights))
