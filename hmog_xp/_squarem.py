@@ -153,8 +153,11 @@ def run_squarem(
     history = [finite_log_likelihood(float(log_likelihood), 0)]
     n_iter = n_extrapolated = 0
     converged = False
+    ahead = None  # M(means) where an iteration already computed it (its validity check)
     while n_iter + 3 <= max_iter:
-        params, means, value, kept = advance(expect, maximize, params, means, n_iter + 1)
+        params, means, value, kept, ahead = advance(
+            expect, maximize, params, means, n_iter + 1, ahead
+        )
         n_iter += 3
         n_extrapolated += int(kept)
         history.append(value)
@@ -165,7 +168,8 @@ def run_squarem(
             break
     while not converged and n_iter < max_iter:  # fewer than three steps left: plain EM
         n_iter += 1
-        params = _plain_m_step(maximize, means, n_iter)
+        params = _plain_m_step(maximize, means, n_iter) if ahead is None else ahead
+        ahead = None
         means, log_likelihood = expect(params)
         history.append(finite_log_likelihood(float(log_likelihood), n_iter))
         if callback is not None:
@@ -179,13 +183,17 @@ def _mean_iteration(
     params: Any,
     means: Any,
     iteration: int,
-) -> tuple[Any, Any, float, bool]:
+    ahead: Any = None,
+) -> tuple[Any, Any, float, bool, Any]:
     """One SQUAREM iteration in mean coordinates; ``means = E(params)`` on entry and exit.
 
     An extrapolation is kept only if the next M-step from it is valid too, so the plain
-    step that starts the next iteration never fails because of an extrapolation.
+    step that starts the next iteration never fails because of an extrapolation. That
+    M-step is returned last (None on the plain path), and ``ahead`` is the one the previous
+    iteration returned: ``M(means)``, not computed twice.
     """
-    once = expect(_plain_m_step(maximize, means, iteration))[0]
+    first = _plain_m_step(maximize, means, iteration) if ahead is None else ahead
+    once = expect(first)[0]
     twice_params = maximize(once)
     twice, twice_ll = expect(twice_params)
     fallback = (twice_params, twice, finite_log_likelihood(float(twice_ll), iteration))
@@ -194,13 +202,11 @@ def _mean_iteration(
     for halvings in range(BACKTRACKS + 1):
         point = _valid_point(partial(_extrapolated_m_step, maximize, means, once, twice, halvings))
         trial = None if point is None else _try(partial(_evaluate, expect, point))
-        if (
-            trial is not None
-            and trial[2] >= fallback[2]
-            and _valid_point(partial(maximize, trial[1])) is not None
-        ):
-            return (*trial, True)
-    return (*fallback, False)
+        if trial is not None and trial[2] >= fallback[2]:
+            next_step = _valid_point(partial(maximize, trial[1]))
+            if next_step is not None:
+                return (*trial, True, next_step)
+    return (*fallback, False, None)
 
 
 def _plain_m_step(maximize: Callable[[Any], Any], means: Any, iteration: int) -> Any:
@@ -217,9 +223,14 @@ def _natural_iteration(
     params: Any,
     means: Any,
     iteration: int,
-) -> tuple[Any, Any, float, bool]:
-    """One SQUAREM iteration in natural coordinates; ``means = E(params)`` on entry and exit."""
-    once = maximize(means)
+    ahead: Any = None,
+) -> tuple[Any, Any, float, bool, Any]:
+    """One SQUAREM iteration in natural coordinates; ``means = E(params)`` on entry and exit.
+
+    ``ahead`` and the last result are :func:`_mean_iteration`'s (always None here: no
+    M-step of the returned means is computed).
+    """
+    once = maximize(means) if ahead is None else ahead
     once_means, once_ll = expect(once)
     twice = maximize(once_means)
     trial = _try(lambda: _evaluate(expect, _compiled_extrapolate(params, once, twice, 0)))
@@ -227,7 +238,7 @@ def _natural_iteration(
     # One EM step from the kept extrapolation, or from ``F(F(θ))`` (the plain path).
     start = maximize(trial[1]) if trial is not None and kept else twice
     new_params, new_means, new_ll = _evaluate(expect, start)
-    return new_params, new_means, finite_log_likelihood(float(new_ll), iteration), kept
+    return new_params, new_means, finite_log_likelihood(float(new_ll), iteration), kept, None
 
 
 def _evaluate(expect: Callable[[Any], tuple[Any, Any]], params: Any) -> tuple[Any, Any, float]:

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 
 import hmog_xp as hx
-from hmog_xp._squarem import extrapolate
+from hmog_xp._squarem import extrapolate, run_squarem
 from hmog_xp.em import Regularization, fit_em
 from tests.helpers import assert_close, to_numpy
 
@@ -52,6 +52,29 @@ def test_accelerated_em_never_decreases_the_log_likelihood(xp, obs_rep, accelera
     # It climbs at least as far as the plain EM steps it replaces.
     plain = fit_em(model, params, xs, max_iter=60, tol=0.0)
     assert history[-1] >= plain.log_likelihoods[-1] - 1e-12 * abs(history[-1])
+
+
+def test_each_mean_iteration_takes_three_e_steps_and_three_m_steps() -> None:
+    # A contraction towards a known fixed point: every extrapolation is kept, and the M-step
+    # that checks the kept point is the next iteration's first M-step (not taken twice).
+    target = np.array([1.0, -2.0, 0.5])
+    rates = np.array([0.5, 0.7, 0.9])
+    calls = {"expect": 0, "maximize": 0}
+
+    def expect(params):
+        calls["expect"] += 1
+        return params, -float(np.sum((params - target) ** 2))
+
+    def maximize(means):
+        calls["maximize"] += 1
+        return target + rates * (means - target)
+
+    fit = run_squarem(expect, maximize, np.zeros(3), max_iter=12, tol=0.0, callback=None)
+    assert fit.n_iter == 12
+    assert fit.n_extrapolated == 4
+    assert calls == {"expect": 1 + 3 * 4, "maximize": 1 + 3 * 4}
+    # ahead of the 12 plain steps it replaces (0.9^12 of the start's distance is left)
+    assert np.all(np.abs(fit.params - target) < np.abs(target) * rates**12)
 
 
 def test_accelerated_em_callback_and_stopping_rule(xp) -> None:
