@@ -180,7 +180,8 @@ def bench(session: nox.Session) -> None:
     Not part of the default sessions. ``bench_em.py`` runs with one BLAS thread
     (``OMP_NUM_THREADS=1``): the wine-size row W, cases S, L and S32 on every CPU backend with
     the two- and four-GEMM floors and scikit-learn, then the first-fit (compile) table of
-    ``bench_first_fit.py`` (``--first-fit``). Arguments after ``--`` replace those defaults
+    ``bench_first_fit.py`` (``--first-fit``) and the whole wine fits of ``bench_fit.py``
+    (``--fits``). Arguments after ``--`` replace those defaults
     (e.g. ``-- --cases S`` or ``-- --huge --first-fit``); ``-- quality ARGS`` runs only
     ``benchmarks/bench_quality.py`` with ``ARGS`` (e.g. ``-- quality --fa-start``).
     """
@@ -189,7 +190,7 @@ def bench(session: nox.Session) -> None:
     if session.posargs[:1] == ["quality"]:
         session.run("python", "benchmarks/bench_quality.py", *session.posargs[1:])
         return
-    em_args = session.posargs or ["--first-fit"]
+    em_args = session.posargs or ["--first-fit", "--fits"]
     session.run("python", "benchmarks/bench_em.py", *em_args, env={"OMP_NUM_THREADS": "1"})
     session.run("python", "benchmarks/bench_missing.py")
     session.run("python", "benchmarks/bench_gradient.py", env={"OMP_NUM_THREADS": "1"})

@@ -30,7 +30,8 @@ whose step takes about a millisecond). Ratios compare numbers of this run only. 
 thread (``OMP_NUM_THREADS=1``) on a shared machine; the thread settings and load print with the
 table. JAX's CPU thread pool ignores ``OMP_NUM_THREADS``: pin it as well with
 ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``.
-``--first-fit`` adds the compile-time table of ``bench_first_fit.py`` (fresh interpreters).
+``--first-fit`` adds the compile-time table of ``bench_first_fit.py`` (fresh interpreters),
+``--fits`` the whole wine fits of ``bench_fit.py``.
 Results print as tables with the issue's targets and are written as JSON to
 ``benchmarks/results/``.
 
@@ -366,6 +367,7 @@ def main() -> None:
     parser.add_argument(
         "--first-fit", action="store_true", help="also the first-fit (compile) table"
     )
+    parser.add_argument("--fits", action="store_true", help="also whole wine fits (bench_fit)")
     args = parser.parse_args()
     backends = args.backends or [b for b in CPU_BACKENDS if b in installed_backends()]
     threads = thread_settings(backends)
@@ -417,6 +419,11 @@ def main() -> None:
         from bench_first_fit import run_first_fit
 
         result["first_fit"] = run_first_fit(backends)
+    if args.fits:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_fit import run_fits
+
+        result["fits"] = run_fits(backends, [1, 10])
     out_dir = Path(__file__).parent / "results"
     out_dir.mkdir(exist_ok=True)
     out = out_dir / f"bench_em_{time.strftime('%Y%m%d-%H%M%S')}.json"
