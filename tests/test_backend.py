@@ -356,6 +356,23 @@ def test_small_and_stacked_triangular_solves_match_scipy(xp, device, dtype, fact
         assert_close(solved, expected.astype(dtype), xp=xp, device=device)
 
 
+@pytest.mark.parametrize("stack", [(), (3,), (12,)])  # one, a small stack, a large stack
+def test_eigenvalues_known_above_is_never_wrong(xp, stack) -> None:
+    # Oracle: numpy.linalg.eigvalsh. True must mean every eigenvalue exceeds the floor; NumPy
+    # and torch (the host backends) must also say so whenever it does, the rest may not know.
+    rng = np.random.default_rng(len(stack))
+    halves = rng.normal(size=(*stack, 4, 4))
+    matrices = halves @ np.swapaxes(halves, -1, -2) + 0.5 * np.eye(4)
+    lowest = float(np.linalg.eigvalsh(matrices).min())
+    host = xp_name(xp) in ("numpy", "torch")
+    array = xp.asarray(matrices, dtype=xp.float64)
+    for floor, above in [(0.9 * lowest, True), (1.1 * lowest, False), (-1.0, True)]:
+        assert B.eigenvalues_known_above(array, floor, xp=xp) is (above and host)
+    with_nan = matrices.copy()
+    with_nan[(..., 1, 1) if not stack else (0, 1, 1)] = np.nan
+    assert B.eigenvalues_known_above(xp.asarray(with_nan), -1.0, xp=xp) is False
+
+
 def test_cholesky_of_indefinite_matrix_raises_or_flags(xp) -> None:
     indefinite = xp.asarray([[1.0, 2.0], [2.0, 1.0]], dtype=xp.float64)
     if xp_name(xp) == "jax":  # JAX reports failure with NaN; callers check the diagonal

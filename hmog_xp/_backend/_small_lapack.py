@@ -85,6 +85,28 @@ def small_cholesky(a: Any) -> Any:
     return out
 
 
+def small_definite(a: Any) -> bool | None:
+    """Whether every one of a few small symmetric matrices is positive definite, or None.
+
+    Parameters
+    ----------
+    a : numpy.ndarray, shape (n, n) or (m, n, n)
+        Symmetric matrices (the lower triangle is read).
+
+    Returns
+    -------
+    bool or None
+        Whether ``potrf`` factorises every matrix, or None where the stack is too large for
+        this path. Finite entries are the caller's to check (``potrf`` may pass a NaN).
+    """
+    routines = _small(a)
+    if routines is None:
+        return None
+    potrf = routines[0]
+    matrices = a[None] if a.ndim == 2 else a
+    return all(potrf(matrix, lower=1)[1] == 0 for matrix in matrices)
+
+
 def small_solve_triangular(factor: Any, b: Any, *, lower: bool, transpose: bool) -> Any:
     """``T⁻¹ b`` (or ``T⁻ᵀ b``) for a few small triangular ``T``, or None for NumPy to do it.
 

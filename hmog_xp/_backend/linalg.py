@@ -13,7 +13,7 @@ from typing import Any
 
 from hmog_xp._backend._arrays import device_of, is_concrete
 from hmog_xp._backend._registry import backend_name_of
-from hmog_xp._backend._small_lapack import small_cholesky, small_solve_triangular
+from hmog_xp._backend._small_lapack import small_cholesky, small_definite, small_solve_triangular
 from hmog_xp._backend.products import last_axis_max, last_axis_sum
 from hmog_xp._errors import ValidationError
 
@@ -177,6 +177,56 @@ def cholesky(a: Any, /, *, xp: ModuleType) -> Any:
             raise
         msg = f"matrix is not positive definite (Cholesky factorization failed: {exc})"
         raise ValidationError(msg) from None
+
+
+def eigenvalues_known_above(matrices: Any, floor: float, /, *, xp: ModuleType) -> bool:
+    """Whether the host knows, cheaply, that every eigenvalue of ``matrices`` exceeds ``floor``.
+
+    A floor on eigenvalues (``reg_covar``, a full noise floor) changes nothing where every
+    eigenvalue clears it, and telling so takes one Cholesky factorisation of ``M − floor I``
+    instead of an eigendecomposition. True only when that factorisation succeeds on the host
+    (NumPy; PyTorch on the CPU, outside function transforms). False where an eigenvalue is at
+    or below the floor, where an entry is NaN, and wherever asking would cost a device
+    synchronisation or cannot be answered (JAX, CuPy, array-api-strict, traced values):
+    callers then apply the floor as usual, which gives the same result.
+
+    Parameters
+    ----------
+    matrices : array, shape (..., n, n)
+        Symmetric matrices.
+    floor : float
+        The floor.
+    xp : module
+        Namespace of ``matrices``.
+
+    Returns
+    -------
+    bool
+        True only if every eigenvalue is known to exceed ``floor``.
+    """
+    name = backend_name_of(xp)
+    if name not in ("numpy", "torch") or not is_concrete(matrices):
+        return False
+    if name == "torch" and matrices.device.type != "cpu":
+        return False
+    # LAPACK's potrf does not always stop at a NaN pivot: NaN entries are ruled out first
+    if not bool(matrices.isfinite().all() if name == "torch" else xp.all(xp.isfinite(matrices))):
+        return False
+    shifted = matrices - floor * identity(matrices.shape[-1], matrices, xp=xp)
+    if name == "torch":
+        import torch
+
+        return not bool(torch.linalg.cholesky_ex(shifted).info.any())
+    known = small_definite(shifted)
+    if known is not None:
+        return known
+    import numpy
+
+    try:
+        numpy.linalg.cholesky(shifted)
+    except numpy.linalg.LinAlgError:
+        return False
+    return True
 
 
 def solve_triangular(

@@ -123,6 +123,8 @@ def floor_covariances(family: Normal, means: Any, floor: float) -> Any:
     rep, n = family.rep, family.n
     mean, covariance = family.split_mean_covariance(means)
     dense = rep.unpack(covariance, n)
+    if B.eigenvalues_known_above(dense, floor, xp=xp):  # nothing to lift
+        return means
     lifted = dense + eigenvalue_floor_shift(dense, floor, xp=xp)
     return family.join_mean_covariance(mean, rep.pack(lifted))
 
@@ -199,7 +201,10 @@ def noise_floor_lift(
         The lift, in the same storage.
     """
     if rep == PositiveDefinite():
-        return rep.pack(eigenvalue_floor_shift(rep.unpack(noise, n), floor, xp=xp))
+        dense = rep.unpack(noise, n)
+        if B.eigenvalues_known_above(dense, floor, xp=xp):
+            return xp.zeros_like(noise)
+        return rep.pack(eigenvalue_floor_shift(dense, floor, xp=xp))
     variances = rep.diagonal(noise, n)
     shift = xp.maximum(floor - variances, xp.zeros_like(variances))
     return rep.add_diagonal(xp.zeros_like(noise), shift, n)
