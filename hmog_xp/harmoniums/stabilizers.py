@@ -117,7 +117,9 @@ def floor_covariances(family: Normal, means: Any, floor: float) -> Any:
     Returns
     -------
     array, shape (..., family.dim)
-        Mean coordinates with the same means and floored covariances.
+        Mean coordinates with the same means and floored covariances (``means`` itself
+        where the host can tell that no eigenvalue is below the floor:
+        :func:`~hmog_xp._backend.eigenvalues_known_above`).
     """
     xp = B.array_namespace(means)
     rep, n = family.rep, family.n

@@ -102,9 +102,11 @@ def regularized_mixture(
     weighted, weights = upper.split_weighted_mean_mixture(upper_means)
     components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
     if regularization.reg_covar > 0.0:
-        xp = B.array_namespace(means)
-        components = floor_covariances(family, components, regularization.reg_covar)
-        total = xp.sum(weights[..., :, None] * components, axis=-2)
+        floored = floor_covariances(family, components, regularization.reg_covar)
+        if floored is not components:  # a floor acted: the pooled moments move with it
+            xp = B.array_namespace(means)
+            components = floored
+            total = xp.sum(weights[..., :, None] * components, axis=-2)
     return obs_means, cross, total, components, weights
 
 
