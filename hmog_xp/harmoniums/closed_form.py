@@ -282,7 +282,10 @@ class ChunkedEStep(ABC):
         """
         xp = B.array_namespace(params, xs)
         wide = B.accumulation_dtype(xp, params.dtype)
-        sums = sum_over_chunks(widened(self.estep_sums(params), wide), xs, chunk_size, xp=xp)
+        chunk_sums = self.estep_sums(params)
+        if wide != params.dtype:  # the chunks add up in the wider dtype
+            chunk_sums = widened(chunk_sums, wide)
+        sums = sum_over_chunks(chunk_sums, xs, chunk_size, xp=xp)
         means, log_likelihood = self.estep_assemble(
             B.cast(params, wide, xp=xp),
             B.cast(obs_statistics, wide, xp=xp),
