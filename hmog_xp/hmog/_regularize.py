@@ -103,7 +103,7 @@ def regularized_mixture(
     components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
     if regularization.reg_covar > 0.0:
         floored = floor_covariances(family, components, regularization.reg_covar)
-        if floored is not components:  # a floor acted: the pooled moments move with it
+        if floored is not components:  # a floor may have acted: the pooled moments follow
             xp = B.array_namespace(means)
             components = floored
             total = xp.sum(weights[..., :, None] * components, axis=-2)
