@@ -204,16 +204,12 @@ def eigenvalues_known_above(matrices: Any, floor: float, /, *, xp: ModuleType) -
     bool
         True only if every eigenvalue is known to exceed ``floor``.
     """
-    name = backend_name_of(xp)
-    if name not in ("numpy", "torch") or not is_concrete(matrices):
-        return False
-    if name == "torch" and matrices.device.type != "cpu":
-        return False
-    # LAPACK's potrf does not always stop at a NaN pivot: NaN entries are ruled out first
-    if not bool(matrices.isfinite().all() if name == "torch" else xp.all(xp.isfinite(matrices))):
+    # Only on the host backends; and LAPACK's potrf does not always stop at a NaN pivot, so
+    # non-finite entries are ruled out first
+    if not _finite_on_host(matrices, xp):
         return False
     shifted = matrices - floor * identity(matrices.shape[-1], matrices, xp=xp)
-    if name == "torch":
+    if backend_name_of(xp) == "torch":
         import torch
 
         return not bool(torch.linalg.cholesky_ex(shifted).info.any())
