@@ -20,6 +20,7 @@ from hmog_xp.harmoniums.stabilizers import Regularization, noise_floor_lift
 from hmog_xp.hmog._regularize import regularize_means, regularized_mixture
 
 if TYPE_CHECKING:
+    from hmog_xp.families import Normal
     from hmog_xp.harmoniums import LinearGaussianModel, Mixture
     from hmog_xp.reps import CovarianceRep
 
@@ -31,6 +32,9 @@ EXACT = Regularization()
 class _HMoGLike(Protocol):
     @property
     def lower_harmonium(self) -> LinearGaussianModel: ...
+
+    @property
+    def obs_man(self) -> Normal: ...
 
     @property
     def posterior_upper(self) -> Mixture: ...
@@ -167,7 +171,7 @@ class AnalyticConversions:
         array, shape (dim,)
             Regularised mean coordinates.
         """
-        return regularize_means(self, means, regularization)  # type: ignore[arg-type]
+        return regularize_means(self, means, regularization)
 
     def mstep_frame(self: _HMoGLike, means: Any) -> Any:
         """:meth:`whiten_prior`: the latent marginal becomes ``N(0, I)``.
