@@ -85,9 +85,9 @@ def em_step(
         :func:`accumulation_dtype`).
     """
     xp = B.array_namespace(params, xs)
-    wide = accumulation_dtype(xp, params.dtype)
-    means, log_likelihood = model.estep(params, xs, obs_statistics, chunk_size, wide)
-    return B.cast(m_step(model, means, regularization), params.dtype, xp=xp), log_likelihood
+    parts, log_likelihood = model.estep_parts(params, xs, obs_statistics, chunk_size)
+    new_params = model.mstep_parts(parts, as_regularization(regularization))
+    return B.cast(new_params, params.dtype, xp=xp), log_likelihood
 
 
 def em_step_with_log_partition(
@@ -134,8 +134,10 @@ def em_step_with_log_partition(
     """
     xp = B.array_namespace(params, xs)
     wide = accumulation_dtype(xp, params.dtype)
-    means, log_likelihood = model.estep(params, xs, obs_statistics, chunk_size, wide, log_partition)
-    new_params, new_log_partition = m_step_and_log_partition(model, means, regularization)
+    parts, log_likelihood = model.estep_parts(params, xs, obs_statistics, chunk_size, log_partition)
+    new_params, new_log_partition = model.mstep_parts_and_log_partition(
+        parts, as_regularization(regularization)
+    )
     if wide != params.dtype:
         return xp.astype(new_params, params.dtype), None, log_likelihood
     return new_params, new_log_partition, log_likelihood

@@ -25,6 +25,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import hmog_xp as hx
 from hmog_xp.em import em_step, observable_statistics
+from hmog_xp.hmog._mean_parts import join_mean_parts
 from tests.conftest import load_namespace
 from tests.helpers import assert_close, to_numpy, xp_name
 from tests.strategies import REPS
@@ -539,3 +540,32 @@ def test_em_recovers_well_separated_clusters(numpy_selected: None) -> None:
     ari = adjusted_rand_score(labels, model.posterior_hard_assignment(best, xs))
     assert ari >= 0.9, (ari, iterations)
     assert best_ll >= float(model.average_log_observable_density(truth, xs)) - 0.05
+
+
+@pytest.mark.parametrize("kind", ["analytic", "symmetric"])
+def test_the_e_steps_parts_are_its_mean_coordinates_and_the_m_step_takes_either(
+    xp: Any, kind: str
+) -> None:
+    model = variant_model(xp, kind, None if kind == "analytic" else hx.PositiveDefinite())
+    xs = asarray(xp, make_case(model, seed=19, n_points=N_POINTS).points)
+    params = model.initialize_from_sample(8, xs)
+    statistics = observable_statistics(model, xs, 7)
+    parts, log_likelihood = model.estep_parts(params, xs, statistics, 7)
+    # the oracle: the per-row dense posterior statistics and density
+    means = to_numpy(model.mean_posterior_statistics(params, xs))
+    assert_close(join_mean_parts(model, parts), means, xp=xp, rtol=1e-10, atol=1e-12)
+    dense = to_numpy(model.average_log_observable_density(params, xs))
+    assert_close(log_likelihood, dense, xp=xp, rtol=1e-10, atol=1e-12)
+    components, weights = model.posterior_upper.split_mean_mixture(model.split_coords(means)[2])
+    weighted = to_numpy(parts.weighted) / to_numpy(parts.weights)[:, None]
+    np.testing.assert_allclose(weighted, components, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(to_numpy(parts.weights), weights, rtol=1e-10, atol=1e-12)
+    # the M-step of the parts is the M-step of the mean coordinates, stabilisers and all
+    stabilisers = hx.Regularization(1e-3, 1e-3, 0.5)
+    wide_means = xp.asarray(means)
+    from_parts, log_partition = model.mstep_parts_and_log_partition(parts, stabilisers)
+    expected = to_numpy(model.mstep(wide_means, stabilisers))
+    assert_close(from_parts, expected, xp=xp, rtol=1e-9, atol=1e-10)
+    assert_close(model.mstep_parts(parts, stabilisers), expected, xp=xp, rtol=1e-9, atol=1e-10)
+    direct = to_numpy(model.log_partition_function(from_parts))
+    assert_close(log_partition, direct, xp=xp, rtol=1e-12, atol=1e-12)

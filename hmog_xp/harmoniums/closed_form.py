@@ -281,20 +281,89 @@ class ChunkedEStep(ABC):
             ``average_log_observable_density(params, xs)``.
         """
         xp = B.array_namespace(params, xs)
+        means, log_likelihood = self.estep_assemble(
+            *self._summed(params, xs, obs_statistics, chunk_size), log_partition
+        )
+        dtype = params.dtype if dtype is None else dtype
+        return B.cast(means, dtype, xp=xp), B.cast(log_likelihood, dtype, xp=xp)
+
+    def estep_parts(
+        self, params: Any, xs: Any, obs_statistics: Any, chunk_size: int, log_partition: Any = None
+    ) -> tuple[Any, Any]:
+        """:meth:`estep` with the mean statistics as :meth:`ClosedFormEM.mstep_parts` takes them.
+
+        An EM step hands the E-step's statistics to the M-step of the same model; a model
+        whose mean coordinates pack parts that the M-step would unpack again gives the parts
+        instead (:meth:`estep_assemble_parts`). The results are in the accumulation dtype.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters.
+        xs : array, shape (N, p)
+            Observations.
+        obs_statistics : array, shape (obs_man.dim,)
+            :meth:`estep_observable_statistics` of ``xs``.
+        chunk_size : int
+            Rows per chunk.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known (see :meth:`estep`).
+
+        Returns
+        -------
+        parts : array, shape (dim,), or the model's parts
+            The mean posterior statistics (default: the mean coordinates themselves).
+        log_likelihood : array, shape ()
+            ``average_log_observable_density(params, xs)``.
+        """
+        return self.estep_assemble_parts(
+            *self._summed(params, xs, obs_statistics, chunk_size), log_partition
+        )
+
+    def estep_assemble_parts(
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
+    ) -> tuple[Any, Any]:
+        """:meth:`estep_assemble`, giving the parts :meth:`estep_parts` documents.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            ``mean_n s_x(x_n)`` over the same rows.
+        sums : tuple of arrays
+            Element-wise totals of :meth:`estep_sums` over the rows.
+        n_obs : int
+            Number of rows summed over.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known; None: computed here.
+
+        Returns
+        -------
+        parts : array, shape (dim,), or the model's parts
+            The mean posterior statistics (default: :meth:`estep_assemble`'s).
+        log_likelihood : array, shape ()
+            The average log-likelihood.
+        """
+        return self.estep_assemble(params, obs_statistics, sums, n_obs, log_partition)
+
+    def _summed(
+        self, params: Any, xs: Any, obs_statistics: Any, chunk_size: int
+    ) -> tuple[Any, Any, tuple[Any, ...], int]:
+        """The chunk sums over ``xs``, with ``params`` and ``obs_statistics``, all widened."""
+        xp = B.array_namespace(params, xs)
         wide = B.accumulation_dtype(xp, params.dtype)
         chunk_sums = self.estep_sums(params)
         if wide != params.dtype:  # the chunks add up in the wider dtype
             chunk_sums = widened(chunk_sums, wide)
         sums = sum_over_chunks(chunk_sums, xs, chunk_size, xp=xp)
-        means, log_likelihood = self.estep_assemble(
-            B.cast(params, wide, xp=xp),
-            B.cast(obs_statistics, wide, xp=xp),
-            sums,
-            xs.shape[0],
-            log_partition,
-        )
-        dtype = params.dtype if dtype is None else dtype
-        return B.cast(means, dtype, xp=xp), B.cast(log_likelihood, dtype, xp=xp)
+        wide_params = B.cast(params, wide, xp=xp)
+        return wide_params, B.cast(obs_statistics, wide, xp=xp), sums, xs.shape[0]
 
 
 class ClosedFormEM(ChunkedEStep):
@@ -392,6 +461,46 @@ class ClosedFormEM(ChunkedEStep):
             False here.
         """
         return False
+
+    def mstep_parts(self, parts: Any, regularization: Regularization | None = None) -> Any:
+        """:meth:`mstep` of the mean statistics as :meth:`ChunkedEStep.estep_parts` gives them.
+
+        Default: the parts are the mean coordinates.
+
+        Parameters
+        ----------
+        parts : array, shape (dim,), or the model's parts
+            Mean posterior statistics.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters.
+        """
+        return self.mstep(parts, regularization)
+
+    def mstep_parts_and_log_partition(
+        self, parts: Any, regularization: Regularization | None = None
+    ) -> tuple[Any, Any]:
+        """:meth:`mstep_and_log_partition` of :meth:`ChunkedEStep.estep_parts`'s statistics.
+
+        Parameters
+        ----------
+        parts : array, shape (dim,), or the model's parts
+            Mean posterior statistics.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        params : array, shape (dim,)
+            :meth:`mstep_parts` of ``parts``.
+        log_partition : array, shape ()
+            ``ψ(params)``.
+        """
+        return self.mstep_and_log_partition(parts, regularization)
 
     def mstep_and_log_partition(
         self, means: Any, regularization: Regularization | None = None

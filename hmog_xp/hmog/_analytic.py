@@ -17,6 +17,7 @@ from hmog_xp import _backend as B
 from hmog_xp._errors import ValidationError
 from hmog_xp.harmoniums import AnalyticLinearGaussianModel
 from hmog_xp.harmoniums.stabilizers import Regularization, noise_floor_lift
+from hmog_xp.hmog._mean_parts import MeanParts, join_mean_parts, split_mean_parts
 from hmog_xp.hmog._regularize import regularize_means, regularized_mixture
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class WhitenableHMoG:
         upper = _complete_upper(self, "whiten_prior")
         family = upper.component_man
         obs_means, white_cross, white_means, white_covariances, weights = _whitened_parts(
-            self, upper, regularized_mixture(self, means, EXACT), xp
+            self, upper, regularized_mixture(self, split_mean_parts(self, means), EXACT), xp
         )
         white_components = family.join_mean_covariance(white_means, white_covariances)
         return self.join_coords(
@@ -245,11 +246,55 @@ class AnalyticConversions:
         log_partition : array, shape ()
             ``ψ(params)``.
         """
+        self._check_params(means, "means")
+        _complete_upper(self, "the closed-form M-step")
+        return AnalyticConversions.mstep_parts_and_log_partition(
+            self, split_mean_parts(self, means), regularization
+        )
+
+    def mstep_parts(
+        self: _HMoGLike, parts: MeanParts, regularization: Regularization | None = None
+    ) -> Any:
+        """:meth:`mstep` of the mean statistics by part (as the E-step sums them).
+
+        Parameters
+        ----------
+        parts : MeanParts
+            Mean posterior statistics by part.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        array, shape (dim,)
+            Natural parameters, with a whitened latent prior.
+        """
+        return AnalyticConversions.mstep_parts_and_log_partition(self, parts, regularization)[0]
+
+    def mstep_parts_and_log_partition(
+        self: _HMoGLike, parts: MeanParts, regularization: Regularization | None = None
+    ) -> tuple[Any, Any]:
+        """:meth:`mstep_and_log_partition` of the mean statistics by part.
+
+        Parameters
+        ----------
+        parts : MeanParts
+            Mean posterior statistics by part.
+        regularization : Regularization, optional
+            Stabilisers (default or None: exact).
+
+        Returns
+        -------
+        params : array, shape (dim,)
+            Natural parameters, with a whitened latent prior.
+        log_partition : array, shape ()
+            ``ψ(params)``.
+        """
         regularization = EXACT if regularization is None else regularization
-        xp = self._check_params(means, "means")
+        xp = B.array_namespace(parts.cross, parts.weighted)
         upper = _complete_upper(self, "the closed-form M-step")
         if self.prior_upper != upper:  # restricted priors: the general path
-            means = self.mstep_regularize(means, regularization)
+            means = self.mstep_regularize(join_mean_parts(self, parts), regularization)
             params = AnalyticConversions.to_natural(self, WhitenableHMoG.whiten_prior(self, means))
             return params, self.log_partition_function(params)
         family = upper.component_man
@@ -259,10 +304,10 @@ class AnalyticConversions:
         # the pseudo-weight and covariance floor on the parts, the noise floor on the noise
         # the whitened M-step computes (what regularize_means gives, without its round trip)
         obs_means, loadings, white_means, white_covariances, weights = _whitened_parts(
-            self, upper, regularized_mixture(self, means, regularization), xp
+            self, upper, regularized_mixture(self, parts, regularization), xp
         )
         obs_mean, obs_covariance = lower.obs_man.split_mean_covariance(obs_means)
-        eye = B.identity(d, means, xp=xp)
+        eye = B.identity(d, parts.cross, xp=xp)
         noise = obs_covariance - lower.obs_rep.statistic_to_packed(
             lower.obs_rep.congruence_statistic(loadings, eye), lower.obs_dim
         )

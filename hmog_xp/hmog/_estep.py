@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hmog_xp import _backend as B
 from hmog_xp.harmoniums.closed_form import ChunkedEStep, harmonium_log_likelihood
 from hmog_xp.hmog import _posterior as P
+from hmog_xp.hmog._mean_parts import MeanParts, join_mean_parts
 
 if TYPE_CHECKING:
     from hmog_xp.hmog.base import HierarchicalMixtureOfGaussians
@@ -182,13 +183,47 @@ class HMoGEStep(ChunkedEStep):
             ``average_log_observable_density(params, xs)``.
         """
         model: HierarchicalMixtureOfGaussians = self  # type: ignore[assignment]
-        cross, weighted, totals, partition_sum = sums
-        upper = model.posterior_upper.join_weighted_mean_mixture(weighted / n_obs, totals / n_obs)
-        means = model.join_coords(obs_statistics, cross / n_obs, upper)
-        log_likelihood = harmonium_log_likelihood(
-            model, params, obs_statistics, partition_sum, n_obs, log_partition
+        parts, log_likelihood = self.estep_assemble_parts(
+            params, obs_statistics, sums, n_obs, log_partition
         )
-        return means, log_likelihood
+        return join_mean_parts(model, parts), log_likelihood
+
+    def estep_assemble_parts(
+        self,
+        params: Any,
+        obs_statistics: Any,
+        sums: tuple[Any, ...],
+        n_obs: int,
+        log_partition: Any = None,
+    ) -> tuple[MeanParts, Any]:
+        """:meth:`estep_assemble` by part: the weighted moments of every component as summed.
+
+        Parameters
+        ----------
+        params : array, shape (dim,)
+            Natural parameters the sums were computed with.
+        obs_statistics : array, shape (obs_man.dim,)
+            ``mean_n s_x(x_n)`` over the same rows.
+        sums : tuple of arrays
+            ``(Σ Xᵀ E[y|x], Σ r η, Σ r, Σ ψ_mix(posterior(x)))`` over the rows.
+        n_obs : int
+            Number of rows summed over.
+        log_partition : array, shape (), optional
+            ``ψ(params)`` where already known; None: computed here.
+
+        Returns
+        -------
+        parts : MeanParts
+            The mean posterior statistics by part.
+        log_likelihood : array, shape ()
+            ``average_log_observable_density(params, xs)``.
+        """
+        cross, weighted, totals, partition_sum = sums
+        parts = MeanParts(obs_statistics, cross / n_obs, weighted / n_obs, totals / n_obs)
+        log_likelihood = harmonium_log_likelihood(
+            self, params, obs_statistics, partition_sum, n_obs, log_partition
+        )
+        return parts, log_likelihood
 
     def estep_row_bytes(self) -> int:
         """Working bytes per row: ``8 (2p + K (4d + 4) + d)``.

@@ -39,6 +39,7 @@ from hmog_xp.harmoniums.stabilizers import (
     floor_covariances,
     floor_noise_variances,
 )
+from hmog_xp.hmog._mean_parts import MeanParts, split_mean_parts
 
 if TYPE_CHECKING:
     from hmog_xp.families import Normal
@@ -47,24 +48,24 @@ if TYPE_CHECKING:
 __all__ = ["regularize_means", "regularized_mixture"]
 
 
-class _SplitsMixture(Protocol):
+class _HasMixture(Protocol):
     @property
     def posterior_upper(self) -> Mixture: ...
 
-    def split_coords(self, params: Any) -> tuple[Any, Any, Any]: ...
 
-
-class _HMoGLike(_SplitsMixture, Protocol):
+class _HMoGLike(_HasMixture, Protocol):
     @property
     def obs_man(self) -> Normal: ...
+
+    def split_coords(self, params: Any) -> tuple[Any, Any, Any]: ...
 
     def join_coords(self, obs: Any, interaction: Any, lat: Any) -> Any: ...
 
 
 def regularized_mixture(
-    model: _SplitsMixture, means: Any, regularization: Regularization
+    model: _HasMixture, parts: MeanParts, regularization: Regularization
 ) -> tuple[Any, Any, Any, Any, Any]:
-    """Split mean coordinates into parts, with the pseudo-weight and covariance floor applied.
+    """Mean coordinates by part, with the pseudo-weight and covariance floor applied.
 
     The noise floor is left to the caller: the fused M-step applies it to the noise it
     computes (:func:`~hmog_xp.harmoniums.stabilizers.noise_floor_lift`), and
@@ -74,8 +75,8 @@ def regularized_mixture(
     ----------
     model : HierarchicalMixtureOfGaussians
         A model with a complete upper mixture (``AnalyticHMoG``).
-    means : array, shape (dim,)
-        Mean posterior statistics.
+    parts : MeanParts
+        Mean posterior statistics by part.
     regularization : Regularization
         The stabilisers (see the module docstring).
 
@@ -92,19 +93,16 @@ def regularized_mixture(
     weights : array, shape (K,)
         Component weights.
     """
-    obs_means, cross, upper_means = model.split_coords(means)
-    upper = model.posterior_upper
-    family = upper.component_man
-    total = upper_means[..., : family.dim]  # the pooled moments: a pseudo-weight keeps them
+    xp = B.array_namespace(parts.weighted, parts.weights)
+    obs_means, cross, weighted, weights = parts
+    total = xp.sum(weighted, axis=-2)  # the pooled moments: a pseudo-weight keeps them
     if regularization.min_weight == 0.0 and regularization.reg_covar == 0.0:
-        components, weights = upper.split_mean_mixture(upper_means)
-        return obs_means, cross, total, components, weights
-    weighted, weights = upper.split_weighted_mean_mixture(upper_means)
+        return obs_means, cross, total, weighted / weights[..., :, None], weights
     components, weights = add_pseudo_weight(weighted, weights, regularization.min_weight)
     if regularization.reg_covar > 0.0:
+        family = model.posterior_upper.component_man
         floored = floor_covariances(family, components, regularization.reg_covar)
         if floored is not components:  # a floor may have acted: the pooled moments follow
-            xp = B.array_namespace(means)
             components = floored
             total = xp.sum(weights[..., :, None] * components, axis=-2)
     return obs_means, cross, total, components, weights
@@ -129,7 +127,9 @@ def regularize_means(model: _HMoGLike, means: Any, regularization: Regularizatio
     """
     if regularization.is_exact:
         return means
-    obs_means, cross, total, components, weights = regularized_mixture(model, means, regularization)
+    obs_means, cross, total, components, weights = regularized_mixture(
+        model, split_mean_parts(model, means), regularization
+    )
     if regularization.min_variance > 0.0:
         obs_means = floor_noise_variances(
             model.obs_man, obs_means, cross, total, regularization.min_variance
