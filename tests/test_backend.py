@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -393,3 +394,59 @@ def test_broadcast_shapes() -> None:
 
 def test_default_float_dtype(xp) -> None:
     assert B.default_float_dtype(xp) == xp.float64
+
+
+def _same_result(actual: Any, expected: Any) -> None:
+    assert type(actual) is type(expected)
+    assert np.shape(actual) == np.shape(expected)
+    assert np.asarray(actual).dtype == np.asarray(expected).dtype
+    np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128", "int32", "bool"])
+def test_the_numpy_namespace_answers_as_array_api_compat_does(dtype: str) -> None:
+    import array_api_compat.numpy as compat
+
+    lean = B.namespace_for("numpy")
+    assert lean is not compat
+    assert B.backend_name_of(lean) == "numpy"
+    assert B.array_namespace(np.ones(2)) is lean
+    assert B.array_namespace(np.float64(1.0), np.ones(2)) is lean
+    rng = np.random.default_rng(0)
+    x = (10 * rng.normal(size=(3, 4, 5))).astype(dtype)
+    inputs = [x, x[0, 0], x[:, :0], x.T, np.float64(2.5), np.ones((2, 3), dtype=dtype)[..., ::2]]
+    for value in inputs:
+        for axis in (None, -1, 0, (0, -1)) if np.ndim(value) >= 2 else (None,):
+            for keepdims in (False, True):
+                _same_result(
+                    lean.sum(value, axis=axis, keepdims=keepdims),
+                    compat.sum(value, axis=axis, keepdims=keepdims),
+                )
+                if np.size(value) and np.asarray(value).dtype.kind != "c":
+                    _same_result(
+                        lean.max(value, axis=axis, keepdims=keepdims),
+                        compat.max(value, axis=axis, keepdims=keepdims),
+                    )
+        if np.ndim(value) >= 2:
+            _same_result(lean.matrix_transpose(value), compat.matrix_transpose(value))
+            axes = tuple(reversed(range(np.ndim(value))))
+            _same_result(lean.permute_dims(value, axes), compat.permute_dims(value, axes))
+        target = np.complex64 if np.asarray(value).dtype.kind == "c" else np.float32
+        for copy in (True, False):
+            _same_result(lean.astype(value, target, copy=copy), compat.astype(value, target))
+        flat = (int(np.size(value)),)
+        _same_result(lean.reshape(value, flat), compat.reshape(value, flat))
+        if isinstance(value, np.ndarray):  # a view exactly where NumPy's reshape gives one
+            assert np.shares_memory(lean.reshape(value, flat), value) == np.shares_memory(
+                compat.reshape(value, flat), value
+            )
+        _same_result(lean.zeros_like(value), compat.zeros_like(value))
+    assert lean.astype(x, x.dtype, copy=False) is x  # no copy where none is needed
+    assert lean.astype(x, x.dtype).base is None  # copy=True: a new array
+    _same_result(lean.zeros((2, 3), dtype=lean.float32), compat.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="at least 2-dimensional"):
+        lean.matrix_transpose(np.ones(3))
+    with pytest.raises(ValueError, match="zero-size array"):
+        lean.max(np.ones((0, 2)))
+    with pytest.raises(ValueError, match="device"):
+        lean.zeros(2, device="gpu")

@@ -132,7 +132,7 @@ def is_concrete(x: Any) -> bool:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
         # torch.func / functorch wrappers and meta tensors have no values to inspect.
-        return not (x.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(x))
+        return not (x.is_meta or torch._C._functorch.is_functorch_wrapped_tensor(x))
     return True
 
 

@@ -81,8 +81,9 @@ def namespace_for(name: str) -> ModuleType:
     Returns
     -------
     module
-        ``array_api_compat.numpy``, ``array_api_compat.torch``, ``array_api_compat.cupy``,
-        ``jax.numpy`` or ``array_api_strict``.
+        ``array_api_compat.numpy`` (with leaner hot functions:
+        :mod:`hmog_xp._backend.numpy_namespace`), ``array_api_compat.torch``,
+        ``array_api_compat.cupy``, ``jax.numpy`` or ``array_api_strict``.
 
     Raises
     ------
@@ -105,7 +106,13 @@ def namespace_for(name: str) -> ModuleType:
         if n_devices < 1:
             msg = "backend 'cupy' is installed but no CUDA device is present"
             raise BackendError(msg)
+    if name == "numpy":
+        return importlib.import_module(_NUMPY_NAMESPACE)
     return importlib.import_module(f"array_api_compat.{name}")
+
+
+#: hmog_xp's NumPy namespace: ``array_api_compat.numpy`` with leaner hot functions.
+_NUMPY_NAMESPACE = "hmog_xp._backend.numpy_namespace"
 
 
 def backend_name_of(xp: ModuleType) -> str:
@@ -173,6 +180,8 @@ def array_namespace(*arrays: Any) -> ModuleType:
                 f"convert them to one backend, e.g. with that backend's asarray"
             )
             raise BackendError(msg) from exc
+        if getattr(namespace, "__name__", "") == "array_api_compat.numpy":
+            namespace = namespace_for("numpy")
         _NAMESPACES[types] = namespace
     if len(real) == len(arrays) and len(types) == 1:  # arrays of one type: the fast path
         _SINGLE_NAMESPACES[kind] = namespace
@@ -180,7 +189,7 @@ def array_namespace(*arrays: Any) -> ModuleType:
 
 
 #: :func:`backend_name_of` of every namespace module name seen so far.
-_NAMES_OF_MODULES: dict[str, str] = {}
+_NAMES_OF_MODULES: dict[str, str] = {_NUMPY_NAMESPACE: "numpy"}
 
 #: :func:`array_namespace` of every combination of array types seen so far.
 _NAMESPACES: dict[frozenset[type], ModuleType] = {}

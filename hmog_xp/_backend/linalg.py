@@ -11,6 +11,8 @@ import math
 from types import ModuleType
 from typing import Any
 
+import numpy
+
 from hmog_xp._backend._arrays import device_of, is_concrete
 from hmog_xp._backend._registry import backend_name_of
 from hmog_xp._backend._small_lapack import small_cholesky, small_definite, small_solve_triangular
@@ -418,10 +420,14 @@ def _remembered(like: Any, what: tuple[Any, ...], make: Any) -> Any:
 
     Arrays being traced, and anything unhashable, get a fresh ``make()`` each time.
     """
-    if not is_concrete(like):
-        return make()
+    kind = type(like)
     try:
-        key = (*what, type(like), like.device)
+        if kind is numpy.ndarray:  # the common case, first: one device, always concrete
+            key: tuple[Any, ...] = (*what, kind)
+        elif not is_concrete(like):
+            return make()
+        else:
+            key = (*what, kind, like.device)
         return _CONSTANTS[key]
     except KeyError:
         pass
