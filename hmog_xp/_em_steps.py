@@ -46,6 +46,11 @@ class FitSteps:
         parameters in the accumulation dtype, where the M-step's result is the next E-step's
         input unchanged; parameters of any other origin (the start, a SQUAREM extrapolation)
         get ``ψ`` computed on its own.
+    by_parts : bool, optional
+        Hand the E-step's statistics to an M-step of exactly its means by part
+        (:meth:`~hmog_xp.harmoniums.closed_form.ChunkedEStep.estep_parts`), so that M-step
+        does not unpack them again (default False; for backends that run each array
+        operation, where that saves time: not JAX).
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class FitSteps:
         regularization: Regularization,
         wide: Any,
         carry: bool = False,
+        by_parts: bool = False,
     ) -> None:
         self.model = model
         self.xs = xs
@@ -65,8 +71,10 @@ class FitSteps:
         self.regularization = regularization
         self.wide = wide
         self.carry = carry
+        self.by_parts = by_parts
         self._made: Any = None
         self._made_log_partition: Any = None
+        self._parts: list[tuple[Any, Any]] = []  # (means, their parts), the latest E-steps'
 
     def _keep(self, params: Any, log_partition: Any) -> Any:
         self._made, self._made_log_partition = params, log_partition
@@ -108,6 +116,14 @@ class FitSteps:
             Average log-likelihood of ``params``.
         """
         known = self.log_partition_of(params)
+        if self.by_parts:
+            parts, log_likelihood = self.model.estep_parts(
+                params, self.xs, self.obs_statistics, self.chunk_size, known
+            )
+            means = self.model.estep_join_parts(parts)
+            # SQUAREM maximises the means of one of its last two E-steps (or an extrapolation)
+            self._parts = [(means, parts), *self._parts[:1]]
+            return means, log_likelihood
         arguments = (self.model, params, self.xs, self.obs_statistics, self.chunk_size)
         if known is None:
             return compiled_expectation(*arguments, self.wide)
@@ -126,6 +142,11 @@ class FitSteps:
         array, shape (dim,)
             Natural parameters (with ``carry``, their ``ψ`` is kept for the next E-step).
         """
+        parts = next((part for made, part in self._parts if made is means), None)
+        if parts is not None:  # the E-step's own means: its parts
+            if not self.carry:
+                return self.model.mstep_parts(parts, self.regularization)
+            return self._keep(*self.model.mstep_parts_and_log_partition(parts, self.regularization))
         if not self.carry:
             return compiled_m_step(self.model, means, self.regularization)
         return self._keep(
@@ -200,9 +221,10 @@ def fit_steps(
     -------
     FitSteps
         Carrying ``ψ`` where the model's M-step gives it and the parameters are in the
-        accumulation dtype.
+        accumulation dtype, and the E-step's parts wherever the backend does not compile.
     """
     xp = B.array_namespace(params, xs)
     wide = B.accumulation_dtype(xp, params.dtype)
     carry = model.mstep_gives_log_partition and wide == params.dtype
-    return FitSteps(model, xs, obs_statistics, chunk_size, regularization, wide, carry)
+    by_parts = not B.compiles(xp)
+    return FitSteps(model, xs, obs_statistics, chunk_size, regularization, wide, carry, by_parts)

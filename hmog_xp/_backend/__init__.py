@@ -24,7 +24,7 @@ from hmog_xp._backend._registry import (
     namespace_for,
     set_backend,
 )
-from hmog_xp._backend.autodiff import grad, jit, value_and_grad
+from hmog_xp._backend.autodiff import compiles, grad, jit, value_and_grad
 from hmog_xp._backend.linalg import (
     broadcast_shapes,
     cholesky,
@@ -64,6 +64,7 @@ __all__ = [
     "cholesky_logdet",
     "cholesky_solve",
     "column_products",
+    "compiles",
     "concat_broadcast",
     "default_float_dtype",
     "device_of",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from hmog_xp._backend._registry import array_namespace, backend_name_of
@@ -116,6 +117,23 @@ def jit(fun: Callable[..., Any], *, static_argnums: tuple[int, ...] = ()) -> Cal
         return fun(*args, **kwargs)
 
     return wrapped
+
+
+def compiles(xp: ModuleType) -> bool:
+    """Whether :func:`jit` compiles functions of this namespace's arrays (JAX) or runs them.
+
+    Parameters
+    ----------
+    xp : module
+        An array namespace.
+
+    Returns
+    -------
+    bool
+        True for JAX: a compiled function costs nothing per array operation, so helpers
+        that only save operations are not worth a second compiled program there.
+    """
+    return backend_name_of(xp) == "jax"
 
 
 def _is_array(value: Any) -> bool:

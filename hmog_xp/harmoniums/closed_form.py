@@ -352,6 +352,21 @@ class ChunkedEStep(ABC):
         """
         return self.estep_assemble(params, obs_statistics, sums, n_obs, log_partition)
 
+    def estep_join_parts(self, parts: Any) -> Any:
+        """Mean coordinates from :meth:`estep_parts`'s parts (default: they are the coordinates).
+
+        Parameters
+        ----------
+        parts : array, shape (dim,), or the model's parts
+            Mean posterior statistics by part.
+
+        Returns
+        -------
+        array, shape (dim,)
+            The mean coordinates.
+        """
+        return parts
+
     def _summed(
         self, params: Any, xs: Any, obs_statistics: Any, chunk_size: int
     ) -> tuple[Any, Any, tuple[Any, ...], int]:

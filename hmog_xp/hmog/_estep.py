@@ -182,11 +182,26 @@ class HMoGEStep(ChunkedEStep):
         log_likelihood : array, shape ()
             ``average_log_observable_density(params, xs)``.
         """
-        model: HierarchicalMixtureOfGaussians = self  # type: ignore[assignment]
         parts, log_likelihood = self.estep_assemble_parts(
             params, obs_statistics, sums, n_obs, log_partition
         )
-        return join_mean_parts(model, parts), log_likelihood
+        return self.estep_join_parts(parts), log_likelihood
+
+    def estep_join_parts(self, parts: MeanParts) -> Any:
+        """Mean coordinates from the parts :meth:`estep_assemble_parts` gives.
+
+        Parameters
+        ----------
+        parts : MeanParts
+            Mean posterior statistics by part.
+
+        Returns
+        -------
+        array, shape (dim,)
+            The mean coordinates.
+        """
+        model: HierarchicalMixtureOfGaussians = self  # type: ignore[assignment]
+        return join_mean_parts(model, parts)
 
     def estep_assemble_parts(
         self,
