@@ -208,3 +208,50 @@ def test_the_estimator_in_float32_reaches_its_float64_fit(
     # d=4 is a slow crawl (SQUAREM, the default, helps): float32's rounding floor ends it
     # about 5e-4 nats/obs earlier than float64 does.
     assert optimum - _readable_log_likelihood(narrow, data) < 1e-3  # nats per observation
+
+
+def test_float32_e_step_of_far_apart_groups_matches_float64(xp: Any) -> None:
+    # Groups 10 latent standard deviations apart: some responsibilities fall in float32's
+    # subnormal range, which the E-step flushes to zero (a tiny fraction of a float32 ulp).
+    rng = np.random.default_rng(4)
+    model = hx.analytic_hmog(6, hx.Diagonal(), 2, 3)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    latent = centres[rng.integers(0, 3, 600)] + rng.normal(size=(600, 2))
+    data = latent @ rng.normal(size=(2, 6)) + 0.3 * rng.normal(size=(600, 6))
+    start = model.initialize_from_sample(0, data, 0.1)
+    params = fit_em(model, start, data, max_iter=30, tol=0.0).params.astype(np.float32)
+    wide_params = params.astype(np.float64)
+    responsibilities = np.asarray(model.posterior_soft_assignments(wide_params, data))
+    tiny = float(np.finfo(np.float32).tiny)
+    assert np.mean((responsibilities > 1e-45) & (responsibilities < tiny)) > 0.01
+    xs = xp.asarray(data.astype(np.float32))
+    statistics = observable_statistics(model, xs, 256)
+    means, log_likelihood = expectation(model, xp.asarray(params), xs, statistics, 256)
+    reference = model.mean_posterior_statistics(wide_params, data)
+    np.testing.assert_allclose(to_numpy(means), reference, rtol=1e-4, atol=1e-5)
+    exact = float(model.average_log_observable_density(wide_params, data))
+    # float32 terms, float64 sums (2e-5 on NumPy, 2e-4 with torch's float32 kernels here)
+    assert abs(float(log_likelihood) - exact) < 5e-4
+
+
+def test_a_float32_em_step_over_one_long_chunk_gives_weights_that_sum_to_one(xp: Any) -> None:
+    # 20,000 float32 responsibilities summed in one chunk are off their count by about 1e-6
+    # relative; the M-step's weights must still sum to one (it checks while validating).
+    from hmog_xp.em import em_step
+
+    rng = np.random.default_rng(2)
+    model = hx.analytic_hmog(8, hx.Diagonal(), 2, 4)
+    latent = 4.0 * rng.normal(size=(4, 2))[rng.integers(0, 4, 20_000)]
+    data = latent @ rng.normal(size=(2, 8)) + rng.normal(size=(20_000, 8))
+    params = to_numpy(model.initialize_from_sample(1, data, 0.1)).astype(np.float32)
+    xs = xp.asarray(data.astype(np.float32))
+    statistics = observable_statistics(model, xs, 20_000)
+    with hx.validation(True):
+        new_params, _ = em_step(model, xp.asarray(params), xs, statistics, 20_000)
+    reference, _ = em_step(
+        model, params.astype(np.float64), data, observable_statistics(model, data, 20_000), 20_000
+    )
+    assert new_params.dtype == xp.float32
+    weights = to_numpy(model.to_generative(new_params).weights)
+    assert float(np.sum(weights)) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(weights, to_numpy(model.to_generative(reference).weights), rtol=1e-4)

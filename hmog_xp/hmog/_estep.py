@@ -14,6 +14,7 @@ the per-row float32 values, which is what lets float32 EM reach the float64 opti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -103,28 +104,36 @@ def _precise_sums(
     # component differences in the data's dtype.
     shared = xp.mean(precise.covariances, axis=0, keepdims=True)  # (1, size)
     deltas = xp.astype(precise.covariances - shared, dtype)
+    n = model.posterior_upper.component_man.n
+    n_components = model.posterior_upper.n_components
+    flush_below = math.log(float(xp.finfo(dtype).smallest_normal)) + math.log(n_components)
+    half_deltas_t = xp.matrix_transpose(0.5 * rep.packed_to_quadratic(deltas, n))  # (size, K)
 
     def sums(chunk: Any, weights: Any) -> tuple[Any, ...]:
         shift = chunk @ interaction
         wide_shift = xp.astype(shift, wide)
         common = rep.matvec_all(shared, wide_shift)[:, 0, :]  # Σ̄ u, (m, d)
         differences = rep.matvec_all(deltas, shift)  # Δ_k u, (m, K, d)
-        varying = shift @ xp.matrix_transpose(terms.centers) + 0.5 * B.vecdot(
-            shift[:, None, :], differences, xp=xp
-        )  # u·c_k + ½ uᵀΔ_k u, shape (m, K)
+        # u·c_k + ½ uᵀΔ_k u, shape (m, K): the quadratic as one GEMM of the packed outer
+        # products of u (which the second moments reuse), as in posteriors_at
+        statistic = rep.outer_statistic(shift)  # (m, size)
+        varying = shift @ xp.matrix_transpose(terms.centers) + statistic @ half_deltas_t
         base = 0.5 * B.vecdot(wide_shift, common, xp=xp)  # ½ uᵀΣ̄u, (m,)
         logits = offsets + xp.astype(varying, wide)
-        peak = xp.max(logits, axis=-1, keepdims=True)  # without the shared base
+        peak = B.last_axis_max(logits, xp=xp)  # without the shared base
         relative = xp.astype(logits - peak, dtype)
-        local = xp.log(xp.sum(xp.exp(relative), axis=-1, keepdims=True))
-        probs = xp.exp(relative - local) * weights[:, None]
+        # responsibilities below K x the smallest normal number are zeros: subnormal ones would
+        # add nothing but make every product with them many times slower on CPUs
+        exponents = xp.where(relative < flush_below, xp.full_like(relative, -math.inf), relative)
+        local = xp.log(B.last_axis_sum(xp.exp(exponents), xp=xp))
+        probs = xp.exp(exponents - local) * weights[:, None]
         # spreads Σ_k u = Σ̄ u + Δ_k u; E[y|x] = Σ_k r_k (c_k + Δ_k u) + (Σ_k r_k) Σ̄ u
         posteriors = P.ComponentPosteriors(
-            relative, terms.centers, differences, shift, terms.covariances
+            relative, terms.centers, differences, shift, terms.covariances, None, statistic
         )
-        latent = P.latent_means(posteriors, probs) + xp.sum(
-            probs, axis=-1, keepdims=True
-        ) * xp.astype(common, dtype)
+        latent = P.latent_means(posteriors, probs) + B.last_axis_sum(probs, xp=xp) * xp.astype(
+            common, dtype
+        )
         log_normalizers = base + (peak + xp.astype(local, wide))[:, 0]
         return (
             *_statistics(model, chunk, posteriors, probs, latent),
@@ -234,7 +243,13 @@ class HMoGEStep(ChunkedEStep):
             ``average_log_observable_density(params, xs)``.
         """
         cross, weighted, totals, partition_sum = sums
-        parts = MeanParts(obs_statistics, cross / n_obs, weighted / n_obs, totals / n_obs)
+        xp = B.array_namespace(weighted, totals)
+        # the latent moments over the responsibilities' own total (n_obs up to the rounding of
+        # the chunks' dtype), so that the weights sum to one as the M-step needs
+        responsibility = xp.sum(totals)
+        parts = MeanParts(
+            obs_statistics, cross / n_obs, weighted / responsibility, totals / responsibility
+        )
         log_likelihood = harmonium_log_likelihood(
             self, params, obs_statistics, partition_sum, n_obs, log_partition
         )
