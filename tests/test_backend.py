@@ -284,6 +284,22 @@ def test_row_reductions_and_gathers_of_large_blocks_match_numpy(xp, device, widt
     order = np.array([width - 1, 0, 0, width // 2])
     gathered = B.take_columns(block, xp.asarray(order, device=device), xp=xp)
     assert_close(gathered, values[:, order], xp=xp, device=device)
+    positions, partners = tuple(int(i) for i in order), (0, 1, width - 1, 1)
+    for rows in (values[:5], values, values.reshape(-1, 2, width)):  # small, large, stacked
+        array = xp.asarray(rows, device=device)
+        for _ in range(2):  # made, then remembered
+            assert_close(
+                B.take_fixed_columns(array, positions, xp=xp),
+                rows[..., order],
+                xp=xp,
+                device=device,
+            )
+            assert_close(
+                B.fixed_column_products(array, positions, partners, xp=xp),
+                rows[..., order] * rows[..., list(partners)],
+                xp=xp,
+                device=device,
+            )
     with np.errstate(invalid="ignore", over="ignore"):
         expected = special.softmax(values[3:], axis=-1)
     probs, log_normalizers = B.softmax_and_logsumexp(block[3:, :], xp=xp)

@@ -33,11 +33,13 @@ from hmog_xp._backend.linalg import (
     cholesky_solve,
     concat_broadcast,
     eigenvalues_known_above,
+    fixed_column_products,
     identity,
     logsumexp,
     softmax,
     softmax_and_logsumexp,
     solve_triangular,
+    take_fixed_columns,
 )
 from hmog_xp._backend.products import (
     column_products,
@@ -70,6 +72,7 @@ __all__ = [
     "device_of",
     "distinct_rows",
     "eigenvalues_known_above",
+    "fixed_column_products",
     "get_backend",
     "get_namespace",
     "grad",
@@ -89,6 +92,7 @@ __all__ = [
     "softmax_and_logsumexp",
     "solve_triangular",
     "take_columns",
+    "take_fixed_columns",
     "value_and_grad",
     "vecdot",
 ]

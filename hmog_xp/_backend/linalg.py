@@ -16,7 +16,13 @@ import numpy
 from hmog_xp._backend._arrays import device_of, is_concrete
 from hmog_xp._backend._registry import backend_name_of
 from hmog_xp._backend._small_lapack import small_cholesky, small_definite, small_solve_triangular
-from hmog_xp._backend.products import last_axis_max, last_axis_sum
+from hmog_xp._backend.products import (
+    _NUMPY_LARGE,
+    column_products,
+    last_axis_max,
+    last_axis_sum,
+    take_columns,
+)
 from hmog_xp._errors import ValidationError
 
 
@@ -387,6 +393,71 @@ def constant(values: Any, like: Any, /, *, dtype: Any = None, xp: ModuleType) ->
     return _remembered(
         like, (values, dtype), lambda: xp.asarray(values, dtype=dtype, device=device_of(like))
     )
+
+
+def take_fixed_columns(x: Any, positions: tuple[int, ...], /, *, xp: ModuleType) -> Any:
+    """:func:`~hmog_xp._backend.take_columns` at fixed positions (packed storage's gathers).
+
+    The index array is :func:`constant`'s; for a NumPy array it is kept by the positions
+    alone (one device, always concrete), a dictionary lookup where the general path costs a
+    few calls more, on each of the dozens of gathers of a small EM step.
+
+    Parameters
+    ----------
+    x : array, shape (..., n)
+        Values.
+    positions : tuple of int
+        Positions along the last axis.
+    xp : module
+        Namespace of ``x``.
+
+    Returns
+    -------
+    array, shape (..., len(positions))
+        ``x[..., positions[j]]`` in position ``j``.
+    """
+    if type(x) is numpy.ndarray:
+        indices = _numpy_positions(positions)
+        return x[..., indices] if x.size > _NUMPY_LARGE else x.take(indices, axis=-1)
+    return take_columns(x, constant(positions, x, xp=xp), xp=xp)
+
+
+def fixed_column_products(
+    x: Any, first: tuple[int, ...], second: tuple[int, ...], /, *, xp: ModuleType
+) -> Any:
+    """:func:`~hmog_xp._backend.column_products` at fixed positions (packed outer products).
+
+    Parameters
+    ----------
+    x : array, shape (..., n)
+        Rows of values.
+    first, second : tuple of int
+        Column positions, paired.
+    xp : module
+        Namespace of ``x``.
+
+    Returns
+    -------
+    array, shape (..., len(first))
+        ``x[..., first[j]] * x[..., second[j]]`` in column ``j``.
+    """
+    if type(x) is numpy.ndarray:
+        return take_fixed_columns(x, first, xp=xp) * take_fixed_columns(x, second, xp=xp)
+    return column_products(x, constant(first, x, xp=xp), constant(second, x, xp=xp), xp=xp)
+
+
+def _numpy_positions(positions: tuple[int, ...]) -> Any:
+    """The NumPy index array of ``positions``, made once."""
+    indices = _NUMPY_POSITIONS.get(positions)
+    if indices is None:
+        if len(_NUMPY_POSITIONS) >= _MAX_CONSTANTS:
+            _NUMPY_POSITIONS.clear()
+        indices = _NUMPY_POSITIONS[positions] = numpy.asarray(positions, dtype=numpy.intp)
+    return indices
+
+
+#: NumPy index arrays of :func:`take_fixed_columns`, by positions.
+_NUMPY_POSITIONS: dict[tuple[int, ...], Any] = {}
 
 
 def identity(n: int, like: Any, /, *, xp: ModuleType) -> Any:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, ClassVar
 
 from hmog_xp import _backend as B
-from hmog_xp._backend.linalg import constant
 from hmog_xp.reps._base import CovarianceRep
 
 
@@ -48,10 +46,6 @@ def _off_diagonal_doubled(n: int) -> tuple[float, ...]:
     return tuple(1.0 if i == j else 2.0 for i, j in zip(rows, cols, strict=True))
 
 
-def _indices(values: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
-    return constant(values, like, xp=xp)
-
-
 @dataclass(frozen=True)
 class PositiveDefinite(CovarianceRep):
     """Full symmetric matrices, stored as the upper triangle row by row, ``n(n+1)/2`` values."""
@@ -65,17 +59,17 @@ class PositiveDefinite(CovarianceRep):
         xp = B.array_namespace(matrix)
         n = matrix.shape[-1]
         flat = xp.reshape(matrix, (*matrix.shape[:-2], n * n))
-        return B.take_columns(flat, _indices(_flat_upper_entries(n), matrix, xp), xp=xp)
+        return B.take_fixed_columns(flat, _flat_upper_entries(n), xp=xp)
 
     def unpack(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
-        flat = B.take_columns(packed, _indices(_packed_position_of_entry(n), packed, xp), xp=xp)
+        flat = B.take_fixed_columns(packed, _packed_position_of_entry(n), xp=xp)
         return xp.reshape(flat, (*packed.shape[:-1], n, n))
 
     def outer_statistic(self, x: Any, /) -> Any:
         xp = B.array_namespace(x)
         rows, cols = _upper_indices(x.shape[-1])
-        return B.column_products(x, _indices(rows, x, xp), _indices(cols, x, xp), xp=xp)
+        return B.fixed_column_products(x, rows, cols, xp=xp)
 
     def readable_shape(self, n: int) -> tuple[int, ...]:
         return (n, n)
@@ -94,7 +88,7 @@ class PositiveDefinite(CovarianceRep):
 
     def diagonal(self, packed: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed)
-        return B.take_columns(packed, _indices(_packed_diagonal_positions(n), packed, xp), xp=xp)
+        return B.take_fixed_columns(packed, _packed_diagonal_positions(n), xp=xp)
 
     def add_diagonal(self, packed: Any, values: Any, n: int, /) -> Any:
         xp = B.array_namespace(packed, values)
