@@ -17,10 +17,10 @@ from hmog_xp._backend._arrays import device_of, is_concrete
 from hmog_xp._backend._registry import backend_name_of
 from hmog_xp._backend._small_lapack import small_cholesky, small_definite, small_solve_triangular
 from hmog_xp._backend.products import (
-    _NUMPY_LARGE,
     column_products,
     last_axis_max,
     last_axis_sum,
+    numpy_take_columns,
     take_columns,
 )
 from hmog_xp._errors import ValidationError
@@ -417,8 +417,7 @@ def take_fixed_columns(x: Any, positions: tuple[int, ...], /, *, xp: ModuleType)
         ``x[..., positions[j]]`` in position ``j``.
     """
     if type(x) is numpy.ndarray:
-        indices = _numpy_positions(positions)
-        return x[..., indices] if x.size > _NUMPY_LARGE else x.take(indices, axis=-1)
+        return numpy_take_columns(x, _numpy_positions(positions))
     return take_columns(x, constant(positions, x, xp=xp), xp=xp)
 
 

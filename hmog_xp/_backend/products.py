@@ -61,10 +61,28 @@ def take_columns(x: Any, indices: Any, /, *, xp: ModuleType) -> Any:
     """
     name = backend_name_of(xp)
     if name == "numpy":
-        return x[..., indices] if x.size > _NUMPY_LARGE else x.take(indices, axis=-1)
+        return numpy_take_columns(x, indices)
     if name == "torch":  # the namespace's take also maps negative indices (two more ops)
         return x.index_select(-1, indices)
     return xp.take(x, indices, axis=-1)
+
+
+def numpy_take_columns(x: Any, indices: Any, /) -> Any:
+    """:func:`take_columns` of a NumPy array: indexing on large arrays, ``take`` on small ones.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (..., n)
+        Values.
+    indices : numpy.ndarray of int, shape (m,)
+        Positions along the last axis.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., m)
+        ``x[..., indices[j]]`` in position ``j``.
+    """
+    return x[..., indices] if x.size > _NUMPY_LARGE else x.take(indices, axis=-1)
 
 
 def column_products(x: Any, first: Any, second: Any, /, *, xp: ModuleType) -> Any:
