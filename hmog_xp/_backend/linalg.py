@@ -224,8 +224,6 @@ def eigenvalues_known_above(matrices: Any, floor: float, /, *, xp: ModuleType) -
     known = small_definite(shifted)
     if known is not None:
         return known
-    import numpy
-
     try:
         numpy.linalg.cholesky(shifted)
     except numpy.linalg.LinAlgError:
@@ -398,9 +396,9 @@ def constant(values: Any, like: Any, /, *, dtype: Any = None, xp: ModuleType) ->
 def take_fixed_columns(x: Any, positions: tuple[int, ...], /, *, xp: ModuleType) -> Any:
     """:func:`~hmog_xp._backend.take_columns` at fixed positions (packed storage's gathers).
 
-    The index array is :func:`constant`'s; for a NumPy array it is kept by the positions
-    alone (one device, always concrete), a dictionary lookup where the general path costs a
-    few calls more, on each of the dozens of gathers of a small EM step.
+    The index array is :func:`constant`'s; for a NumPy array its cache entry is read
+    directly (one dictionary lookup, where the general path costs a few calls more, on each
+    of the dozens of gathers of a small EM step).
 
     Parameters
     ----------
@@ -417,7 +415,7 @@ def take_fixed_columns(x: Any, positions: tuple[int, ...], /, *, xp: ModuleType)
         ``x[..., positions[j]]`` in position ``j``.
     """
     if type(x) is numpy.ndarray:
-        return numpy_take_columns(x, _numpy_positions(positions))
+        return numpy_take_columns(x, _numpy_positions(positions, x, xp))
     return take_columns(x, constant(positions, x, xp=xp), xp=xp)
 
 
@@ -445,18 +443,10 @@ def fixed_column_products(
     return column_products(x, constant(first, x, xp=xp), constant(second, x, xp=xp), xp=xp)
 
 
-def _numpy_positions(positions: tuple[int, ...]) -> Any:
-    """The NumPy index array of ``positions``, made once."""
-    indices = _NUMPY_POSITIONS.get(positions)
-    if indices is None:
-        if len(_NUMPY_POSITIONS) >= _MAX_CONSTANTS:
-            _NUMPY_POSITIONS.clear()
-        indices = _NUMPY_POSITIONS[positions] = numpy.asarray(positions, dtype=numpy.intp)
-    return indices
-
-
-#: NumPy index arrays of :func:`take_fixed_columns`, by positions.
-_NUMPY_POSITIONS: dict[tuple[int, ...], Any] = {}
+def _numpy_positions(positions: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
+    """:func:`constant` of ``positions`` for a NumPy ``like``: its cache entry read directly."""
+    indices = _CONSTANTS.get((positions, None, numpy.ndarray))  # _remembered's NumPy key
+    return constant(positions, like, xp=xp) if indices is None else indices
 
 
 def identity(n: int, like: Any, /, *, xp: ModuleType) -> Any:

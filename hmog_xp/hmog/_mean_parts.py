@@ -40,7 +40,9 @@ class MeanParts(NamedTuple):
     weights: Any
 
 
-class _HasMixtureCoords(Protocol):
+class _MixtureCoords(Protocol):
+    """What splitting and joining the parts needs of a model (the HMoG variants have it)."""
+
     @property
     def posterior_upper(self) -> Mixture: ...
 
@@ -49,7 +51,7 @@ class _HasMixtureCoords(Protocol):
     def join_coords(self, obs: Any, interaction: Any, lat: Any) -> Any: ...
 
 
-def split_mean_parts(model: _HasMixtureCoords, means: Any) -> MeanParts:
+def split_mean_parts(model: _MixtureCoords, means: Any) -> MeanParts:
     """The parts of mean coordinates (the inverse of :func:`join_mean_parts`).
 
     Parameters
@@ -69,7 +71,7 @@ def split_mean_parts(model: _HasMixtureCoords, means: Any) -> MeanParts:
     return MeanParts(obs_means, cross, weighted, weights)
 
 
-def join_mean_parts(model: _HasMixtureCoords, parts: MeanParts) -> Any:
+def join_mean_parts(model: _MixtureCoords, parts: MeanParts) -> Any:
     """Mean coordinates from their parts.
 
     Parameters

@@ -39,31 +39,21 @@ from hmog_xp.harmoniums.stabilizers import (
     floor_covariances,
     floor_noise_variances,
 )
-from hmog_xp.hmog._mean_parts import MeanParts, split_mean_parts
+from hmog_xp.hmog._mean_parts import MeanParts, _MixtureCoords, split_mean_parts
 
 if TYPE_CHECKING:
     from hmog_xp.families import Normal
-    from hmog_xp.harmoniums import Mixture
 
 __all__ = ["regularize_means", "regularized_mixture"]
 
 
-class _HasMixture(Protocol):
-    @property
-    def posterior_upper(self) -> Mixture: ...
-
-
-class _HMoGLike(_HasMixture, Protocol):
+class _HMoGLike(_MixtureCoords, Protocol):
     @property
     def obs_man(self) -> Normal: ...
 
-    def split_coords(self, params: Any) -> tuple[Any, Any, Any]: ...
-
-    def join_coords(self, obs: Any, interaction: Any, lat: Any) -> Any: ...
-
 
 def regularized_mixture(
-    model: _HasMixture, parts: MeanParts, regularization: Regularization
+    model: _MixtureCoords, parts: MeanParts, regularization: Regularization
 ) -> tuple[Any, Any, Any, Any, Any]:
     """Mean coordinates by part, with the pseudo-weight and covariance floor applied.
 
